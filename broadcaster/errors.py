@@ -1,0 +1,39 @@
+"""The one error type of the API; the error middleware renders it in the spec's shape."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, 4, message)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, 16, f"{what} does not exist")
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(409, 4, message)
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, 17, message)
+
+
+def unauthorized(code: int, message: str) -> ApiError:
+    return ApiError(401, code, message)
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, 22, f"request body is larger than the maximum of {limit} bytes")
+
+
+def rate_limited(operation: str) -> ApiError:
+    return ApiError(429, 9, f"too many requests for {operation}, check the X-RateLimit-* headers")

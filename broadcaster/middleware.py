@@ -1,0 +1,104 @@
+"""The request pipeline: request id and access log, error rendering, server-token auth."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from broadcaster import auth
+from broadcaster.errors import ApiError, unauthorized
+from broadcaster.http import duration
+from broadcaster.keys import POOL, SETTINGS, T0
+from broadcaster.logs import log, request_id
+from broadcaster.store import apps
+from broadcaster.store.apps import AppRow
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+logger = logging.getLogger("broadcaster.http")
+
+# Operations (route names) that need no auth.
+PUBLIC = {"Healthz", "Readyz", "Metrics", "OpenAPI", "Docs", "DocsAsset"}
+APP_ROW = web.RequestKey("app_row", AppRow)
+
+
+def operation(request: web.Request) -> str | None:
+    route = request.match_info.route
+    return route.name if route is not None else None
+
+
+def current_app(request: web.Request) -> AppRow:
+    row: AppRow = request[APP_ROW]
+    return row
+
+
+def error_response(request: web.Request, status: int, code: int, message: str) -> web.Response:
+    body = {
+        "code": code,
+        "message": message,
+        "StatusCode": status,
+        "duration": duration(request),
+        "more_info": f"{request.app[SETTINGS].docs_url}#code-{code}",
+    }
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[T0] = time.perf_counter()
+    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    token = request_id.set(rid)
+    try:
+        resp = await handler(request)
+        resp.headers["X-Request-Id"] = rid
+        log(logger, logging.INFO, "request", method=request.method, path=request.path,
+            status=resp.status, op=operation(request),
+            ms=round((time.perf_counter() - request[T0]) * 1000, 2))
+        return resp
+    finally:
+        request_id.reset(token)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return error_response(request, e.status, e.code, e.message)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return error_response(request, 413, 22, f"request body is larger than the maximum of {limit} bytes")
+    except web.HTTPException as e:
+        if e.status == 404:
+            return error_response(request, 404, 16, f"no such endpoint: {request.method} {request.path}")
+        if e.status == 405:
+            return error_response(request, 405, 4, f"method {request.method} is not allowed on {request.path}")
+        if e.status < 400:
+            raise
+        return error_response(request, e.status, 4, e.reason or "bad request")
+    except Exception:
+        rid = request_id.get()
+        logger.exception("unhandled error", extra={"fields": {"path": request.path}})
+        return error_response(
+            request, 500, -1, f"internal error; quote request id {rid} when reporting it"
+        )
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if operation(request) in PUBLIC or request.match_info.http_exception is not None:
+        return await handler(request)
+    api_key = request.query.get("api_key")
+    if not api_key:
+        raise unauthorized(2, "api_key query parameter is missing")
+    app_row = await apps.by_key(request.app[POOL], api_key)
+    if app_row is None:
+        raise unauthorized(2, f"api_key {api_key[:40]!r} is not valid")
+    token = auth.token_from_header(request.headers.get("Authorization"))
+    auth.check_server_token(token, app_row.api_secret)
+    request[APP_ROW] = app_row
+    return await handler(request)

@@ -1,0 +1,77 @@
+"""Process configuration, read once from BROADCASTER_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"BROADCASTER_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/broadcaster"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 16 * 1024 * 1024
+    pool_min: int = 2
+    pool_max: int = 10
+    log_level: str = "INFO"
+    docs_url: str = "https://github.com/broadcaster/broadcaster/blob/main/docs/errors.md"
+    # Secret used to sign opaque pagination cursors (HMAC); per deployment.
+    cursor_secret: str = "broadcaster-cursor-key"
+    # arq queue name; tests give each run its own.
+    queue_name: str = "broadcaster:queue"
+    # Fan-out batch size (recipients per job / transaction).
+    batch_size: int = 2000
+    worker_max_jobs: int = 8
+    worker_metrics_port: int = 0
+    webhook_timeout_s: float = 5.0
+    webhook_retry_hours: float = 24.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        d = cls()
+        return cls(
+            database_url=_env("DATABASE_URL", d.database_url),
+            redis_url=_env("REDIS_URL", d.redis_url),
+            host=_env("HOST", d.host),
+            port=int(_env("PORT", str(d.port))),
+            max_body_bytes=int(_env("MAX_BODY_BYTES", str(d.max_body_bytes))),
+            pool_min=int(_env("POOL_MIN", str(d.pool_min))),
+            pool_max=int(_env("POOL_MAX", str(d.pool_max))),
+            log_level=_env("LOG_LEVEL", d.log_level),
+            docs_url=_env("DOCS_URL", d.docs_url),
+            cursor_secret=_env("CURSOR_SECRET", d.cursor_secret),
+            queue_name=_env("QUEUE_NAME", d.queue_name),
+            batch_size=int(_env("BATCH_SIZE", str(d.batch_size))),
+            worker_max_jobs=int(_env("WORKER_MAX_JOBS", str(d.worker_max_jobs))),
+            worker_metrics_port=int(_env("WORKER_METRICS_PORT", str(d.worker_metrics_port))),
+            webhook_timeout_s=float(_env("WEBHOOK_TIMEOUT_S", str(d.webhook_timeout_s))),
+            webhook_retry_hours=float(_env("WEBHOOK_RETRY_HOURS", str(d.webhook_retry_hours))),
+        )
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes a child process see these settings."""
+        return {
+            "BROADCASTER_DATABASE_URL": self.database_url,
+            "BROADCASTER_REDIS_URL": self.redis_url,
+            "BROADCASTER_HOST": self.host,
+            "BROADCASTER_PORT": str(self.port),
+            "BROADCASTER_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "BROADCASTER_CURSOR_SECRET": self.cursor_secret,
+            "BROADCASTER_QUEUE_NAME": self.queue_name,
+            "BROADCASTER_BATCH_SIZE": str(self.batch_size),
+            "BROADCASTER_WORKER_MAX_JOBS": str(self.worker_max_jobs),
+            "BROADCASTER_WEBHOOK_TIMEOUT_S": str(self.webhook_timeout_s),
+            "BROADCASTER_WEBHOOK_RETRY_HOURS": str(self.webhook_retry_hours),
+            "BROADCASTER_LOG_LEVEL": self.log_level,
+        }

@@ -1,0 +1,108 @@
+"""Field validation helpers: every failure is a 400 naming the field (dot path)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from broadcaster.errors import bad_request
+
+ID_RE = re.compile(r"^[A-Za-z0-9@_\-!.=]{1,255}$")
+CID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}:[A-Za-z0-9@_\-!.=]{1,255}$")
+TYPE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+_MISSING: Any = object()
+
+
+def opt(body: dict[str, Any], key: str) -> Any:
+    """A field's value, None when absent or JSON null (null means absent)."""
+    return body.get(key)
+
+
+def string(
+    body: dict[str, Any], key: str, *, path: str | None = None, required: bool = False,
+    max_len: int = 10_000, allow_empty: bool = True,
+) -> str | None:
+    name = path or key
+    v = body.get(key)
+    if v is None:
+        if required:
+            raise bad_request(f"{name} is required")
+        return None
+    if not isinstance(v, str):
+        raise bad_request(f"{name} must be a string")
+    if len(v) > max_len:
+        raise bad_request(f"{name} must be at most {max_len} characters")
+    if not allow_empty and not v:
+        raise bad_request(f"{name} must not be empty")
+    return v
+
+
+def boolean(body: dict[str, Any], key: str, *, path: str | None = None) -> bool | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, bool):
+        raise bad_request(f"{path or key} must be a boolean")
+    return v
+
+
+def integer(
+    body: dict[str, Any], key: str, *, path: str | None = None, lo: int | None = None,
+    hi: int | None = None, default: int | None = None,
+) -> int | None:
+    name = path or key
+    v = body.get(key)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        else:
+            raise bad_request(f"{name} must be an integer")
+    if lo is not None and v < lo or hi is not None and v > hi:
+        raise bad_request(f"{name} must be between {lo} and {hi}, got {v}")
+    return v
+
+
+def obj(body: dict[str, Any], key: str, *, path: str | None = None, required: bool = False) -> dict[str, Any] | None:
+    v = body.get(key)
+    if v is None:
+        if required:
+            raise bad_request(f"{path or key} is required")
+        return None
+    if not isinstance(v, dict):
+        raise bad_request(f"{path or key} must be an object")
+    return v
+
+
+def str_list(
+    body: dict[str, Any], key: str, *, path: str | None = None, required: bool = False,
+    min_items: int = 0, max_items: int = 10_000, pattern: re.Pattern[str] | None = None,
+) -> list[str] | None:
+    name = path or key
+    v = body.get(key)
+    if v is None:
+        if required:
+            raise bad_request(f"{name} is required")
+        return None
+    if not isinstance(v, list):
+        raise bad_request(f"{name} must be a list of strings")
+    if len(v) < min_items or len(v) > max_items:
+        raise bad_request(f"{name} must hold between {min_items} and {max_items} items, got {len(v)}")
+    for i, item in enumerate(v):
+        if not isinstance(item, str):
+            raise bad_request(f"{name}[{i}] must be a string")
+        if pattern is not None and not pattern.match(item):
+            raise bad_request(f"{name}[{i}] is not a valid id: {item[:80]!r}")
+    return v
+
+
+def ident(value: Any, name: str, pattern: re.Pattern[str] = ID_RE) -> str:
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be a string")
+    if not pattern.match(value):
+        raise bad_request(
+            f"{name} is not a valid id: {value[:80]!r} (1-255 of letters, digits and @_-!.=)"
+        )
+    return value
