@@ -9,7 +9,7 @@ from aiohttp import web
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from broadcaster import db, middleware
+from broadcaster import db, metrics, middleware, ratelimit
 from broadcaster.api import setup_routes
 from broadcaster.keys import HTTP, POOL, REDIS, SETTINGS
 from broadcaster.settings import Settings
@@ -45,7 +45,10 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[middleware.request_context, middleware.errors, middleware.authenticate],
+        middlewares=[
+            middleware.request_context, metrics.middleware, middleware.errors,
+            middleware.authenticate, ratelimit.middleware,
+        ],
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _redis_ctx, _http_ctx])

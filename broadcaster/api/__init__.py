@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
+
 from aiohttp import web
+
+ROUTE_MODULES = (
+    "system", "app_settings", "users", "channels", "segments", "campaigns", "webhooks",
+    "ratelimits", "docs", "metrics",
+)
 
 
 def setup_routes(app: web.Application) -> None:
-    from broadcaster.api import app_settings, channels, system, users
-
-    for module in (system, app_settings, users, channels):
+    for name in ROUTE_MODULES:
+        full = f"broadcaster.api.{name}"
+        try:
+            module = importlib.import_module(full)
+        except ModuleNotFoundError as e:
+            if e.name != full:
+                raise
+            continue
         app.router.add_routes(module.routes)

@@ -1,0 +1,50 @@
+"""Prometheus metrics: defined once here, incremented where things happen."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import Counter, Gauge, Histogram
+
+from broadcaster.middleware import Handler, operation
+
+HTTP_REQUESTS = Counter(
+    "broadcaster_http_requests_total", "API requests", ["operation", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "broadcaster_http_request_seconds", "API request latency", ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RATE_LIMITED = Counter("broadcaster_rate_limited_total", "Requests refused with 429", ["operation"])
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "broadcaster_rate_limit_fail_open_total", "Requests let through because Redis was unreachable"
+)
+JOBS = Counter("broadcaster_jobs_total", "arq jobs run", ["function", "outcome"])
+CAMPAIGN_MESSAGES = Counter(
+    "broadcaster_campaign_messages_total", "Campaign recipients processed", ["status"]
+)  # status: sent | errored | skipped
+CHANNELS_CREATED = Counter("broadcaster_channels_created_total", "Channels created by campaigns")
+WEBHOOK_DELIVERIES = Counter(
+    "broadcaster_webhook_deliveries_total", "Webhook delivery attempts", ["outcome"]
+)  # outcome: delivered | retry | failed
+WEBHOOK_LATENCY = Histogram(
+    "broadcaster_webhook_delivery_seconds", "Webhook request latency",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+OUTBOX_DEPTH = Gauge("broadcaster_outbox_depth", "Webhook events not yet delivered")
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    finally:
+        op = operation(request) or "unmatched"
+        if op != "Metrics":
+            HTTP_REQUESTS.labels(op, str(status)).inc()
+            HTTP_LATENCY.labels(op).observe(time.perf_counter() - started)
