@@ -30,5 +30,7 @@ async def reserve(redis: Redis, app_id: int, rate: float, n: int) -> float:
     A rate of 0 (or less) means unlimited."""
     if rate <= 0 or n <= 0:
         return 0.0
-    wait = await redis.eval(_RESERVE, 1, f"bc:sendrate:{app_id}", rate, n, time.time())  # type: ignore[misc]
+    wait = await redis.eval(  # type: ignore[misc]
+        _RESERVE, 1, f"bc:sendrate:{app_id}", str(rate), str(n), str(time.time())
+    )
     return max(0.0, float(wait))
