@@ -12,6 +12,11 @@ from broadcaster.app import redis_settings
 from broadcaster.settings import Settings
 
 
+async def ping(ctx: dict[str, Any]) -> str:
+    """A trivial job: proves a worker is consuming the queue (and keeps arq happy with no others)."""
+    return "pong"
+
+
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     ctx["pool"] = await db.create_pool(settings.database_url, 2, max(4, settings.worker_max_jobs + 2))
@@ -27,7 +32,7 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
 
 def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     return Worker(
-        functions=jobs.functions(),
+        functions=[ping, *jobs.functions()],
         cron_jobs=jobs.cron_jobs(),
         redis_settings=redis_settings(settings),
         queue_name=settings.queue_name,
