@@ -121,3 +121,47 @@ async def test_migrations_idempotent_and_concurrent(pg_admin_url):
     conn = await asyncpg.connect(pg_admin_url)
     await conn.execute("DROP DATABASE mig_test WITH (FORCE)")
     await conn.close()
+
+
+async def test_worker_process_consumes_jobs(settings, start_worker):
+    from arq import create_pool
+
+    from broadcaster.app import redis_settings
+    from tests.helpers import await_for
+
+    redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+    try:
+        await redis.enqueue_job("ping")
+        assert await redis.zcard(settings.queue_name) == 1
+        start_worker()
+
+        async def drained() -> bool:
+            return await redis.zcard(settings.queue_name) == 0
+
+        await await_for(drained, timeout=30)
+    finally:
+        await redis.aclose()
+
+
+def test_cli_migrate_and_app_create(settings):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **settings.to_env()}
+    out = subprocess.run([sys.executable, "-m", "broadcaster", "migrate"], env=env,
+                         capture_output=True, check=True, timeout=60)
+    assert orjson.loads(out.stdout) == {"applied": []}  # the template is already migrated
+    out = subprocess.run([sys.executable, "-m", "broadcaster", "app", "create", "--name", "cli"],
+                         env=env, capture_output=True, check=True, timeout=60)
+    creds = orjson.loads(out.stdout)
+    assert set(creds) == {"api_key", "api_secret"} and len(creds["api_secret"]) >= 32
+
+    async def check() -> str:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await conn.fetchval("SELECT name FROM apps WHERE api_key = $1", creds["api_key"])
+        finally:
+            await conn.close()
+
+    assert asyncio.run(check()) == "cli"
