@@ -1,0 +1,197 @@
+"""Pieces of `broadcaster bench`: an API client, a webhook sink, an RSS sampler, the ceiling."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import asyncpg
+import jwt
+import orjson
+from aiohttp import web
+
+from broadcaster.devstack import free_port
+
+
+def progress(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Client:
+    """The API as a backend calls it (api_key + server JWT)."""
+
+    def __init__(self, base_url: str, api_key: str, api_secret: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.key = api_key
+        self.headers = {
+            "Authorization": jwt.encode({"server": True}, api_secret, algorithm="HS256"),
+            "stream-auth-type": "jwt", "Content-Type": "application/json",
+        }
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=300)
+        )
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+        data = orjson.dumps(body) if body is not None else None
+        async with self.session.request(method, self.base + path, params={"api_key": self.key},
+                                        headers=self.headers, data=data) as r:
+            raw = await r.read()
+            return r.status, (orjson.loads(raw) if raw else {})
+
+    async def ok(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        status, out = await self.call(method, path, body)
+        if status >= 300:
+            raise RuntimeError(f"{method} {path} -> {status}: {out}")
+        return out
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+@dataclass
+class Sink:
+    """A local webhook receiver that answers 200 at once and counts what it got."""
+
+    port: int = field(default_factory=free_port)
+    count: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    runner: web.AppRunner | None = None
+
+    async def start(self) -> Sink:
+        async def hook(request: web.Request) -> web.Response:
+            body = await request.read()
+            self.count += 1
+            t = orjson.loads(body).get("type", "?")
+            self.by_type[t] = self.by_type.get(t, 0) + 1
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+
+class RssSampler:
+    """Peak RSS (MiB) of a set of processes, sampled while a run goes."""
+
+    def __init__(self, pids: list[int]) -> None:
+        import psutil
+
+        self.procs = [psutil.Process(p) for p in pids]
+        self.peak = 0.0
+
+    def sample(self) -> float:
+        total = 0.0
+        for p in self.procs:
+            try:
+                total = max(total, p.memory_info().rss / 2**20)
+            except Exception:  # a process that went away has no RSS to report
+                continue
+        self.peak = max(self.peak, total)
+        return total
+
+
+CEILING_TABLES = ("channels", "members", "messages")
+
+
+async def ceiling(dsn: str, ledger_table: str, n: int, batch: int, connections: int) -> float:
+    """Recipients/s at which this PostgreSQL takes the rows a campaign writes per recipient
+    (1 channel, 2 members, 1 message, 1 ledger row), set-based, one transaction per batch,
+    into scratch copies of the real tables (same columns and indexes)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for t in (*CEILING_TABLES, ledger_table):
+            await conn.execute(f"DROP TABLE IF EXISTS bench_{t}")
+            await conn.execute(f"CREATE TABLE bench_{t} (LIKE {t} INCLUDING ALL)")
+        cols = await conn.fetch(
+            "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns"
+            " WHERE table_name = $1 ORDER BY ordinal_position", ledger_table)
+    finally:
+        await conn.close()
+    ledger_insert = _ledger_insert(ledger_table, [dict(c) for c in cols])
+    ids = [f"u{i:09d}" for i in range(n)]
+    chunks = [ids[i:i + batch] for i in range(0, n, batch)]
+    queue: asyncio.Queue[list[str]] = asyncio.Queue()
+    for c in chunks:
+        queue.put_nowait(c)
+
+    async def worker() -> None:
+        c = await asyncpg.connect(dsn)
+        try:
+            while not queue.empty():
+                chunk = queue.get_nowait()
+                texts = [f"Hi {u} I'm sender!" for u in chunk]
+                async with c.transaction():
+                    await c.execute(
+                        "INSERT INTO bench_channels (app_id, cid, type, id, created_by_id, member_count)"
+                        " SELECT 0, 'bench:' || u, 'bench', u, 'sender', 2 FROM unnest($1::text[]) u", chunk)
+                    await c.execute(
+                        "INSERT INTO bench_members (app_id, cid, user_id)"
+                        " SELECT 0, 'bench:' || u, m FROM unnest($1::text[]) u,"
+                        " LATERAL (VALUES (u), ('sender')) AS x(m)", chunk)
+                    await c.execute(
+                        "INSERT INTO bench_messages (app_id, id, cid, user_id, text, campaign_id)"
+                        " SELECT 0, gen_random_uuid()::text, 'bench:' || u, 'sender', t, 'bench'"
+                        " FROM unnest($1::text[], $2::text[]) AS x(u, t)", chunk, texts)
+                    await c.execute(ledger_insert, chunk)
+        finally:
+            await c.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    seconds = time.perf_counter() - started
+    conn = await asyncpg.connect(dsn)
+    try:
+        for t in (*CEILING_TABLES, ledger_table):
+            await conn.execute(f"DROP TABLE IF EXISTS bench_{t}")
+    finally:
+        await conn.close()
+    return n / seconds
+
+
+def _ledger_insert(table: str, cols: list[dict[str, Any]]) -> str:
+    """An INSERT filling the ledger copy's required columns with plausible values."""
+    names, values = [], []
+    for c in cols:
+        name, typ = c["column_name"], c["data_type"]
+        if c["column_default"] is not None and name not in ("status",):
+            continue
+        if c["is_nullable"] == "YES" and name not in ("channel_cid", "message_id", "user_id", "sent_at"):
+            continue
+        names.append(name)
+        if name in ("target_id", "user_id"):
+            values.append("u")
+        elif name == "channel_cid":
+            values.append("'bench:' || u")
+        elif name == "message_id":
+            values.append("gen_random_uuid()::text")
+        elif name == "status":
+            values.append("'sent'")
+        elif typ.startswith("timestamp"):
+            values.append("now()")
+        elif typ in ("bigint", "integer", "smallint"):
+            values.append("0")
+        elif typ == "uuid":
+            values.append("gen_random_uuid()")
+        elif typ in ("jsonb", "json"):
+            values.append("'{}'")
+        elif typ == "boolean":
+            values.append("false")
+        else:
+            values.append("'bench'")
+    return (f"INSERT INTO bench_{table} ({', '.join(names)})"
+            f" SELECT {', '.join(values)} FROM unnest($1::text[]) u")
