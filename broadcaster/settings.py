@@ -21,7 +21,7 @@ class Settings:
     pool_min: int = 2
     pool_max: int = 10
     log_level: str = "INFO"
-    docs_url: str = "https://github.com/broadcaster/broadcaster/blob/main/docs/errors.md"
+    docs_url: str = "docs/errors.md"
     # Secret used to sign opaque pagination cursors (HMAC); per deployment.
     cursor_secret: str = "broadcaster-cursor-key"
     # arq queue name; tests give each run its own.
