@@ -1,0 +1,121 @@
+"""Audience resolution for the campaign runner: keyset pages of the distinct recipients of
+one or several segments, never the whole audience in memory.
+
+Every page is a union of per-segment index range scans (`id > after ORDER BY id LIMIT n`),
+so a call costs the same at any depth. Ids ascend in the database's text order (the
+default collation of every text key involved: users.id, channels.cid, targets.target_id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import asyncpg
+
+from broadcaster.errors import bad_request, not_found
+from broadcaster.store import segments
+from broadcaster.store.segments import SegmentRow
+
+
+@dataclass(frozen=True)
+class Audience:
+    app_id: int
+    kind: Literal["user", "channel"]
+    segment_ids: tuple[str, ...]
+    sender_id: str | None
+
+
+async def load_audience(
+    conn: asyncpg.Connection | asyncpg.Pool, app_id: int, segment_ids: Sequence[str],
+    sender_id: str | None,
+) -> Audience:
+    ids = list(dict.fromkeys(segment_ids))
+    if not ids:
+        raise bad_request("segment_ids must hold at least one segment id")
+    rows = await segments.get_many(conn, app_id, ids)
+    found = {r.id for r in rows}
+    for sid in ids:
+        if sid not in found:
+            raise not_found(f"segment {sid!r}")
+    types = sorted({r.type for r in rows})
+    if len(types) > 1:
+        users = [r.id for r in rows if r.type == "user"][:3]
+        chans = [r.id for r in rows if r.type == "channel"][:3]
+        raise bad_request(
+            f"segment_ids mix user segments {users} and channel segments {chans}: use one type"
+        )
+    kind: Literal["user", "channel"] = "user" if types[0] == "user" else "channel"
+    return Audience(app_id, kind, tuple(ids), sender_id)
+
+
+def _segment_select(
+    seg: SegmentRow, audience: Audience, params: Any, bounds: list[str], limit_sql: str
+) -> str | None:
+    """One ordered range scan yielding `id` for this segment, or None when it yields nothing."""
+    from broadcaster import filters  # contract 1: lands separately; imported where used
+
+    if seg.explicit:
+        col, src = "target_id", f"segment_targets WHERE seg = {params.add(seg.key)}"
+    elif seg.type == "user":
+        src = f"users WHERE app_id = {params.add(audience.app_id)} AND deleted_at IS NULL"
+        col = "id"
+        if seg.filter is not None:
+            src += " AND (" + filters.compile_filter(seg.filter, filters.USER_SCHEMA, params) + ")"
+    elif seg.all_sender_channels:
+        if audience.sender_id is None:
+            return None
+        col = "cid"
+        src = (f"members WHERE app_id = {params.add(audience.app_id)}"
+               f" AND user_id = {params.add(audience.sender_id)}")
+    else:
+        col = "cid"
+        src = f"channels WHERE app_id = {params.add(audience.app_id)} AND deleted_at IS NULL"
+        src += " AND (" + filters.compile_filter(seg.filter or {}, filters.CHANNEL_SCHEMA, params) + ")"
+    conds = [b.replace("{col}", col) for b in bounds]
+    if audience.kind == "user" and audience.sender_id is not None:
+        conds.append(f"{col} <> {params.add(audience.sender_id)}")
+    where = "".join(f" AND {c}" for c in conds)
+    return f"SELECT {col} AS id FROM {src}{where} ORDER BY {col}{limit_sql}"
+
+
+async def _run(
+    conn: asyncpg.Connection | asyncpg.Pool, audience: Audience, after: str | None,
+    upto: str | None, limit: int | None,
+) -> list[str]:
+    from broadcaster import filters
+
+    rows = await segments.get_many(conn, audience.app_id, list(audience.segment_ids))
+    params = filters.Params()
+    bounds: list[str] = []
+    if after is not None:
+        bounds.append("{col} > " + params.add(after))
+    if upto is not None:
+        bounds.append("{col} <= " + params.add(upto))
+    limit_sql = f" LIMIT {params.add(limit)}" if limit is not None else ""
+    subs = [s for seg in rows if (s := _segment_select(seg, audience, params, bounds, limit_sql))]
+    if not subs:
+        return []
+    if len(subs) == 1:
+        sql = subs[0]
+    else:
+        union = " UNION ALL ".join(f"({s})" for s in subs)
+        sql = f"SELECT DISTINCT id FROM ({union}) u ORDER BY id{limit_sql}"
+    return [r[0] for r in await conn.fetch(sql, *params.values)]
+
+
+async def page(
+    conn: asyncpg.Connection | asyncpg.Pool, audience: Audience, *, after: str | None, limit: int
+) -> list[str]:
+    """The next `limit` distinct target ids greater than `after`, ascending."""
+    if limit < 1:
+        return []
+    return await _run(conn, audience, after, None, limit)
+
+
+async def range_ids(
+    conn: asyncpg.Connection | asyncpg.Pool, audience: Audience, *, after: str | None, upto: str
+) -> list[str]:
+    """Every distinct target id in (after, upto], ascending."""
+    return await _run(conn, audience, after, upto, None)

@@ -1,0 +1,188 @@
+"""Explicit segment targets: set-based add/delete with an exact size, keyset pages.
+
+Rows are (seg, target_id, created_at) with PRIMARY KEY (seg, target_id) INCLUDE (created_at)
+and an index (seg, created_at, target_id): every page, whatever its depth, is one index
+range scan bounded by the keyset position, never a sort or an offset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from broadcaster import timefmt
+from broadcaster.errors import bad_request
+from broadcaster.store import segments
+from broadcaster.store.segments import SegmentRow
+
+# Timestamps are formatted by PostgreSQL: 10,000 Python strftime calls would cost more than
+# the whole index scan.
+CREATED_AT_TEXT = """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+SORT_FIELDS = ("target_id", "created_at")
+_OPS = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def _nonexplicit(seg: SegmentRow) -> Exception:
+    return bad_request(
+        f"segment {seg.id!r} is a {seg.kind} segment: targets can only be added to or deleted"
+        " from an explicit target list (a segment without filter, all_users or all_sender_channels)"
+    )
+
+
+async def add(conn: asyncpg.Connection, app_id: int, segment_id: str, ids: list[str]) -> tuple[SegmentRow, int]:
+    """Insert ids (duplicates ignored) in one statement; size moves by the count inserted.
+
+    The segment row is locked first, so concurrent calls on one segment keep size exact."""
+    async with conn.transaction():
+        seg = await segments.get(conn, app_id, segment_id, for_update=True)
+        if not seg.explicit:
+            raise _nonexplicit(seg)
+        status = await conn.execute(
+            "INSERT INTO segment_targets (seg, target_id) SELECT $1, unnest($2::text[])"
+            " ON CONFLICT DO NOTHING",
+            seg.key, ids,
+        )
+        n = int(status.rsplit(" ", 1)[-1])
+        if n:
+            await conn.execute("UPDATE segments SET size = size + $2 WHERE key = $1", seg.key, n)
+    return seg, n
+
+
+async def remove(conn: asyncpg.Connection, app_id: int, segment_id: str, ids: list[str]) -> tuple[SegmentRow, int]:
+    async with conn.transaction():
+        seg = await segments.get(conn, app_id, segment_id, for_update=True)
+        if not seg.explicit:
+            raise _nonexplicit(seg)
+        status = await conn.execute(
+            "DELETE FROM segment_targets WHERE seg = $1 AND target_id = ANY($2::text[])", seg.key, ids
+        )
+        n = int(status.rsplit(" ", 1)[-1])
+        if n:
+            await conn.execute("UPDATE segments SET size = size - $2 WHERE key = $1", seg.key, n)
+    return seg, n
+
+
+async def get(conn: segments.Conn, seg_key: int, target_id: str) -> dict[str, Any] | None:
+    r = await conn.fetchrow(
+        f"SELECT target_id, {CREATED_AT_TEXT} AS created_at FROM segment_targets"
+        " WHERE seg = $1 AND target_id = $2",
+        seg_key, target_id,
+    )
+    return dict(r) if r else None
+
+
+async def purge(conn: segments.Conn, seg_key: int, batch: int = 50_000) -> int:
+    """Delete the targets of a deleted segment in bounded chunks (idempotent)."""
+    if await conn.fetchval("SELECT 1 FROM segments WHERE key = $1", seg_key):
+        return 0  # still a live segment: never purge it
+    total = 0
+    while True:
+        status = await conn.execute(
+            "DELETE FROM segment_targets WHERE seg = $1 AND target_id IN"
+            " (SELECT target_id FROM segment_targets WHERE seg = $1 LIMIT $2)",
+            seg_key, batch,
+        )
+        n = int(status.rsplit(" ", 1)[-1])
+        total += n
+        if n < batch:
+            return total
+
+
+# ---- the targets/query page (pure compilation + one query) ----
+
+def compile_filter(flt: Any, params: list[Any], *, path: str = "filter") -> list[str]:
+    """AND-ed SQL conditions for {target_id|created_at: value|{$op: value}} and $and lists.
+
+    params already holds $1 (the segment key); placeholders continue after it."""
+    if flt is None:
+        return []
+    if not isinstance(flt, dict):
+        raise bad_request(f"{path} must be an object")
+    out: list[str] = []
+    for field, cond in flt.items():
+        here = f"{path}.{field}"
+        if field == "$and":
+            if not isinstance(cond, list):
+                raise bad_request(f"{here} must be a list of filters")
+            for i, sub in enumerate(cond):
+                out += compile_filter(sub, params, path=f"{here}[{i}]")
+            continue
+        if field not in SORT_FIELDS:
+            raise bad_request(f"{here}: unknown field, targets filter on target_id and created_at")
+        ops = cond if isinstance(cond, dict) else {"$eq": cond}
+        if not ops:
+            raise bad_request(f"{here} must name an operator ($eq $gt $gte $lt $lte $in)")
+        for op, value in ops.items():
+            opath = f"{here}.{op}"
+            if op == "$in":
+                if not isinstance(value, list) or not value or len(value) > 10_000:
+                    raise bad_request(f"{opath} must be a list of 1..10000 values")
+                params.append([_value(field, v, f"{opath}[{i}]") for i, v in enumerate(value)])
+                cast = "text[]" if field == "target_id" else "timestamptz[]"
+                out.append(f"{field} = ANY(${len(params)}::{cast})")
+            elif op in _OPS:
+                params.append(_value(field, value, opath))
+                out.append(f"{field} {_OPS[op]} ${len(params)}")
+            else:
+                raise bad_request(f"{opath}: unknown operator (use $eq $gt $gte $lt $lte $in)")
+    return out
+
+
+def _value(field: str, value: Any, path: str) -> Any:
+    if field == "created_at":
+        return timefmt.parse(value, path)
+    if not isinstance(value, str):
+        raise bad_request(f"{path} must be a string")
+    return value
+
+
+def parse_sort(sort: Any) -> tuple[str, int]:
+    if sort is None or sort == []:
+        return "target_id", 1
+    if not isinstance(sort, list) or len(sort) != 1 or not isinstance(sort[0], dict):
+        raise bad_request('sort must be a list with one {"field": "target_id"|"created_at", "direction": 1|-1}')
+    field = sort[0].get("field")
+    direction = sort[0].get("direction", 1)
+    if field not in SORT_FIELDS:
+        raise bad_request(f"sort[0].field must be target_id or created_at, got {field!r}")
+    if direction not in (1, -1) or isinstance(direction, bool):
+        raise bad_request(f"sort[0].direction must be 1 or -1, got {direction!r}")
+    return field, direction
+
+
+def page_sql(
+    seg_key: int, conds: list[str], params: list[Any], sort: tuple[str, int],
+    position: list[Any] | None, backwards: bool, limit: int,
+) -> tuple[str, list[Any]]:
+    """The page query: keyset bound after/before `position`, limit+1 rows to know if more."""
+    field, direction = sort
+    keys = ["created_at", "target_id"] if field == "created_at" else ["target_id"]
+    ascending = (direction == 1) != backwards
+    where = ["seg = $1", *conds]
+    args = [seg_key, *params[1:]]
+    if position is not None:
+        vals: list[Any] = []
+        for k, v in zip(keys, position, strict=True):
+            vals.append(timefmt.parse(v, "cursor") if k == "created_at" else v)
+            args.append(vals[-1])
+        first = len(args) - len(keys) + 1
+        lhs = ", ".join(keys)
+        rhs = ", ".join(f"${first + i}" for i in range(len(keys)))
+        where.append(f"({lhs}) {'>' if ascending else '<'} ({rhs})")
+    order = ", ".join(f"{k} {'ASC' if ascending else 'DESC'}" for k in keys)
+    sql = (
+        f"SELECT target_id, {CREATED_AT_TEXT} AS created_at FROM segment_targets"
+        f" WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {int(limit) + 1}"
+    )
+    return sql, args
+
+
+def position_of(row: asyncpg.Record | dict[str, Any], field: str) -> list[Any]:
+    if field == "created_at":
+        return [row["created_at"], row["target_id"]]
+    return [row["target_id"]]
+
+
+async def fetch_page(conn: segments.Conn, sql: str, args: list[Any]) -> list[asyncpg.Record]:
+    return list(await conn.fetch(sql, *args))
