@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import asyncpg
-
 from broadcaster.errors import bad_request, not_found
 from broadcaster.store import segments
 from broadcaster.store.segments import SegmentRow
@@ -28,7 +26,7 @@ class Audience:
 
 
 async def load_audience(
-    conn: asyncpg.Connection | asyncpg.Pool, app_id: int, segment_ids: Sequence[str],
+    conn: segments.Conn, app_id: int, segment_ids: Sequence[str],
     sender_id: str | None,
 ) -> Audience:
     ids = list(dict.fromkeys(segment_ids))
@@ -81,7 +79,7 @@ def _segment_select(
 
 
 async def _run(
-    conn: asyncpg.Connection | asyncpg.Pool, audience: Audience, after: str | None,
+    conn: segments.Conn, audience: Audience, after: str | None,
     upto: str | None, limit: int | None,
 ) -> list[str]:
     from broadcaster import filters
@@ -106,7 +104,7 @@ async def _run(
 
 
 async def page(
-    conn: asyncpg.Connection | asyncpg.Pool, audience: Audience, *, after: str | None, limit: int
+    conn: segments.Conn, audience: Audience, *, after: str | None, limit: int
 ) -> list[str]:
     """The next `limit` distinct target ids greater than `after`, ascending."""
     if limit < 1:
@@ -115,7 +113,7 @@ async def page(
 
 
 async def range_ids(
-    conn: asyncpg.Connection | asyncpg.Pool, audience: Audience, *, after: str | None, upto: str
+    conn: segments.Conn, audience: Audience, *, after: str | None, upto: str
 ) -> list[str]:
     """Every distinct target id in (after, upto], ascending."""
     return await _run(conn, audience, after, upto, None)

@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from broadcaster.errors import bad_request, conflict, not_found
 
-Conn = asyncpg.Pool | asyncpg.Connection
+Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+Tx = asyncpg.Connection | PoolConnectionProxy  # something that can open a transaction
 
 COLUMNS = (
     "app_id, id, key, type, name, description, filter, all_users, all_sender_channels, size,"
@@ -120,7 +122,7 @@ async def active_campaign_using(conn: Conn, app_id: int, segment_id: str) -> tup
     return (r["id"], r["status"]) if r else None
 
 
-async def delete(conn: asyncpg.Connection, app_id: int, segment_id: str) -> int:
+async def delete(conn: Tx, app_id: int, segment_id: str) -> int:
     """Delete the segment row (after checking no live campaign uses it); returns its key so
     the caller can purge the targets in the background."""
     async with conn.transaction():
@@ -148,12 +150,41 @@ async def query(
     return [row(r) for r in rows]
 
 
-async def set_size(conn: Conn, app_id: int, segment_id: str, version: int, size: int) -> bool:
+async def by_key(conn: Conn, key: int) -> SegmentRow | None:
+    r = await conn.fetchrow(f"SELECT {COLUMNS} FROM segments WHERE key = $1", key)
+    return row(r) if r else None
+
+
+async def set_size(conn: Conn, key: int, version: int, size: int) -> bool:
+    """Write a computed size unless the filter changed meanwhile (version moved on)."""
     status = await conn.execute(
-        "UPDATE segments SET size = $4 WHERE app_id = $1 AND id = $2 AND size_version = $3",
-        app_id, segment_id, version, size,
+        "UPDATE segments SET size = $3 WHERE key = $1 AND size_version = $2", key, version, size
     )
     return status.endswith(" 1")
+
+
+async def unsized(conn: Conn, limit: int = 100) -> list[SegmentRow]:
+    """Filter/all_users segments whose size is not known (a size job was lost or is due)."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM segments WHERE size IS NULL AND (filter IS NOT NULL OR all_users)"
+        " ORDER BY key LIMIT $1",
+        limit,
+    )
+    return [row(r) for r in rows]
+
+
+def keyset_where(
+    cols: list[str], directions: list[int], values: list[Any], params: Any, backwards: bool
+) -> str:
+    """Rows strictly after (or, backwards, before) a position in a mixed-direction order:
+    OR over i of (c0 = v0 AND ... AND ci >|< vi)."""
+    ors = []
+    for i, col in enumerate(cols):
+        ands = [f"{cols[j]} = {params.add(values[j])}" for j in range(i)]
+        op = ">" if (directions[i] == 1) != backwards else "<"
+        ands.append(f"{col} {op} {params.add(values[i])}")
+        ors.append("(" + " AND ".join(ands) + ")")
+    return "(" + " OR ".join(ors) + ")"
 
 
 async def count_matching(conn: Conn, table: str, app_id: int, where: str, params: list[Any]) -> int:

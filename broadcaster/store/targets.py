@@ -18,7 +18,7 @@ from broadcaster.store.segments import SegmentRow
 
 # Timestamps are formatted by PostgreSQL: 10,000 Python strftime calls would cost more than
 # the whole index scan.
-CREATED_AT_TEXT = """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+CREATED_AT_TEXT = """to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 SORT_FIELDS = ("target_id", "created_at")
 _OPS = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
@@ -30,7 +30,7 @@ def _nonexplicit(seg: SegmentRow) -> Exception:
     )
 
 
-async def add(conn: asyncpg.Connection, app_id: int, segment_id: str, ids: list[str]) -> tuple[SegmentRow, int]:
+async def add(conn: segments.Tx, app_id: int, segment_id: str, ids: list[str]) -> tuple[SegmentRow, int]:
     """Insert ids (duplicates ignored) in one statement; size moves by the count inserted.
 
     The segment row is locked first, so concurrent calls on one segment keep size exact."""
@@ -49,7 +49,7 @@ async def add(conn: asyncpg.Connection, app_id: int, segment_id: str, ids: list[
     return seg, n
 
 
-async def remove(conn: asyncpg.Connection, app_id: int, segment_id: str, ids: list[str]) -> tuple[SegmentRow, int]:
+async def remove(conn: segments.Tx, app_id: int, segment_id: str, ids: list[str]) -> tuple[SegmentRow, int]:
     async with conn.transaction():
         seg = await segments.get(conn, app_id, segment_id, for_update=True)
         if not seg.explicit:
@@ -65,7 +65,7 @@ async def remove(conn: asyncpg.Connection, app_id: int, segment_id: str, ids: li
 
 async def get(conn: segments.Conn, seg_key: int, target_id: str) -> dict[str, Any] | None:
     r = await conn.fetchrow(
-        f"SELECT target_id, {CREATED_AT_TEXT} AS created_at FROM segment_targets"
+        f"SELECT target_id, {CREATED_AT_TEXT} AS created_at FROM segment_targets t"
         " WHERE seg = $1 AND target_id = $2",
         seg_key, target_id,
     )
@@ -120,10 +120,10 @@ def compile_filter(flt: Any, params: list[Any], *, path: str = "filter") -> list
                     raise bad_request(f"{opath} must be a list of 1..10000 values")
                 params.append([_value(field, v, f"{opath}[{i}]") for i, v in enumerate(value)])
                 cast = "text[]" if field == "target_id" else "timestamptz[]"
-                out.append(f"{field} = ANY(${len(params)}::{cast})")
+                out.append(f"t.{field} = ANY(${len(params)}::{cast})")
             elif op in _OPS:
                 params.append(_value(field, value, opath))
-                out.append(f"{field} {_OPS[op]} ${len(params)}")
+                out.append(f"t.{field} {_OPS[op]} ${len(params)}")
             else:
                 raise bad_request(f"{opath}: unknown operator (use $eq $gt $gte $lt $lte $in)")
     return out
@@ -157,14 +157,15 @@ def page_sql(
 ) -> tuple[str, list[Any]]:
     """The page query: keyset bound after/before `position`, limit+1 rows to know if more."""
     field, direction = sort
-    keys = ["created_at", "target_id"] if field == "created_at" else ["target_id"]
+    # Qualified: a bare created_at in ORDER BY would name the formatted text output column.
+    keys = ["t.created_at", "t.target_id"] if field == "created_at" else ["t.target_id"]
     ascending = (direction == 1) != backwards
-    where = ["seg = $1", *conds]
+    where = ["t.seg = $1", *conds]
     args = [seg_key, *params[1:]]
     if position is not None:
         vals: list[Any] = []
         for k, v in zip(keys, position, strict=True):
-            vals.append(timefmt.parse(v, "cursor") if k == "created_at" else v)
+            vals.append(timefmt.parse(v, "cursor") if k == "t.created_at" else v)
             args.append(vals[-1])
         first = len(args) - len(keys) + 1
         lhs = ", ".join(keys)
@@ -172,7 +173,7 @@ def page_sql(
         where.append(f"({lhs}) {'>' if ascending else '<'} ({rhs})")
     order = ", ".join(f"{k} {'ASC' if ascending else 'DESC'}" for k in keys)
     sql = (
-        f"SELECT target_id, {CREATED_AT_TEXT} AS created_at FROM segment_targets"
+        f"SELECT t.target_id, {CREATED_AT_TEXT} AS created_at FROM segment_targets t"
         f" WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {int(limit) + 1}"
     )
     return sql, args

@@ -1,0 +1,169 @@
+"""Explicit target lists: addtargets/deletetargets, existence, keyset pages, bad input, plans."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tests.helpers import Api, assert_error
+
+
+async def _explicit(api: Api, seg_id: str = "s1", type_: str = "user") -> dict:
+    st, body = await api.post("/segments", {"type": type_, "id": seg_id, "name": "list"})
+    assert st == 201, body
+    assert body["segment"]["size"] == 0
+    return body["segment"]
+
+
+async def _count(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM segment_targets"))
+
+
+async def test_add_delete_exists_and_exact_size(api: Api, other_api: Api):
+    await _explicit(api)
+    st, body = await api.post("/segments/s1/addtargets", {"target_ids": ["b", "a", "c", "a"]})
+    assert st == 200, body
+    assert body["added"] == 3 and body["size"] == 3
+    st, body = await api.post("/segments/s1/addtargets", {"target_ids": ["c", "d"]})
+    assert body["added"] == 1 and body["size"] == 4
+    st, body = await api.get("/segments/s1/target/a")
+    assert st == 200 and body["target"]["target_id"] == "a", body
+    assert body["target"]["created_at"].endswith("Z")
+    st, body = await api.get("/segments/s1/target/zz")
+    assert_error(st, body, 404, 16, "zz")
+    st, body = await api.post("/segments/s1/deletetargets", {"target_ids": ["a", "nope"]})
+    assert st == 200 and body["deleted"] == 1, body
+    st, body = await api.get("/segments/s1")
+    assert body["segment"]["size"] == 3
+    st, body = await api.get("/segments/s1/target/a")
+    assert st == 404
+    # another app sees nothing of it
+    st, body = await other_api.get("/segments/s1/target/b")
+    assert_error(st, body, 404, 16, "s1")
+    st, body = await other_api.post("/segments/s1/addtargets", {"target_ids": ["x"]})
+    assert_error(st, body, 404, 16)
+
+
+async def test_channel_segment_takes_cids_only(api: Api):
+    await _explicit(api, "ch", "channel")
+    st, body = await api.post("/segments/ch/addtargets", {"target_ids": ["messaging:a", "team:b-1"]})
+    assert st == 200 and body["added"] == 2, body
+    st, body = await api.post("/segments/ch/addtargets", {"target_ids": ["messaging:c", "no-colon"]})
+    assert_error(st, body, 400, 4, "target_ids[1]")
+    st, body = await api.get("/segments/ch/target/messaging:a")
+    assert st == 200, body
+
+
+async def test_bad_target_input_is_400_and_writes_nothing(api: Api, pool: asyncpg.Pool):
+    await _explicit(api)
+    cases = [
+        ({"target_ids": [f"u{i}" for i in range(10_001)]}, "target_ids"),
+        ({"target_ids": []}, "target_ids"),
+        ({"target_ids": ["ok", 5]}, "target_ids[1]"),
+        ({"target_ids": ["ok", "bad id with spaces"]}, "target_ids[1]"),
+        ({"target_ids": "u1"}, "target_ids"),
+        ({}, "target_ids"),
+    ]
+    for payload, words in cases:
+        st, body = await api.post("/segments/s1/addtargets", payload)
+        assert_error(st, body, 400, 4, words)
+    assert await _count(pool) == 0
+    st, body = await api.get("/segments/s1")
+    assert body["segment"]["size"] == 0
+
+
+async def test_targets_on_non_explicit_segment_is_400(api: Api, pool: asyncpg.Pool):
+    st, body = await api.post("/segments", {"type": "user", "id": "all", "all_users": True})
+    assert st == 201, body
+    for op in ("addtargets", "deletetargets"):
+        st, body = await api.post(f"/segments/all/{op}", {"target_ids": ["u1"]})
+        assert_error(st, body, 400, 4, "all_users")
+    assert await _count(pool) == 0
+
+
+async def _walk(api: Api, path: str, payload: dict, key: str = "next") -> list[str]:
+    seen: list[str] = []
+    body = dict(payload)
+    while True:
+        st, resp = await api.post(path, body)
+        assert st == 200, resp
+        seen += [t["target_id"] for t in resp["targets"]]
+        if key not in resp:
+            return seen
+        body = {**payload, key: resp[key]}
+
+
+async def test_pages_next_prev_desc_and_created_at(api: Api):
+    await _explicit(api)
+    ids = [f"user-{i:04d}" for i in range(250)]
+    await api.post("/segments/s1/addtargets", {"target_ids": ids[:100]})
+    await api.post("/segments/s1/addtargets", {"target_ids": ids[100:]})
+    path = "/segments/s1/targets/query"
+    assert await _walk(api, path, {"limit": 40}) == ids
+    # a descending walk bounded by $lte
+    desc = await _walk(api, path, {"limit": 30, "sort": [{"field": "target_id", "direction": -1}],
+                                   "filter": {"target_id": {"$lte": "user-0099"}}})
+    assert desc == list(reversed(ids[:100]))
+    # walk forward two pages, then back with prev
+    st, p1 = await api.post(path, {"limit": 50})
+    st, p2 = await api.post(path, {"limit": 50, "next": p1["next"]})
+    assert "prev" not in p1 and "prev" in p2
+    st, back = await api.post(path, {"limit": 50, "prev": p2["prev"]})
+    assert st == 200, back
+    assert [t["target_id"] for t in back["targets"]] == ids[:50]
+    assert "prev" not in back and "next" in back
+    # created_at order: the first call's ids come before the second's
+    by_time = await _walk(api, path, {"limit": 60, "sort": [{"field": "created_at", "direction": 1}]})
+    assert set(by_time[:100]) == set(ids[:100]) and len(by_time) == 250
+    st, resp = await api.post(path, {"filter": {"target_id": {"$in": ["user-0003", "zz"]}}})
+    assert [t["target_id"] for t in resp["targets"]] == ["user-0003"]
+
+
+async def test_bad_query_input_is_400(api: Api, other_api: Api):
+    await _explicit(api)
+    await _explicit(api, "s2")
+    await api.post("/segments/s1/addtargets", {"target_ids": ["a", "b", "c"]})
+    path = "/segments/s1/targets/query"
+    st, p1 = await api.post(path, {"limit": 1})
+    cursor = p1["next"]
+    cases = [
+        ({"limit": 0}, "limit"),
+        ({"limit": 10_001}, "limit"),
+        ({"filter": {"name": "x"}}, "filter.name"),
+        ({"filter": {"target_id": {"$regex": "a"}}}, "filter.target_id.$regex"),
+        ({"filter": {"target_id": {"$gt": 5}}}, "filter.target_id.$gt"),
+        ({"sort": [{"field": "size", "direction": 1}]}, "sort"),
+        ({"limit": 1, "next": cursor[:-3] + "AAA"}, "next"),
+        ({"limit": 1, "next": "garbage!"}, "next"),
+        ({"limit": 1, "next": cursor, "filter": {"target_id": {"$gt": "a"}}}, "different query"),
+        ({"limit": 1, "next": cursor, "sort": [{"field": "target_id", "direction": -1}]}, "different query"),
+        ({"limit": 1, "prev": cursor}, "prev"),
+    ]
+    for payload, words in cases:
+        st, body = await api.post(path, payload)
+        assert_error(st, body, 400, 4, words)
+    # the same cursor on another segment, or from another app
+    st, body = await api.post("/segments/s2/targets/query", {"limit": 1, "next": cursor})
+    assert_error(st, body, 400, 4, "different query")
+    await _explicit(other_api)
+    st, body = await other_api.post(path, {"limit": 1, "next": cursor})
+    assert_error(st, body, 400, 4, "next")
+
+
+async def test_targets_page_is_an_index_range_scan(api: Api, pool: asyncpg.Pool):
+    from broadcaster.store import targets
+
+    seg = await _explicit(api)
+    key = await pool.fetchval("SELECT key FROM segments WHERE id = $1", seg["id"])
+    # a few segments with many rows, so the planner has a real choice
+    await pool.execute(
+        "INSERT INTO segment_targets (seg, target_id) SELECT s, 'u' || g FROM generate_series(1, 20000) g,"
+        " unnest(ARRAY[$1::bigint, $1 + 1000, $1 + 2000]) s", key,
+    )
+    await pool.execute("ANALYZE segment_targets")
+    for sort in (("target_id", 1), ("target_id", -1), ("created_at", 1), ("created_at", -1)):
+        for position in (None, ["u5000"] if sort[0] == "target_id" else ["2026-01-01T00:00:00Z", "u5"]):
+            sql, args = targets.page_sql(key, [], [key], sort, position, False, 10_000)
+            plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + sql, *args))
+            assert "Index" in plan and "segment_targets" in plan, plan
+            assert "Sort" not in plan and "Seq Scan" not in plan, plan
+            assert "Index Cond" in plan and "seg =" in plan, plan
