@@ -72,7 +72,8 @@ class State:
     """The confirmed batch numbers, rewritten atomically after each one (small: ints)."""
 
     def __init__(self, path: Path, key: dict[str, Any]) -> None:
-        self.path, self.key, self.done = path, key, set()
+        self.path, self.key = path, key
+        self.done: set[int] = set()
 
     def load(self) -> None:
         if not self.path.exists():
