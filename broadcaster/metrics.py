@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import functools
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
-from prometheus_client import Counter, Gauge, Histogram
+from arq.cron import CronJob
+from arq.worker import Function, Retry, RetryJob
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from broadcaster.middleware import Handler, operation
 
@@ -21,6 +28,11 @@ RATE_LIMIT_FAIL_OPEN = Counter(
     "broadcaster_rate_limit_fail_open_total", "Requests let through because Redis was unreachable"
 )
 JOBS = Counter("broadcaster_jobs_total", "arq jobs run", ["function", "outcome"])
+# outcome: ok | failed | retried (arq runs it again: Retry, or cancelled by a shutdown)
+JOB_LATENCY = Histogram(
+    "broadcaster_job_seconds", "arq job run time", ["function"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 CAMPAIGN_MESSAGES = Counter(
     "broadcaster_campaign_messages_total", "Campaign recipients processed", ["status"]
 )  # status: sent | errored | skipped
@@ -48,3 +60,39 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         if op != "Metrics":
             HTTP_REQUESTS.labels(op, str(status)).inc()
             HTTP_LATENCY.labels(op).observe(time.perf_counter() - started)
+
+
+def _timed(name: str, coroutine: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(coroutine)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            result = await coroutine(ctx, *args, **kwargs)
+            outcome = "ok"
+            return result
+        except (Retry, RetryJob, asyncio.CancelledError):
+            outcome = "retried"
+            raise
+        finally:
+            JOBS.labels(name, outcome).inc()
+            JOB_LATENCY.labels(name).observe(time.perf_counter() - started)
+
+    return run
+
+
+def instrument(functions: Sequence[Any]) -> list[Any]:
+    """Wrap arq functions (plain coroutines, arq.worker.Function or arq.cron.CronJob) so that
+    every run counts in JOBS/JOB_LATENCY under its arq name; names are kept as arq sees them."""
+    out: list[Any] = []
+    for f in functions:
+        if isinstance(f, Function | CronJob):
+            out.append(dataclasses.replace(f, coroutine=_timed(f.name, f.coroutine)))
+        else:
+            out.append(_timed(f.__qualname__, f))
+    return out
+
+
+def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> None:
+    """The worker's own /metrics (prometheus_client's HTTP server, in a thread)."""
+    start_http_server(port, addr=host)

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 from arq.worker import Worker
 
-from broadcaster import db, jobs, logs
+from broadcaster import db, jobs, logs, metrics
 from broadcaster.app import redis_settings
 from broadcaster.settings import Settings
 
@@ -21,6 +21,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     ctx["pool"] = await db.create_pool(settings.database_url, 2, max(4, settings.worker_max_jobs + 2))
     ctx["http"] = aiohttp.ClientSession()
+    if settings.worker_metrics_port:
+        metrics.serve_worker_metrics(settings.worker_metrics_port)
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -32,8 +34,8 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
 
 def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     return Worker(
-        functions=[ping, *jobs.functions()],
-        cron_jobs=jobs.cron_jobs(),
+        functions=metrics.instrument([ping, *jobs.functions()]),
+        cron_jobs=metrics.instrument(jobs.cron_jobs()),
         redis_settings=redis_settings(settings),
         queue_name=settings.queue_name,
         on_startup=on_startup,

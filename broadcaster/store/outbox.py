@@ -33,3 +33,8 @@ async def add_many(
         " SELECT $1, t, $2, p::jsonb FROM unnest($3::text[], $4::text[]) AS x(t, p)",
         app_id, campaign_id, types, bodies,
     )
+
+
+async def depth(conn: asyncpg.Pool | asyncpg.Connection) -> int:
+    """Events not yet delivered (the outbox depth gauge of /metrics)."""
+    return int(await conn.fetchval("SELECT count(*) FROM outbox"))

@@ -1,0 +1,431 @@
+"""The OpenAPI 3.1 document: the wire contract of every route (operationId = route name).
+
+Built as data so a test can hold it against the router, and schemathesis can fuzz the server
+with it. Request schemas carry the limits the handlers enforce; response schemas name the
+fields a client reads and leave room for more (the hosted API adds fields over time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broadcaster.appconfig import EVENT_TYPES
+from broadcaster.validate import CID_RE, ID_RE, TYPE_RE
+
+J = dict[str, Any]
+STR: J = {"type": "string"}
+BOOL: J = {"type": "boolean"}
+INT: J = {"type": "integer"}
+TIME: J = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC with Z on output"}
+ID: J = {"type": "string", "pattern": ID_RE.pattern, "description": "1..255 of A-Z a-z 0-9 @ _ - ! . ="}
+CID: J = {"type": "string", "pattern": CID_RE.pattern, "description": "channel cid `type:id`"}
+CTYPE: J = {"type": "string", "pattern": TYPE_RE.pattern}
+ANY_OBJ: J = {"type": "object", "additionalProperties": True}
+
+
+def ref(name: str) -> J:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(props: J, *required: str, extra: bool = True, **kw: Any) -> J:
+    out: J = {"type": "object", "properties": props, "additionalProperties": extra, **kw}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def arr(items: J, lo: int | None = None, hi: int | None = None) -> J:
+    out: J = {"type": "array", "items": items}
+    if lo is not None:
+        out["minItems"] = lo
+    if hi is not None:
+        out["maxItems"] = hi
+    return out
+
+
+def nullable(schema: J) -> J:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def limit(hi: int, default: int) -> J:
+    return {"type": "integer", "minimum": 1, "maximum": hi, "default": default}
+
+
+def paged(items: str, schema: J) -> J:
+    return obj({items: arr(schema), "next": STR, "prev": STR, "duration": STR}, items, "duration")
+
+
+def cursor_body(hi: int, default: int, **props: J) -> J:
+    return obj({"filter": ref("Filter"), "sort": ref("Sort"), "limit": limit(hi, default),
+                "next": STR, "prev": STR, **props})
+
+
+SCHEMAS: J = {
+    "Error": obj({
+        "code": {"type": "integer", "description": "4 bad input, 2 unknown api_key, 5 bad token, "
+                 "40/41/42/43 token expired/nbf/iat/signature, 17 forbidden, 16 not found, "
+                 "22 too large, 9 rate limited, -1 internal"},
+        "message": {"type": "string", "description": "names the field (dot path) and the problem"},
+        "StatusCode": {"type": "integer"}, "duration": STR, "more_info": STR,
+    }, "code", "message", "StatusCode", "duration", "more_info"),
+    "Empty": obj({"duration": STR}, "duration"),
+    "Filter": {**ANY_OBJ, "description": "MongoDB-like: {field: value} or {field: {$op: value}}; "
+               "$eq $ne $gt $gte $lt $lte $in $nin $exists $contains $autocomplete, "
+               "$and $or $nor; at most 8 levels deep"},
+    "Sort": arr(obj({"field": STR, "direction": {"type": "integer", "enum": [1, -1]}},
+                    "field", extra=False), hi=10),
+    "UserInput": obj({"id": ID, "name": STR, "role": STR, "teams": arr(STR), "language": STR},
+                     description="unknown keys are custom fields, returned at the top level"),
+    "User": obj({"id": ID, "name": STR, "role": STR, "teams": arr(STR), "language": STR,
+                 "created_at": TIME, "updated_at": TIME, "deleted_at": TIME}, "id"),
+    "UserRef": obj({"id": ID}, "id"),
+    "Channel": obj({"id": STR, "type": STR, "cid": STR, "team": STR, "created_by": ref("User"),
+                    "member_count": INT, "created_at": TIME, "updated_at": TIME}, "cid"),
+    "Member": obj({"user_id": STR, "user": ref("User"), "channel_role": STR}),
+    "Message": obj({"id": STR, "text": STR, "type": STR, "user": ref("User"), "cid": STR,
+                    "attachments": arr(ANY_OBJ), "campaign_id": STR, "created_at": TIME}, "id"),
+    "ChannelData": obj({
+        "created_by_id": ID, "created_by": ref("UserRef"), "team": STR,
+        "members": arr({"anyOf": [ID, obj({"user_id": ID, "channel_role": STR}, "user_id")]},
+                       hi=1000),
+    }, description="unknown keys are custom fields of the channel"),
+    "ChannelQuery": obj({"data": ref("ChannelData"),
+                         "messages": obj({"limit": {"type": "integer", "minimum": 0,
+                                                    "maximum": 300, "default": 25}}),
+                         "state": BOOL, "watch": BOOL, "presence": BOOL}),
+    "ChannelState": obj({"channel": ref("Channel"), "members": arr(ref("Member")),
+                         "messages": arr(ref("Message")), "read": arr(ANY_OBJ), "duration": STR},
+                        "channel", "duration"),
+    "Segment": obj({
+        "id": STR, "type": {"enum": ["user", "channel"]}, "name": STR, "description": STR,
+        "filter": nullable(ref("Filter")), "all_users": BOOL, "all_sender_channels": BOOL,
+        "size": nullable(INT), "created_at": TIME, "updated_at": TIME, "deleted_at": TIME,
+    }, "id", "type"),
+    "SegmentResponse": obj({"segment": ref("Segment"), "duration": STR}, "segment", "duration"),
+    "TargetIds": obj({"target_ids": arr({"type": "string", "minLength": 1, "maxLength": 320},
+                                        1, 10_000)}, "target_ids",
+                     description="user ids, or channel cids for channel segments"),
+    "MessageTemplate": obj({"text": {"type": "string", "maxLength": 20_000},
+                            "attachments": arr(ANY_OBJ), "poll_id": STR, "custom": ANY_OBJ},
+                           "text", description="Jinja-style: {{ sender.name }}, {{ receiver.id }}"),
+    "ChannelTemplate": obj({
+        "type": CTYPE, "id": STR, "team": STR, "custom": ANY_OBJ, "members": arr(ID, hi=100),
+        "members_template": arr(obj({"user_id": ID, "channel_role": STR, "custom": ANY_OBJ},
+                                    "user_id"), hi=100),
+    }, "type"),
+    "CampaignInput": obj({
+        "id": nullable(ID), "name": STR, "description": STR,
+        "segment_ids": nullable(arr(ID, 1, 25)), "user_ids": nullable(arr(ID, 1, 10_000)),
+        "sender_id": ID, "sender_mode": nullable({"enum": ["include", "exclude"]}),
+        "message_template": ref("MessageTemplate"), "create_channels": BOOL,
+        "channel_template": nullable(ref("ChannelTemplate")), "skip_push": BOOL,
+        "skip_webhook": BOOL,
+    }, "sender_id", "message_template",
+        description="exactly one of segment_ids / user_ids; create_channels needs channel_template"),
+    "CampaignStats": obj({
+        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+        "stats_started_at": nullable(TIME), "stats_completed_at": nullable(TIME),
+        **{k: INT for k in ("stats_messages_sent", "stats_channels_created", "stats_users_sent",
+                            "stats_users_read", "stats_messages_errored",
+                            "stats_recipients_total")},
+    }),
+    "Campaign": obj({
+        "id": STR, "name": STR, "description": STR,
+        "status": {"enum": ["draft", "scheduled", "in_progress", "paused", "completed",
+                            "stopped"]},
+        "segment_ids": arr(STR), "user_ids": arr(STR), "sender_id": STR, "sender_mode": STR,
+        "message_template": ref("MessageTemplate"), "create_channels": BOOL,
+        "channel_template": nullable(ref("ChannelTemplate")), "skip_push": BOOL,
+        "skip_webhook": BOOL, "scheduled_for": nullable(TIME), "stop_at": nullable(TIME),
+        "created_at": TIME, "updated_at": TIME, "stats": ref("CampaignStats"),
+    }, "id", "status"),
+    "CampaignResponse": obj({"campaign": ref("Campaign"), "duration": STR}, "campaign",
+                            "duration"),
+    "Recipient": obj({
+        "target_id": STR, "user_id": STR, "channel_cid": STR, "message_id": STR,
+        "status": {"enum": ["pending", "sent", "skipped", "errored", "read"]},
+        "error": STR, "sent_at": TIME, "read_at": TIME}, "target_id", "status"),
+    "FailedWebhook": obj({"id": {"type": ["integer", "string"]}, "event_type": STR,
+                          "webhook_url": STR, "attempts": INT, "last_status": nullable(INT),
+                          "last_error": nullable(STR), "payload": ANY_OBJ, "created_at": TIME}),
+    "EventHook": obj({"id": STR, "webhook_url": {"type": "string", "format": "uri"},
+                      "event_types": arr({"enum": list(EVENT_TYPES)}), "enabled": BOOL},
+                     "webhook_url"),
+    "AppSettings": obj({
+        "webhook_url": {"type": "string", "description": "http(s) URL or empty"},
+        "webhook_events": arr({"enum": list(EVENT_TYPES)}),
+        "webhook_rate_limit": {"type": "number", "minimum": 0, "default": 1000},
+        "event_hooks": arr(ref("EventHook")),
+        "rate_limits": {"type": "object", "description": "{default|<Operation>: per minute}",
+                        "additionalProperties": {"type": "integer", "minimum": 0}},
+        "campaign_send_rate": {"type": "number", "minimum": 0, "default": 0,
+                               "description": "messages/s per app, 0 = unlimited"},
+    }),
+}
+
+RL_HEADERS: J = {
+    "X-RateLimit-Limit": {"description": "requests per minute of this operation",
+                          "schema": INT},
+    "X-RateLimit-Remaining": {"description": "left in the current window", "schema": INT},
+    "X-RateLimit-Reset": {"description": "unix seconds when the window resets", "schema": INT},
+}
+RL_REFS: J = {k: {"$ref": f"#/components/headers/{k}"} for k in RL_HEADERS}
+ERRORS = {
+    "400": "bad input (code 4), or an action the current state forbids",
+    "401": "unknown api_key (2), missing/malformed token (5), token expired (40), "
+           "not yet valid (41), issued in the future (42), bad signature (43)",
+    "403": "a user token (code 17): every endpoint is server-side only",
+    "404": "no such resource in this app (code 16)",
+    "409": "id already exists (code 4)",
+    "413": "body larger than the configured maximum (code 22)",
+    "429": "rate limited (code 9); see Retry-After",
+    "500": "internal error (code -1), logged with the request id",
+    "503": "not ready",
+}
+
+
+def _error(status: str) -> J:
+    return {"$ref": f"#/components/responses/E{status}"}
+
+
+def _error_response(status: str) -> J:
+    resp: J = {"description": ERRORS[status],
+               "content": {"application/json": {"schema": ref("Error")}}}
+    if status == "429":
+        resp["headers"] = {**RL_REFS, "Retry-After": {"schema": INT,
+                                                      "description": "seconds to wait"}}
+    return resp
+
+
+def op(op_id: str, tag: str, summary: str, ok: J | None = None, *, body: J | None = None,
+       body_required: bool = False, params: tuple[J, ...] = (), errors: str = "400 404",
+       status: str = "200", public: bool = False) -> J:
+    out: J = {"operationId": op_id, "tags": [tag], "summary": summary}
+    out["parameters"] = list(params)
+    if body is not None:
+        out["requestBody"] = {"required": body_required,
+                              "content": {"application/json": {"schema": body}}}
+    ok_resp: J = {"description": "success",
+                  "content": {"application/json": {"schema": ok or ref("Empty")}}}
+    codes = errors.split()
+    if not public:
+        ok_resp["headers"] = RL_REFS
+        codes += ["401", "403", "429"]
+        if body is not None:
+            codes.append("413")
+        out["security"] = [{"api_key": [], "jwt": []}]
+    else:
+        out["security"] = []
+    out["responses"] = {status: ok_resp, **{c: _error(c) for c in sorted(set(codes))},
+                        "500": _error("500")}
+    return out
+
+
+def q(name: str, schema: J, description: str = "", required: bool = False) -> J:
+    return {"name": name, "in": "query", "required": required, "schema": schema,
+            "description": description}
+
+
+ST = ref("SegmentResponse")
+CAMP = ref("CampaignResponse")
+USERS_MAP: J = obj({"users": {"type": "object", "additionalProperties": ref("User")},
+                    "duration": STR}, "users", "duration")
+USERS_QUERY: J = obj({"filter_conditions": ref("Filter"), "sort": ref("Sort"),
+                      "limit": {"type": "integer", "minimum": 0, "maximum": 100},
+                      "offset": {"type": "integer", "minimum": 0, "maximum": 1000}})
+TEXT = {"content": {"text/plain": {"schema": STR}}}
+
+# (method, path, operation): the contract every engineer implements.
+OPERATIONS: list[tuple[str, str, J]] = [
+    ("get", "/healthz", op("Healthz", "Operations", "Process is up", public=True, errors="")),
+    ("get", "/readyz", op("Readyz", "Operations", "PostgreSQL and Redis reachable (503 if not)",
+                          public=True, errors="503")),
+    ("get", "/metrics", {**op("Metrics", "Operations", "Prometheus metrics", public=True,
+                              errors=""), "responses": {"200": {"description": "text format",
+                                                                **TEXT}}}),
+    ("get", "/openapi.json", {**op("OpenAPI", "Operations", "This document", public=True,
+                                   errors=""), "responses": {"200": {"description": "OpenAPI 3.1",
+                                   "content": {"application/json": {"schema": ANY_OBJ}}}}}),
+    ("get", "/docs", {**op("Docs", "Operations", "Human-readable API docs", public=True,
+                           errors=""), "responses": {"200": {"description": "HTML page",
+                           "content": {"text/html": {"schema": STR}}}}}),
+    ("get", "/docs/{file}", {**op("DocsAsset", "Operations", "Asset of the docs page",
+                                  public=True, errors="404"),
+                             "responses": {"200": {"description": "the file", **TEXT},
+                                           "404": _error("404")}}),
+    ("get", "/app", op("GetApp", "App", "App settings",
+                       obj({"app": ref("AppSettings"), "duration": STR}, "app"), errors="")),
+    ("patch", "/app", op("UpdateApp", "App", "Change webhook, rate-limit and send-rate settings",
+                         body=ref("AppSettings"), errors="400")),
+    ("post", "/users", op("UpsertUsers", "Users", "Create or replace up to 10,000 users (all or "
+                          "nothing)", USERS_MAP, body_required=True, errors="400",
+                          body=obj({"users": {"type": "object", "maxProperties": 10_000,
+                                              "additionalProperties": ref("UserInput")}},
+                                   "users"))),
+    ("patch", "/users", op("UpdateUsersPartial", "Users", "Set and unset fields of users",
+                           USERS_MAP, body_required=True, body=obj({"users": arr(obj({
+                               "id": ID, "set": ANY_OBJ, "unset": arr(STR)}, "id"), 1, 100)},
+                               "users"))),
+    ("get", "/users", op("QueryUsers", "Users", "Query users with a filter, sort, limit, offset",
+                         obj({"users": arr(ref("User")), "duration": STR}, "users"),
+                         errors="400", params=(
+                             {"name": "payload", "in": "query", "required": False,
+                              "content": {"application/json": {"schema": USERS_QUERY}}},))),
+    ("delete", "/users/{id}", op("DeleteUser", "Users", "Delete a user (soft unless hard)",
+                                 obj({"user": ref("User"), "duration": STR}), params=(
+                                     q("hard_delete", {"enum": ["true", "false"]}),
+                                     q("mark_messages_deleted", {"enum": ["true", "false"]})))),
+    ("post", "/users/delete", op("DeleteUsers", "Users", "Delete several users", ANY_OBJ,
+                                 body_required=True, errors="400", body=obj({
+                                     "user_ids": arr(ID, 1, 100),
+                                     "user": {"enum": ["soft", "hard"]},
+                                     "messages": {"enum": ["soft", "hard"]},
+                                     "conversations": {"enum": ["soft", "hard"]}},
+                                     "user_ids"))),
+    ("post", "/channels/{type}/{id}/query", op(
+        "GetOrCreateChannel", "Channels", "Get or create a channel by type and id",
+        ref("ChannelState"), body=ref("ChannelQuery"))),
+    ("post", "/channels/{type}/query", op(
+        "GetOrCreateDistinctChannel", "Channels",
+        "Get or create the distinct channel of exactly data.members", ref("ChannelState"),
+        body=ref("ChannelQuery"), body_required=True)),
+    ("post", "/channels", op("QueryChannels", "Channels", "Query channels",
+                             obj({"channels": arr(ref("ChannelState")), "duration": STR},
+                                 "channels"), errors="400", body=USERS_QUERY)),
+    ("post", "/channels/{type}/{id}/message", op(
+        "SendMessage", "Channels", "Send a message", obj({"message": ref("Message"),
+                                                          "duration": STR}, "message"),
+        body_required=True, body=obj({"message": obj({
+            "id": nullable(ID), "text": STR, "user_id": ID, "user": ref("UserRef"),
+            "attachments": arr(ANY_OBJ)})}, "message"))),
+    ("post", "/channels/{type}/{id}/read", op(
+        "MarkRead", "Channels", "Mark a channel read for a user", ANY_OBJ,
+        body=obj({"user_id": ID, "user": ref("UserRef")}))),
+    ("post", "/channels/delete", op("DeleteChannels", "Channels", "Delete channels by cid",
+                                    ANY_OBJ, errors="400", body_required=True, body=obj({
+                                        "cids": arr(CID, 1, 100), "hard_delete": BOOL},
+                                        "cids"))),
+    ("post", "/segments", op("CreateSegment", "Segments", "Create a segment", ST, status="201",
+                             errors="400 409", body_required=True, body=obj({
+                                 "type": {"enum": ["user", "channel"]}, "id": nullable(ID),
+                                 "name": {"type": "string", "maxLength": 1000},
+                                 "description": {"type": "string", "maxLength": 10_000},
+                                 "filter": ref("Filter"), "all_users": BOOL,
+                                 "all_sender_channels": BOOL}, "type", description=(
+                                 "filter, all_users and all_sender_channels are mutually "
+                                 "exclusive; none of them = an explicit target list")))),
+    ("get", "/segments/{id}", op("GetSegment", "Segments", "Get a segment", ST)),
+    ("put", "/segments/{id}", op("UpdateSegment", "Segments", "Change name, description, filter",
+                                 ST, body_required=True, body=obj({
+                                     "name": {"type": "string", "maxLength": 1000},
+                                     "description": {"type": "string", "maxLength": 10_000},
+                                     "filter": ref("Filter")}))),
+    ("delete", "/segments/{id}", op("DeleteSegment", "Segments",
+                                    "Delete a segment (400 while a scheduled or running "
+                                    "campaign uses it)")),
+    ("post", "/segments/query", op("QuerySegments", "Segments", "Query segments",
+                                   paged("segments", ref("Segment")), errors="400",
+                                   body=cursor_body(1000, 100))),
+    ("post", "/segments/{id}/addtargets", op(
+        "AddSegmentTargets", "Segments", "Add 1..10,000 targets (atomic; duplicates ignored)",
+        body=ref("TargetIds"), body_required=True)),
+    ("post", "/segments/{id}/deletetargets", op(
+        "DeleteSegmentTargets", "Segments", "Remove targets (absent ids are no error)",
+        body=ref("TargetIds"), body_required=True)),
+    ("get", "/segments/{id}/target/{target_id}", op(
+        "SegmentTargetExists", "Segments", "200 if the target is in the segment, else 404")),
+    ("post", "/segments/{id}/targets/query", op(
+        "QuerySegmentTargets", "Segments", "Keyset pages of targets",
+        paged("targets", obj({"target_id": STR, "created_at": TIME}, "target_id")),
+        body=cursor_body(10_000, 100))),
+    ("post", "/campaigns", op("CreateCampaign", "Campaigns", "Create a draft campaign", CAMP,
+                              status="201", errors="400 404 409", body=ref("CampaignInput"),
+                              body_required=True)),
+    ("get", "/campaigns/{id}", op("GetCampaign", "Campaigns", "Get a campaign", CAMP, params=(
+        {"name": "users", "in": "query", "required": False, "description": "user page",
+         "content": {"application/json": {"schema": obj({"limit": limit(1000, 100),
+                                                         "next": STR, "prev": STR})}}},))),
+    ("put", "/campaigns/{id}", op("UpdateCampaign", "Campaigns", "Full update (draft or "
+                                  "scheduled)", CAMP, body=ref("CampaignInput"),
+                                  body_required=True)),
+    ("delete", "/campaigns/{id}", op("DeleteCampaign", "Campaigns",
+                                     "Delete (not while in progress)")),
+    ("post", "/campaigns/query", op("QueryCampaigns", "Campaigns", "Query campaigns",
+                                    paged("campaigns", ref("Campaign")), errors="400",
+                                    body=cursor_body(1000, 100))),
+    ("post", "/campaigns/{id}/start", op(
+        "StartCampaign", "Campaigns", "Start now or at scheduled_for; stop at stop_at", CAMP,
+        body=obj({"scheduled_for": nullable(TIME), "stop_at": nullable(TIME)}))),
+    ("post", "/campaigns/{id}/stop", op("StopCampaign", "Campaigns", "Stop at once", CAMP)),
+    ("post", "/campaigns/{id}/pause", op("PauseCampaign", "Campaigns", "Pause (extension)",
+                                         CAMP)),
+    ("post", "/campaigns/{id}/resume", op("ResumeCampaign", "Campaigns", "Resume (extension)",
+                                          CAMP)),
+    ("post", "/campaigns/{id}/test", op(
+        "TestCampaign", "Campaigns", "Send the rendered message to up to 100 users now",
+        ANY_OBJ, body_required=True, body=obj({"users": arr(ID, 1, 100)}, "users"))),
+    ("get", "/campaigns/{id}/recipients", op(
+        "QueryCampaignRecipients", "Campaigns", "The per-recipient ledger (extension)",
+        paged("recipients", ref("Recipient")), params=(
+            q("status", {"enum": ["pending", "sent", "skipped", "errored", "read"]}),
+            q("limit", limit(1000, 100)), q("next", STR)))),
+    ("delete", "/campaigns/{id}/recipients/{target_id}", op(
+        "DeleteCampaignRecipient", "Campaigns", "Exclude a recipient not yet sent")),
+    ("get", "/campaigns/{id}/stats", op(
+        "GetCampaignStats", "Campaigns", "Stats and a per-minute timeline (extension)",
+        obj({"stats": ref("CampaignStats"), "timeline": arr(obj({
+            "at": TIME, "sent": INT, "read": INT, "errored": INT})), "duration": STR}))),
+    ("get", "/webhooks/failed", op(
+        "QueryFailedWebhooks", "Webhooks", "Events that exhausted their retries",
+        paged("webhooks", ref("FailedWebhook")), errors="400",
+        params=(q("limit", limit(1000, 100)), q("next", STR)))),
+    ("post", "/webhooks/replay", op(
+        "ReplayWebhooks", "Webhooks", "Re-queue failed events by ids or since a time",
+        ANY_OBJ, errors="400", body=obj({"ids": arr({"type": ["integer", "string"]}, 1, 10_000),
+                                         "since": TIME}))),
+    ("get", "/rate_limits", op(
+        "GetRateLimits", "App", "Every operation with its limit, remaining and reset",
+        ANY_OBJ, errors="")),
+]
+
+PATH_PARAMS: J = {"type": CTYPE, "id": {"type": "string", "minLength": 1},
+                  "target_id": {"type": "string", "minLength": 1}, "file": STR}
+DESCRIPTION = """Self-hosted campaign fan-out, wire-compatible with the hosted chat API.
+
+Every non-public request carries `?api_key=KEY` and `Authorization: <server JWT>` (HS256 with
+the app secret, claims `{"server": true}`; a `Bearer ` prefix is accepted) with
+`stream-auth-type: jwt`. Errors are `{code, message, StatusCode, duration, more_info}`.
+Limited operations answer with `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+`X-RateLimit-Reset`; a 429 adds `Retry-After`. List endpoints page with opaque `next`/`prev`
+cursors bound to their query."""
+
+
+def document(server_url: str | None = None) -> J:
+    paths: J = {}
+    for method, path, operation in OPERATIONS:
+        operation = dict(operation)
+        names = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
+        operation["parameters"] = [
+            *({"name": n, "in": "path", "required": True, "schema": PATH_PARAMS[n]}
+              for n in names), *operation.get("parameters", [])]
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "broadcaster", "version": "0.1.0", "description": DESCRIPTION},
+        "servers": [{"url": server_url or "/"}],
+        "tags": [{"name": t} for t in ("Campaigns", "Segments", "Users", "Channels", "Webhooks",
+                                       "App", "Operations")],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {f"E{c}": _error_response(c) for c in ERRORS},
+            "headers": RL_HEADERS,
+            "securitySchemes": {
+                "api_key": {"type": "apiKey", "in": "query", "name": "api_key",
+                            "description": "the app's key"},
+                "jwt": {"type": "apiKey", "in": "header", "name": "Authorization",
+                        "description": "server JWT (HS256, app secret, server: true)"},
+            },
+        },
+        "security": [{"api_key": [], "jwt": []}],
+    }
