@@ -8,8 +8,8 @@ from urllib.parse import urljoin, urlsplit
 import orjson
 import schemathesis
 
-from broadcaster.app import create_app
 from broadcaster.api.docs import STATIC
+from broadcaster.app import create_app
 from broadcaster.middleware import PUBLIC
 from broadcaster.openapi import document
 from broadcaster.settings import Settings
