@@ -1,0 +1,298 @@
+"""Campaign endpoints: CRUD, query, lifecycle, test send, recipients ledger and stats."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from broadcaster import cursors, lifecycle, timefmt
+from broadcaster.errors import bad_request
+from broadcaster.http import ok, query_payload, read_json
+from broadcaster.jobs import campaigns as jobs
+from broadcaster.keys import POOL, REDIS, SETTINGS
+from broadcaster.middleware import current_app
+from broadcaster.store import campaigns, fanout, ledger, recipients, segments
+from broadcaster.templating import compile_campaign
+from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, str_list, string
+
+routes = web.RouteTableDef()
+SORT_DEFAULT = [("created_at", -1), ("id", 1)]
+
+
+async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The editable fields of a create/update body, and the audience kind."""
+    app = current_app(request)
+    pool = request.app[POOL]
+    seg_ids = str_list(body, "segment_ids", min_items=1, max_items=25, pattern=ID_RE)
+    user_ids = str_list(body, "user_ids", min_items=1, max_items=10_000, pattern=ID_RE)
+    if (seg_ids is None) == (user_ids is None):
+        raise bad_request("exactly one of segment_ids and user_ids is required")
+    sender_id = ident(body.get("sender_id"), "sender_id") if body.get("sender_id") is not None else None
+    if sender_id is None:
+        raise bad_request("sender_id is required")
+    sender_mode = string(body, "sender_mode")
+    if sender_mode not in (None, "include", "exclude"):
+        raise bad_request(f"sender_mode must be 'include' or 'exclude' (or omitted), got {sender_mode!r}")
+    mt = obj(body, "message_template", required=True)
+    assert mt is not None
+    string(mt, "text", path="message_template.text", required=True, max_len=20_000)
+    string(mt, "poll_id", path="message_template.poll_id")
+    obj(mt, "custom", path="message_template.custom")
+    att = mt.get("attachments")
+    if att is not None and (not isinstance(att, list) or not all(isinstance(a, dict) for a in att)):
+        raise bad_request("message_template.attachments must be a list of objects")
+    create_channels = bool(boolean(body, "create_channels"))
+    ct = obj(body, "channel_template", required=create_channels)
+    if ct is not None:
+        ident(ct.get("type"), "channel_template.type", TYPE_RE)
+        string(ct, "id", path="channel_template.id", max_len=1000, allow_empty=False)
+        string(ct, "team", path="channel_template.team")
+        obj(ct, "custom", path="channel_template.custom")
+        str_list(ct, "members", path="channel_template.members", max_items=100, pattern=ID_RE)
+        mtpl = ct.get("members_template")
+        if mtpl is not None:
+            if not isinstance(mtpl, list) or len(mtpl) > 100:
+                raise bad_request("channel_template.members_template must be a list of at most 100 objects")
+            for i, m in enumerate(mtpl):
+                p = f"channel_template.members_template[{i}]"
+                if not isinstance(m, dict):
+                    raise bad_request(f"{p} must be an object")
+                ident(m.get("user_id"), f"{p}.user_id")
+                string(m, "channel_role", path=f"{p}.channel_role", max_len=64)
+                obj(m, "custom", path=f"{p}.custom")
+    compile_campaign(mt, ct)
+    kind = "user"
+    if seg_ids is not None:
+        kind = (await recipients.load_audience(pool, app.id, seg_ids, sender_id)).kind
+        if kind == "channel" and create_channels:
+            raise bad_request("create_channels is meaningless for channel segments: they send into existing channels")
+    if not await campaigns.user_exists(pool, app.id, sender_id):
+        raise bad_request(f"sender_id {sender_id!r} is not an existing user")
+    data = {
+        "name": string(body, "name", max_len=1000) or "",
+        "description": string(body, "description", max_len=10_000) or "",
+        "segment_ids": list(dict.fromkeys(seg_ids or [])), "user_ids": list(dict.fromkeys(user_ids or [])),
+        "sender_id": sender_id, "sender_mode": sender_mode, "message_template": mt,
+        "create_channels": create_channels, "channel_template": ct,
+        "skip_push": bool(boolean(body, "skip_push")), "skip_webhook": bool(boolean(body, "skip_webhook")),
+    }
+    return data, kind
+
+
+async def _view(request: web.Request, r: Any) -> dict[str, Any]:
+    stats = await ledger.stats_many(request.app[POOL], r["app_id"], [r["id"]])
+    return campaigns.view(r, stats.get(r["id"]))
+
+
+@routes.post("/campaigns", name="CreateCampaign")
+async def create_campaign(request: web.Request) -> web.Response:
+    app = current_app(request)
+    body = await read_json(request, required=True)
+    cid = ident(body["id"], "id") if body.get("id") is not None else str(uuid.uuid4())
+    data, _ = await _validate(request, body)
+    r = await campaigns.create(request.app[POOL], app.id, cid, data)
+    return ok(request, {"campaign": await _view(request, r)}, status=201)
+
+
+@routes.get("/campaigns/{id}", name="GetCampaign")
+async def get_campaign(request: web.Request) -> web.Response:
+    app = current_app(request)
+    r = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
+    out: dict[str, Any] = {"campaign": await _view(request, r)}
+    users = query_payload(request).get("users")
+    if r["user_ids"] and users is not None:
+        if not isinstance(users, dict):
+            raise bad_request("users must be an object {limit, next}")
+        limit = integer(users, "limit", path="users.limit", lo=1, hi=1000, default=100)
+        assert limit is not None
+        ids = sorted(r["user_ids"])
+        start = 0
+        fp = cursors.fingerprint("campaign-users", app.id, r["id"])
+        if users.get("next"):
+            after = cursors.decode(users["next"], "users.next", "next", fp, request.app[SETTINGS].cursor_secret)[0]
+            start = next((i for i, u in enumerate(ids) if u > after), len(ids))
+        page = ids[start:start + limit]
+        rows = await fanout.fetch_users(request.app[POOL], app.id, page) if page else {}
+        out["users"] = [rows.get(u, {"id": u}) for u in page]
+        if start + limit < len(ids):
+            out["users_next"] = cursors.encode([page[-1]], "next", fp, request.app[SETTINGS].cursor_secret)
+    return ok(request, out)
+
+
+@routes.put("/campaigns/{id}", name="UpdateCampaign")
+async def update_campaign(request: web.Request) -> web.Response:
+    app = current_app(request)
+    cid = request.match_info["id"]
+    body = await read_json(request, required=True)
+    data, _ = await _validate(request, body)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row = await campaigns.get(conn, app.id, cid, lock="UPDATE")
+        lifecycle.check("update", row["status"])
+        r = await campaigns.update(conn, app.id, cid, data)
+    return ok(request, {"campaign": await _view(request, r)})
+
+
+@routes.delete("/campaigns/{id}", name="DeleteCampaign")
+async def delete_campaign(request: web.Request) -> web.Response:
+    app = current_app(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
+        lifecycle.check("delete", row["status"])
+        await campaigns.delete(conn, app.id, row["id"])
+    return ok(request, {})
+
+
+@routes.post("/campaigns/query", name="QueryCampaigns")
+async def query_campaigns(request: web.Request) -> web.Response:
+    from broadcaster import filters
+
+    app = current_app(request)
+    body = await read_json(request)
+    limit = integer(body, "limit", lo=1, hi=1000, default=100)
+    assert limit is not None
+    c = filters.Column
+    schema = filters.Schema(columns={
+        "id": c("id", "text"), "name": c("name", "text"), "status": c("status", "text"),
+        "sender_id": c("sender_id", "text"), "segments": c("segment_ids", "text_array"),
+        "created_at": c("created_at", "time"), "updated_at": c("updated_at", "time"),
+    })
+    params = filters.Params(start=[app.id])
+    where = filters.compile_filter(body.get("filter") or {}, schema, params)
+    order = filters.compile_sort(body.get("sort"), schema, default=list(SORT_DEFAULT))
+    if not any(col == "id" for col, _ in order):
+        order.append(("id", 1))
+    cols, dirs = [col for col, _ in order], [d for _, d in order]
+    fp = cursors.fingerprint("campaigns", app.id, body.get("filter") or {}, order)
+    secret = request.app[SETTINGS].cursor_secret
+    nxt, prv = body.get("next"), body.get("prev")
+    if nxt and prv:
+        raise bad_request("next and prev are mutually exclusive")
+    backwards = bool(prv)
+    position = cursors.decode(prv or nxt, "prev" if prv else "next", "prev" if prv else "next", fp, secret) if (nxt or prv) else None
+    if position is not None:
+        if len(position) != len(cols):
+            raise bad_request("cursor does not match this query")
+        values = [timefmt.parse(v, "cursor") if col.endswith("_at") else v for col, v in zip(cols, position, strict=True)]
+        where = f"({where}) AND " + segments.keyset_where(cols, dirs, values, params, backwards)
+    run_order = [(col, -d if backwards else d) for col, d in order]
+    rows = await campaigns.query(request.app[POOL], app.id, where, params.values[1:], run_order, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    stats = await ledger.stats_many(request.app[POOL], app.id, [r["id"] for r in rows])
+    out: dict[str, Any] = {"campaigns": [campaigns.view(r, stats.get(r["id"])) for r in rows]}
+
+    def pos(r: Any) -> list[Any]:
+        return [timefmt.fmt(r[col]) if col.endswith("_at") else r[col] for col in cols]
+
+    if rows and (more or backwards):
+        out["next"] = cursors.encode(pos(rows[-1]), "next", fp, secret)
+    if rows and (more if backwards else position is not None):
+        out["prev"] = cursors.encode(pos(rows[0]), "prev", fp, secret)
+    return ok(request, out)
+
+
+@routes.post("/campaigns/{id}/start", name="StartCampaign")
+async def start_campaign(request: web.Request) -> web.Response:
+    app = current_app(request)
+    body = await read_json(request)
+    sched = timefmt.parse(body["scheduled_for"], "scheduled_for") if body.get("scheduled_for") is not None else None
+    stop_at = timefmt.parse(body["stop_at"], "stop_at") if body.get("stop_at") is not None else None
+    lifecycle.check_start_times(timefmt.now(), sched, stop_at)
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
+            lifecycle.check("start", row["status"])
+            kind = "user"
+            if row["segment_ids"]:
+                kind = (await recipients.load_audience(conn, app.id, row["segment_ids"], row["sender_id"])).kind
+            r = await campaigns.start(conn, row, kind, sched, stop_at)
+        if r["status"] == "in_progress":
+            await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
+    return ok(request, {"campaign": await _view(request, r)})
+
+
+async def _transition(request: web.Request, action: str, event: str) -> web.Response:
+    app = current_app(request)
+    async with request.app[POOL].acquire() as conn:
+        async with conn.transaction():
+            # FOR UPDATE waits for in-flight batches (they hold SHARE until they commit).
+            row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
+            r = await campaigns.set_status(conn, row, action, event=event)
+        if action == "resume":
+            await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
+    return ok(request, {"campaign": await _view(request, r)})
+
+
+@routes.post("/campaigns/{id}/stop", name="StopCampaign")
+async def stop_campaign(request: web.Request) -> web.Response:
+    return await _transition(request, "stop", "campaign.stopped")
+
+
+@routes.post("/campaigns/{id}/pause", name="PauseCampaign")
+async def pause_campaign(request: web.Request) -> web.Response:
+    return await _transition(request, "pause", "campaign.paused")
+
+
+@routes.post("/campaigns/{id}/resume", name="ResumeCampaign")
+async def resume_campaign(request: web.Request) -> web.Response:
+    return await _transition(request, "resume", "campaign.resumed")
+
+
+@routes.post("/campaigns/{id}/test", name="TestCampaign")
+async def test_campaign(request: web.Request) -> web.Response:
+    app = current_app(request)
+    body = await read_json(request, required=True)
+    users = str_list(body, "users", required=True, min_items=1, max_items=100, pattern=ID_RE)
+    assert users is not None
+    row = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        sent = await fanout.send_test(conn, row, jobs.templates_for(row), users)
+    return ok(request, {"campaign": await _view(request, row), "sent": sent})
+
+
+@routes.get("/campaigns/{id}/recipients", name="QueryCampaignRecipients")
+async def query_recipients(request: web.Request) -> web.Response:
+    app = current_app(request)
+    cid = request.match_info["id"]
+    await ledger.ensure_campaign(request.app[POOL], app.id, cid)
+    q = dict(request.query)
+    status = q.get("status") or None
+    if status is not None and status not in ledger.STATUSES:
+        raise bad_request(f"status must be one of {', '.join(ledger.STATUSES)}, got {status[:40]!r}")
+    limit = integer({"limit": int(q["limit"]) if q.get("limit", "").isdigit() else q.get("limit")},
+                    "limit", lo=1, hi=1000, default=100)
+    assert limit is not None
+    fp = cursors.fingerprint("recipients", app.id, cid, status)
+    secret = request.app[SETTINGS].cursor_secret
+    after = cursors.decode(q["next"], "next", "next", fp, secret)[0] if q.get("next") else None
+    rows = [] if status == "pending" else await ledger.page(request.app[POOL], app.id, cid, status, after, limit + 1)
+    out: dict[str, Any] = {"recipients": [ledger.row_view(r) for r in rows[:limit]]}
+    if len(rows) > limit:
+        out["next"] = cursors.encode([rows[limit - 1]["target_id"]], "next", fp, secret)
+    return ok(request, out)
+
+
+@routes.delete("/campaigns/{id}/recipients/{target_id}", name="DeleteCampaignRecipient")
+async def delete_recipient(request: web.Request) -> web.Response:
+    app = current_app(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
+        if row["status"] in ("completed", "stopped"):
+            raise bad_request(f"cannot remove a recipient of a campaign whose status is {row['status']!r}")
+        await ledger.exclude(conn, app.id, row["id"], request.match_info["target_id"])
+    return ok(request, {})
+
+
+@routes.get("/campaigns/{id}/stats", name="GetCampaignStats")
+async def get_stats(request: web.Request) -> web.Response:
+    app = current_app(request)
+    r = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
+    view = await _view(request, r)
+    timeline = await ledger.timeline(request.app[POOL], app.id, r["id"])
+    return ok(request, {"stats": view["stats"], "timeline": timeline, "status": r["status"]})
+

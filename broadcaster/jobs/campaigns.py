@@ -1,0 +1,211 @@
+"""Campaign jobs: the planner, one job per batch, and the 1 s tick.
+
+Every job is idempotent. PostgreSQL holds the truth (status, batch boundaries, done flags,
+leases); Redis only carries jobs, so a lost job (worker SIGKILLed, Redis restarted) is found
+by the tick through its expired lease and enqueued again under a new job id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from arq import cron
+from arq.connections import ArqRedis
+
+from broadcaster import metrics, sendrate
+from broadcaster.errors import ApiError
+from broadcaster.store import campaigns, fanout
+from broadcaster.store.ledger import Conn, Tx
+from broadcaster.templating import CampaignTemplates, compile_campaign, user_view
+
+logger = logging.getLogger("broadcaster.jobs.campaigns")
+_TEMPLATES: dict[tuple[int, str], tuple[Any, CampaignTemplates]] = {}
+
+
+def templates_for(camp: asyncpg.Record) -> CampaignTemplates:
+    """Compiled once per campaign (and version) per process."""
+    key = (camp["app_id"], camp["id"])
+    hit = _TEMPLATES.get(key)
+    if hit is not None and hit[0] == camp["updated_at"]:
+        return hit[1]
+    if len(_TEMPLATES) > 256:
+        _TEMPLATES.clear()
+    tpl = compile_campaign(camp["message_template"], camp["channel_template"])
+    _TEMPLATES[key] = (camp["updated_at"], tpl)
+    return tpl
+
+
+async def enqueue_plan(redis: ArqRedis, app_id: int, cid: str) -> None:
+    # A time-bucketed id: a planner lost with its worker is replaced within seconds, and
+    # concurrent planners are harmless (each step locks the campaign row).
+    await redis.enqueue_job("campaign_plan", app_id, cid, _job_id=f"plan:{app_id}:{cid}:{int(time.time() // 5)}")
+
+
+async def enqueue_batch(redis: ArqRedis, app_id: int, cid: str, no: int, tries: int) -> None:
+    await redis.enqueue_job("campaign_batch", app_id, cid, no, _job_id=f"batch:{app_id}:{cid}:{no}:{tries}")
+
+
+async def kick(redis: ArqRedis, conn: Conn, app_id: int, cid: str, *, all_open: bool) -> None:
+    """(Re-)enqueue the work of an in-progress campaign: its planner, and its open batches
+    (all of them after a resume, only the lost ones from the tick)."""
+    camp = await campaigns.get(conn, app_id, cid)
+    if camp["status"] != "in_progress":
+        return
+    if not camp["planned"]:
+        await enqueue_plan(redis, app_id, cid)
+    if all_open:
+        rows = await conn.fetch(
+            "UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '120 s'"
+            " WHERE app_id = $1 AND campaign_id = $2 AND NOT done RETURNING batch_no, tries", app_id, cid,
+        )
+        lost = [(r[0], r[1]) for r in rows]
+    else:
+        lost = await fanout.open_batches(conn, app_id, cid)
+    for no, tries in lost:
+        await enqueue_batch(redis, app_id, cid, no, tries)
+
+
+async def campaign_plan(ctx: dict[str, Any], app_id: int, cid: str) -> int:
+    pool, redis, settings = ctx["pool"], ctx["redis"], ctx["settings"]
+    planned = 0
+    async with pool.acquire() as conn:
+        while True:
+            try:
+                no = await fanout.plan_step(conn, app_id, cid, settings.batch_size)
+            except ApiError:  # the campaign was deleted
+                break
+            if no is None:
+                break
+            await enqueue_batch(redis, app_id, cid, no, 0)
+            planned += 1
+        await campaigns.try_complete(conn, app_id, cid)
+    metrics.JOBS.labels("campaign_plan", "ok").inc()
+    return planned
+
+
+async def _send_rate(conn: Tx, app_id: int) -> float:
+    s = await conn.fetchval("SELECT settings FROM apps WHERE id = $1", app_id) or {}
+    return float(s.get("campaign_send_rate") or 0)
+
+
+async def campaign_batch(ctx: dict[str, Any], app_id: int, cid: str, no: int) -> str:
+    pool, redis = ctx["pool"], ctx["redis"]
+    async with pool.acquire() as conn:
+        outcome = await _run_batch(conn, redis, app_id, cid, no)
+        if outcome == "ok":
+            await campaigns.try_complete(conn, app_id, cid)
+    metrics.JOBS.labels("campaign_batch", outcome).inc()
+    return outcome
+
+
+async def _run_batch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int) -> str:
+    try:
+        camp = await campaigns.get(conn, app_id, cid)
+    except ApiError:
+        return "gone"
+    if camp["status"] != "in_progress":
+        return "inactive"
+    n = await conn.fetchval(
+        "SELECT n FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3 AND NOT done",
+        app_id, cid, no,
+    )
+    if n is None:
+        return "done"
+    wait = await sendrate.reserve(redis, app_id, await _send_rate(conn, app_id), int(n))
+    if wait > 0:
+        await asyncio.sleep(wait)
+    if not await fanout.lease(conn, app_id, cid, no):
+        return "done"
+    tpl = templates_for(camp)
+    events = await fanout.webhooks_on(conn, camp)
+    async with conn.transaction():
+        camp = await campaigns.get(conn, app_id, cid, lock="SHARE")
+        if camp["status"] != "in_progress":
+            return "inactive"
+        b = await conn.fetchrow(
+            "SELECT after_id, upto_id, done FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2"
+            " AND batch_no = $3 FOR UPDATE", app_id, cid, no,
+        )
+        if b is None or b["done"]:
+            return "done"
+        ids = await fanout.audience_ids(conn, camp, b["after_id"], upto=b["upto_id"])
+        total = len(ids)
+        have = {r[0] for r in await conn.fetch(
+            "SELECT target_id FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2"
+            " AND target_id = ANY($3::text[])", app_id, cid, ids,
+        )}
+        if have:
+            ids = [i for i in ids if i not in have]
+        srow = await conn.fetchrow(
+            "SELECT id, name, role, teams, language, custom FROM users WHERE app_id = $1 AND id = $2",
+            app_id, camp["sender_id"],
+        )
+        sender = user_view(srow) if srow else {"id": camp["sender_id"], "name": ""}
+        if camp["kind"] == "channel":
+            chans = await fanout.live_channels(conn, app_id, ids)
+            pairs = await fanout.one_to_one_receivers(conn, app_id, list(chans), camp["sender_id"])
+            users = await fanout.fetch_users(conn, app_id, list(set(pairs.values())))
+            receivers = {c: users[u] for c, u in pairs.items() if u in users}
+            batch = fanout.build_channel_batch(camp, tpl, ids, chans, receivers, sender)
+        else:
+            users = await fanout.fetch_users(conn, app_id, ids)
+            existing = None
+            if not camp["create_channels"]:
+                existing = set(await _candidate_channels(conn, camp, tpl, ids, users, sender))
+            batch = fanout.build_user_batch(camp, tpl, ids, users, sender, existing)
+        sent, errored, skipped, created = await fanout.write_batch(conn, camp, no, batch, total, events, sender)
+    metrics.CAMPAIGN_MESSAGES.labels("sent").inc(sent)
+    metrics.CAMPAIGN_MESSAGES.labels("errored").inc(errored)
+    metrics.CAMPAIGN_MESSAGES.labels("skipped").inc(skipped)
+    metrics.CHANNELS_CREATED.inc(created)
+    return "ok"
+
+
+async def _candidate_channels(
+    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, ids: list[str],
+    users: dict[str, dict[str, Any]], sender: dict[str, Any],
+) -> list[str]:
+    """Without create_channels: which of the recipients' channels exist (live)."""
+    probe = fanout.build_user_batch(camp, tpl, ids, users, sender, None)
+    cids = sorted({c for c in probe.cids if c})
+    return list(await fanout.live_channels(conn, camp["app_id"], cids))
+
+
+async def stop_campaign(conn: Tx, app_id: int, cid: str) -> asyncpg.Record:
+    async with conn.transaction():
+        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+        return await campaigns.set_status(conn, row, "stop", event="campaign.stopped")
+
+
+async def campaign_tick(ctx: dict[str, Any]) -> None:
+    """Every second: scheduled starts and stop_at that are due, lost jobs, stuck completions."""
+    pool, redis = ctx["pool"], ctx["redis"]
+    async with pool.acquire() as conn:
+        for r in await campaigns.due(conn):
+            app_id, cid = r["app_id"], r["id"]
+            try:
+                if r["stop_due"]:
+                    await stop_campaign(conn, app_id, cid)
+                    continue
+                if r["status"] == "scheduled" and r["start_due"]:
+                    async with conn.transaction():
+                        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+                        if row["status"] == "scheduled":
+                            await campaigns.fire(conn, row)
+                    await kick(redis, conn, app_id, cid, all_open=True)
+                elif r["status"] == "in_progress":
+                    await kick(redis, conn, app_id, cid, all_open=False)
+                    if r["planned"]:
+                        await campaigns.try_complete(conn, app_id, cid)
+            except ApiError:
+                continue  # deleted or changed meanwhile
+            except Exception:
+                logger.exception("campaign tick failed", extra={"fields": {"campaign": cid}})
+
+
+FUNCTIONS = [campaign_plan, campaign_batch]
+CRON = [cron(campaign_tick, second=None, unique=True, timeout=30)]

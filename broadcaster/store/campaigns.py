@@ -1,0 +1,182 @@
+"""Campaign rows: CRUD, query, state transitions (with their outbox events), the JSON view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from broadcaster import lifecycle, timefmt
+from broadcaster.errors import conflict, not_found
+from broadcaster.store import ledger, outbox
+from broadcaster.store.ledger import Conn, Tx
+
+COLUMNS = (
+    "app_id, id, name, description, status, segment_ids, user_ids, sender_id, sender_mode,"
+    " message_template, create_channels, channel_template, skip_push, skip_webhook,"
+    " scheduled_for, stop_at, created_at, updated_at, kind, started_at, completed_at,"
+    " plan_after, plan_batches, planned, recipients_total"
+)
+EDITABLE = (
+    "name", "description", "segment_ids", "user_ids", "sender_id", "sender_mode",
+    "message_template", "create_channels", "channel_template", "skip_push", "skip_webhook",
+)
+
+
+async def user_exists(conn: Conn, app_id: int, user_id: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM users WHERE app_id = $1 AND id = $2 AND deleted_at IS NULL", app_id, user_id
+    ))
+
+
+async def create(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asyncpg.Record:
+    cols = ["app_id", "id", *EDITABLE]
+    vals = [app_id, cid, *(data[k] for k in EDITABLE)]
+    ph = ", ".join(f"${i + 1}" for i in range(len(cols)))
+    try:
+        r = await conn.fetchrow(
+            f"INSERT INTO campaigns ({', '.join(cols)}) VALUES ({ph}) RETURNING {COLUMNS}", *vals
+        )
+        assert r is not None
+        return r
+    except asyncpg.UniqueViolationError:
+        raise conflict(f"campaign {cid!r} already exists") from None
+
+
+async def get(conn: Conn, app_id: int, cid: str, *, lock: str = "") -> asyncpg.Record:
+    """lock: "" | "UPDATE" | "SHARE" (SHARE is what a batch holds while it commits)."""
+    suffix = f" FOR {lock}" if lock else ""
+    r = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM campaigns WHERE app_id = $1 AND id = $2{suffix}", app_id, cid
+    )
+    if r is None:
+        raise not_found(f"campaign {cid!r}")
+    return r
+
+
+async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asyncpg.Record:
+    sets = ", ".join(f"{k} = ${i + 3}" for i, k in enumerate(EDITABLE))
+    r = await conn.fetchrow(
+        f"UPDATE campaigns SET {sets}, updated_at = now() WHERE app_id = $1 AND id = $2"
+        f" RETURNING {COLUMNS}", app_id, cid, *(data[k] for k in EDITABLE),
+    )
+    if r is None:
+        raise not_found(f"campaign {cid!r}")
+    return r
+
+
+async def delete(conn: Tx, app_id: int, cid: str) -> None:
+    for table in ("campaign_batches", "campaign_recipients", "campaign_minutes"):
+        await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
+    await conn.execute("DELETE FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)
+
+
+async def query(
+    conn: Conn, app_id: int, where: str, params: list[Any], order: list[tuple[str, int]], limit: int,
+) -> list[asyncpg.Record]:
+    """`where` is compiled filter/keyset SQL over campaign columns with params from $2 on."""
+    order_sql = ", ".join(f"{col} {'ASC' if d == 1 else 'DESC'}" for col, d in order)
+    return await conn.fetch(
+        f"SELECT {COLUMNS} FROM campaigns WHERE app_id = $1 AND ({where})"
+        f" ORDER BY {order_sql} LIMIT {int(limit)}", app_id, *params,
+    )
+
+
+async def set_status(
+    conn: Tx, row: asyncpg.Record, action: str, *, status: str | None = None,
+    extra_sql: str = "", extra: tuple[Any, ...] = (), event: str | None = None,
+) -> asyncpg.Record:
+    """Apply a lifecycle action to a row locked FOR UPDATE; writes its campaign.* event."""
+    new = status or lifecycle.after(action, row["status"])
+    lifecycle.check(action, row["status"])
+    r = await conn.fetchrow(
+        f"UPDATE campaigns SET status = $3, updated_at = now(){extra_sql}"
+        f" WHERE app_id = $1 AND id = $2 RETURNING {COLUMNS}",
+        row["app_id"], row["id"], new, *extra,
+    )
+    assert r is not None
+    if event:
+        await add_event(conn, r, event)
+    return r
+
+
+async def add_event(conn: Tx, r: asyncpg.Record, event: str) -> None:
+    stats = await ledger.stats_many(conn, r["app_id"], [r["id"]])
+    payload = {"type": event, "campaign": view(r, stats.get(r["id"])), "created_at": timefmt.fmt(timefmt.now())}
+    await outbox.add(conn, r["app_id"], event, payload, campaign_id=r["id"])  # type: ignore[arg-type]
+
+
+async def start(
+    conn: Tx, row: asyncpg.Record, kind: str, scheduled_for: datetime | None,
+    stop_at: datetime | None,
+) -> asyncpg.Record:
+    lifecycle.check("start", row["status"])
+    status = lifecycle.start_status(timefmt.now(), scheduled_for)
+    r = await set_status(
+        conn, row, "start", status=status,
+        extra_sql=", kind = $4, scheduled_for = $5, stop_at = $6"
+        + (", started_at = now()" if status == "in_progress" else ""),
+        extra=(kind, scheduled_for, stop_at),
+        event="campaign.started" if status == "in_progress" else None,
+    )
+    return r
+
+
+async def fire(conn: Tx, row: asyncpg.Record) -> asyncpg.Record:
+    """A scheduled campaign whose time has come."""
+    return await set_status(conn, row, "fire", extra_sql=", started_at = now()", event="campaign.started")
+
+
+async def try_complete(conn: Tx, app_id: int, cid: str) -> bool:
+    """Complete the campaign if planning finished and every batch is done (idempotent)."""
+    async with conn.transaction():
+        r = await conn.fetchrow(
+            f"UPDATE campaigns SET status = 'completed', completed_at = now(), updated_at = now()"
+            f" WHERE app_id = $1 AND id = $2 AND status = 'in_progress' AND planned"
+            f" AND NOT EXISTS (SELECT 1 FROM campaign_batches b WHERE b.app_id = $1"
+            f" AND b.campaign_id = $2 AND NOT b.done) RETURNING {COLUMNS}", app_id, cid,
+        )
+        if r is None:
+            return False
+        await add_event(conn, r, "campaign.completed")
+        return True
+
+
+async def due(conn: Conn) -> list[asyncpg.Record]:
+    """Live campaigns for the 1 s tick: scheduled starts and stop_at that are due, and runs."""
+    return await conn.fetch(
+        "SELECT app_id, id, status, planned, scheduled_for <= now() AS start_due,"
+        " stop_at <= now() AS stop_due FROM campaigns"
+        " WHERE status IN ('scheduled', 'in_progress', 'paused')"
+    )
+
+
+def view(r: asyncpg.Record, stats: dict[str, Any] | None) -> dict[str, Any]:
+    s = stats or {}
+    now = timefmt.now()
+    sent = int(s.get("sent", 0))
+    return {
+        "id": r["id"], "name": r["name"], "description": r["description"], "status": r["status"],
+        "segment_ids": list(r["segment_ids"]), "user_ids": list(r["user_ids"]),
+        "sender_id": r["sender_id"], "sender_mode": r["sender_mode"],
+        "message_template": r["message_template"], "create_channels": r["create_channels"],
+        "channel_template": r["channel_template"], "skip_push": r["skip_push"],
+        "skip_webhook": r["skip_webhook"], "scheduled_for": timefmt.fmt(r["scheduled_for"]),
+        "stop_at": timefmt.fmt(r["stop_at"]), "created_at": timefmt.fmt(r["created_at"]),
+        "updated_at": timefmt.fmt(r["updated_at"]),
+        "stats": {
+            "progress": lifecycle.progress(
+                int(s.get("processed", 0)), int(r["recipients_total"]), r["planned"], r["status"]),
+            "stats_started_at": timefmt.fmt(r["started_at"]),
+            "stats_completed_at": timefmt.fmt(r["completed_at"]),
+            "stats_messages_sent": sent,
+            "stats_channels_created": int(s.get("channels_created", 0)),
+            "stats_users_sent": sent,
+            "stats_users_read": int(s.get("read", 0)),
+            "stats_messages_errored": int(s.get("errored", 0)),
+            "stats_recipients_skipped": int(s.get("skipped", 0)),
+            "stats_recipients_total": int(r["recipients_total"]),
+            "stats_send_rate": lifecycle.send_rate(sent, r["started_at"], r["completed_at"] or now),
+        },
+    }

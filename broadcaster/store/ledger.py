@@ -1,0 +1,113 @@
+"""The per-recipient ledger and the counters derived from it.
+
+Counters are written by the transaction that writes the ledger rows (a batch's sums on its
+campaign_batches row, reads in campaign_minutes), so stats are always the ledger's counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from broadcaster import timefmt
+from broadcaster.errors import bad_request, not_found
+
+Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+Tx = asyncpg.Connection | PoolConnectionProxy  # something that can open a transaction
+STATUSES = ("pending", "sent", "skipped", "errored", "read")
+
+
+async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {i: {} for i in ids}
+    for r in await conn.fetch(
+        "SELECT campaign_id, coalesce(sum(n), 0) AS processed, coalesce(sum(sent), 0) AS sent,"
+        " coalesce(sum(errored), 0) AS errored, coalesce(sum(skipped), 0) AS skipped,"
+        " coalesce(sum(channels_created), 0) AS channels_created"
+        " FROM campaign_batches WHERE app_id = $1 AND campaign_id = ANY($2::text[]) AND done"
+        " GROUP BY campaign_id", app_id, ids,
+    ):
+        out[r["campaign_id"]].update({k: int(r[k]) for k in ("processed", "sent", "errored", "skipped", "channels_created")})
+    for r in await conn.fetch(
+        "SELECT campaign_id, sum(read) AS read FROM campaign_minutes"
+        " WHERE app_id = $1 AND campaign_id = ANY($2::text[]) GROUP BY campaign_id", app_id, ids,
+    ):
+        out[r["campaign_id"]]["read"] = int(r["read"])
+    return out
+
+
+async def timeline(conn: Conn, app_id: int, cid: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT minute, sent, read, errored FROM campaign_minutes"
+        " WHERE app_id = $1 AND campaign_id = $2 ORDER BY minute", app_id, cid,
+    )
+    return [{"at": timefmt.fmt(r["minute"]), "sent": r["sent"], "read": r["read"],
+             "errored": r["errored"]} for r in rows]
+
+
+def row_view(r: asyncpg.Record) -> dict[str, Any]:
+    out: dict[str, Any] = {"target_id": r["target_id"], "status": r["status"]}
+    for k in ("user_id", "channel_cid", "message_id", "error"):
+        if r[k] is not None:
+            out[k] = r[k]
+    for k in ("sent_at", "read_at"):
+        if r[k] is not None:
+            out[k] = timefmt.fmt(r[k])
+    return out
+
+
+async def page(
+    conn: Conn, app_id: int, cid: str, status: str | None, after: str | None, limit: int,
+) -> list[asyncpg.Record]:
+    """Ledger rows in target_id order (a keyset walk of the primary key)."""
+    return await conn.fetch(
+        "SELECT target_id, user_id, channel_cid, message_id, status, error, sent_at, read_at"
+        " FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2"
+        " AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR target_id > $4)"
+        f" ORDER BY target_id LIMIT {int(limit)}", app_id, cid, status, after,
+    )
+
+
+async def exclude(conn: Tx, app_id: int, cid: str, target_id: str) -> None:
+    """Write the recipient's final ledger row now, so its batch (which skips ids that already
+    have a row) never sends to it. The caller holds the campaign row lock, so no batch of
+    this campaign is between reading the ledger and committing."""
+    r = await conn.fetchrow(
+        "INSERT INTO campaign_recipients (app_id, campaign_id, target_id, status, error)"
+        " VALUES ($1, $2, $3, 'skipped', 'excluded') ON CONFLICT DO NOTHING RETURNING 1",
+        app_id, cid, target_id,
+    )
+    if r is None:
+        cur = await conn.fetchval(
+            "SELECT status FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2"
+            " AND target_id = $3", app_id, cid, target_id,
+        )
+        raise bad_request(f"recipient {target_id!r} is already {cur}: only pending recipients can be removed")
+
+
+async def on_read(conn: Tx, app_id: int, cid: str, user_id: str) -> int:
+    """The read endpoint: campaign messages in this channel for this reader become `read`.
+    Called inside mark_read's transaction."""
+    rows = await conn.fetch(
+        "UPDATE campaign_recipients r SET status = 'read', read_at = now()"
+        " FROM (SELECT DISTINCT campaign_id FROM messages WHERE app_id = $1 AND cid = $2"
+        "       AND campaign_id IS NOT NULL) m"
+        " WHERE r.app_id = $1 AND r.campaign_id = m.campaign_id AND r.target_id IN ($3, $2)"
+        " AND r.channel_cid = $2 AND r.status = 'sent' RETURNING r.campaign_id",
+        app_id, cid, user_id,
+    )
+    if not rows:
+        return 0
+    await conn.execute(
+        "INSERT INTO campaign_minutes (app_id, campaign_id, minute, read)"
+        " SELECT $1, c, date_trunc('minute', now()), count(*) FROM unnest($2::text[]) c GROUP BY c"
+        " ON CONFLICT (app_id, campaign_id, minute) DO UPDATE SET read = campaign_minutes.read + EXCLUDED.read",
+        app_id, [r[0] for r in rows],
+    )
+    return len(rows)
+
+
+async def ensure_campaign(conn: Conn, app_id: int, cid: str) -> None:
+    if not await conn.fetchval("SELECT 1 FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid):
+        raise not_found(f"campaign {cid!r}")
