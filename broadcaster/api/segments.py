@@ -251,7 +251,7 @@ async def query_targets(request: web.Request) -> web.Response:
     if position is not None and len(position) != (2 if sort[0] == "created_at" else 1):
         raise bad_request("cursor does not match this query")
     sql, args = targets.page_sql(seg.key, conds, params, sort, position, backwards, limit)
-    rows = await targets.fetch_page(pool, sql, args)
+    rows = await targets.fetch_index_ordered(pool, sql, args)
     more = len(rows) > limit
     page = [dict(r) for r in rows[:limit]]
     if backwards:

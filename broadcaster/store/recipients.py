@@ -2,7 +2,8 @@
 one or several segments, never the whole audience in memory.
 
 Every page is a union of per-segment index range scans (`id > after ORDER BY id LIMIT n`),
-so a call costs the same at any depth. Ids ascend in the database's text order (the
+merged in order, so a call costs the same at any depth (sorts are priced out: see
+targets.fetch_index_ordered). Ids ascend in the database's text order (the
 default collation of every text key involved: users.id, channels.cid, targets.target_id).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from broadcaster.errors import bad_request, not_found
-from broadcaster.store import segments
+from broadcaster.store import segments, targets
 from broadcaster.store.segments import SegmentRow
 
 
@@ -100,7 +101,7 @@ async def _run(
     else:
         union = " UNION ALL ".join(f"({s})" for s in subs)
         sql = f"SELECT DISTINCT id FROM ({union}) u ORDER BY id{limit_sql}"
-    return [r[0] for r in await conn.fetch(sql, *params.values)]
+    return [r[0] for r in await targets.fetch_index_ordered(conn, sql, params.values)]
 
 
 async def page(
