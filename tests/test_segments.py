@@ -149,6 +149,17 @@ async def test_background_size(api: Api, pool: asyncpg.Pool, creds, start_worker
     st, body = await api.put("/segments/gold", {"filter": {"nope": {"$bad": 1}}})
     assert_error(st, body, 400, 4, "$bad")
     assert await size("mine") is None
+    # deleting an explicit list leaves its targets to the purge job
+    await api.post("/segments", {"type": "user", "id": "list"})
+    await api.post("/segments/list/addtargets", {"target_ids": [f"t{i}" for i in range(300)]})
+    assert await pool.fetchval("SELECT count(*) FROM segment_targets") == 300
+    st, body = await api.delete("/segments/list")
+    assert st == 200, body
+
+    async def purged() -> bool:
+        return await pool.fetchval("SELECT count(*) FROM segment_targets") == 0
+
+    await await_for(purged)
 
 
 async def _is(coro, expected) -> bool:
