@@ -28,9 +28,14 @@ return tostring(start - now)
 async def reserve(redis: Redis, app_id: int, rate: float, n: int) -> float:
     """Reserve n sends at `rate`/s for this app; returns seconds to wait before sending (0 = now).
     A rate of 0 (or less) means unlimited."""
+    return await reserve_key(redis, f"bc:sendrate:{app_id}", rate, n)
+
+
+async def reserve_key(redis: Redis, key: str, rate: float, n: int) -> float:
+    """The same bucket under any key (webhook receivers pace their requests with it)."""
     if rate <= 0 or n <= 0:
         return 0.0
     wait = await redis.eval(  # type: ignore[misc]
-        _RESERVE, 1, f"bc:sendrate:{app_id}", str(rate), str(n), str(time.time())
+        _RESERVE, 1, key, str(rate), str(n), str(time.time())
     )
     return max(0.0, float(wait))

@@ -1,0 +1,81 @@
+"""Deliveries that exhausted their retries: list them, replay them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from broadcaster import cursors, timefmt, validate
+from broadcaster.errors import bad_request
+from broadcaster.http import ok, read_json
+from broadcaster.keys import POOL, SETTINGS
+from broadcaster.middleware import current_app
+from broadcaster.store import webhooks as store
+
+routes = web.RouteTableDef()
+
+
+def _item(r: Any) -> dict[str, Any]:
+    return {
+        "id": str(r["webhook_id"]),
+        "event_type": r["event_type"],
+        "receiver": r["receiver"],
+        "webhook_url": r["url"],
+        "campaign_id": r["campaign_id"],
+        "attempts": r["attempt"],
+        "series": r["series"],
+        "last_status": r["last_status"],
+        "last_error": r["last_error"],
+        "failed_at": timefmt.fmt(r["failed_at"]),
+        "created_at": timefmt.fmt(r["created_at"]),
+        "event": orjson.loads(r["payload"]),
+    }
+
+
+@routes.get("/webhooks/failed", name="QueryFailedWebhooks")
+async def failed(request: web.Request) -> web.Response:
+    app = current_app(request)
+    q = dict(request.query)
+    try:
+        limit = int(q.get("limit", "100"))
+    except ValueError:
+        raise bad_request("limit must be an integer") from None
+    if not 1 <= limit <= 1000:
+        raise bad_request(f"limit must be between 1 and 1000, got {limit}")
+    secret = request.app[SETTINGS].cursor_secret
+    fp = cursors.fingerprint("webhooks.failed", app.id)
+    after = None
+    if q.get("next"):
+        pos = cursors.decode(q["next"], "next", "next", fp, secret)
+        if len(pos) != 1 or not isinstance(pos[0], int):
+            raise bad_request("next is not a valid cursor")
+        after = pos[0]
+    rows = await store.failed_page(request.app[POOL], app.id, after=after, limit=limit + 1)
+    out: dict[str, Any] = {"failed": [_item(r) for r in rows[:limit]]}
+    if len(rows) > limit:
+        out["next"] = cursors.encode([rows[limit - 1]["id"]], "next", fp, secret)
+    return ok(request, out)
+
+
+@routes.post("/webhooks/replay", name="ReplayWebhooks")
+async def replay(request: web.Request) -> web.Response:
+    app = current_app(request)
+    body = await read_json(request, required=True)
+    ids = validate.str_list(body, "ids", min_items=1, max_items=10_000)
+    since_raw = body.get("since")
+    if (ids is None) == (since_raw is None):
+        raise bad_request("give exactly one of ids (failed webhook ids) or since (a timestamp)")
+    webhook_ids = None
+    if ids is not None:
+        webhook_ids = []
+        for i, x in enumerate(ids):
+            try:
+                webhook_ids.append(str(uuid.UUID(x)))
+            except ValueError:
+                raise bad_request(f"ids[{i}] is not a webhook id: {x[:80]!r}") from None
+    since = timefmt.parse(since_raw, "since") if since_raw is not None else None
+    n = await store.replay(request.app[POOL], app.id, webhook_ids=webhook_ids, since=since)
+    return ok(request, {"replayed": n})

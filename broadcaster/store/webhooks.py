@@ -1,0 +1,221 @@
+"""Webhook deliveries: routing the outbox into per-receiver rows, claiming, finishing, replay.
+
+Routing and the release of held rows run under one advisory lock, so a delivery row can
+never be created held after the row it waits for was finished (it would wait forever).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+ORDER_LOCK = 0x7768_6F72_6472  # "whordr": routing and releasing held rows
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    id: int
+    app_id: int
+    event_type: str
+    campaign_id: str | None
+    payload: str
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    app_id: int
+    event_id: int
+    receiver: str
+    url: str
+    event_type: str
+    campaign_id: str | None
+    barrier: bool
+    payload: str
+    held: bool
+
+
+Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+Tx = asyncpg.Connection | PoolConnectionProxy
+Key = tuple[int, str, str]  # (app_id, receiver, campaign_id)
+
+
+async def try_order_lock(conn: Tx) -> bool:
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", ORDER_LOCK))
+
+
+async def order_lock(conn: Tx) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", ORDER_LOCK)
+
+
+async def outbox_batch(conn: Tx, limit: int) -> list[OutboxEvent]:
+    rows = await conn.fetch(
+        "SELECT id, app_id, event_type, campaign_id, payload::text AS payload FROM outbox"
+        " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit,
+    )
+    return [OutboxEvent(r["id"], r["app_id"], r["event_type"], r["campaign_id"], r["payload"]) for r in rows]
+
+
+async def app_settings(conn: Conn, app_ids: Sequence[int]) -> dict[int, Any]:
+    rows = await conn.fetch(
+        "SELECT id, api_key, api_secret, settings FROM apps WHERE id = ANY($1::bigint[])", list(app_ids)
+    )
+    return {r["id"]: r for r in rows}
+
+
+async def pending_state(conn: Tx, keys: Sequence[Key]) -> dict[Key, tuple[bool, bool]]:
+    """For keys with undelivered rows: (any pending, a campaign.* one pending)."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT d.app_id, d.receiver, d.campaign_id, bool_or(d.barrier) AS fence"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(app_id, receiver, campaign_id)"
+        " JOIN webhook_deliveries d ON d.app_id = k.app_id AND d.receiver = k.receiver"
+        "  AND d.campaign_id = k.campaign_id AND d.state = 'pending'"
+        " GROUP BY 1, 2, 3",
+        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+    )
+    return {(r["app_id"], r["receiver"], r["campaign_id"]): (True, bool(r["fence"])) for r in rows}
+
+
+async def insert_deliveries(conn: Tx, rows: Sequence[NewDelivery]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO webhook_deliveries (app_id, event_id, receiver, url, event_type, campaign_id,"
+        " barrier, payload, held)"
+        " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::bool[], $8::text[], $9::bool[])",
+        [r.app_id for r in rows], [r.event_id for r in rows], [r.receiver for r in rows],
+        [r.url for r in rows], [r.event_type for r in rows], [r.campaign_id for r in rows],
+        [r.barrier for r in rows], [r.payload for r in rows], [r.held for r in rows],
+    )
+
+
+async def consume_outbox(conn: Tx, ids: Sequence[int]) -> None:
+    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+
+
+async def claim(conn: Conn, limit: int, lease_s: float) -> list[asyncpg.Record]:
+    """Take due deliveries for one attempt each; the lease (next_at) returns them to the pool
+    if this worker dies before finishing them."""
+    return await conn.fetch(
+        "WITH c AS (SELECT id FROM webhook_deliveries"
+        "  WHERE state = 'pending' AND NOT held AND next_at <= now()"
+        "  ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " UPDATE webhook_deliveries d SET attempt = d.attempt + 1,"
+        "  next_at = now() + make_interval(secs => $2)"
+        " FROM c WHERE d.id = c.id"
+        " RETURNING d.id, d.app_id, d.webhook_id, d.receiver, d.url, d.campaign_id, d.payload,"
+        "  d.attempt, extract(epoch FROM now() - d.series_started_at)::float8 AS age_s",
+        limit, lease_s,
+    )
+
+
+async def unclaim(conn: Conn, ids: Sequence[int]) -> None:
+    """Give back claimed rows this worker will not send now (over the receiver's pace)."""
+    if ids:
+        await conn.execute(
+            "UPDATE webhook_deliveries SET attempt = attempt - 1, next_at = now()"
+            " WHERE id = ANY($1::bigint[])", list(ids),
+        )
+
+
+async def finish(
+    conn: Tx, *, delivered: Sequence[int],
+    retries: Sequence[tuple[int, float, int | None, str | None]],
+    failures: Sequence[tuple[int, int | None, str | None]], released: Sequence[Key],
+) -> None:
+    """Record one batch's results set-based, then let rows waiting on them go. Call in a
+    transaction."""
+    if released:
+        await order_lock(conn)
+    if delivered:
+        await conn.execute("DELETE FROM webhook_deliveries WHERE id = ANY($1::bigint[])", list(delivered))
+    if retries:
+        await conn.execute(
+            "UPDATE webhook_deliveries d SET next_at = now() + make_interval(secs => r.delay),"
+            " last_status = r.status, last_error = r.error"
+            " FROM unnest($1::bigint[], $2::float8[], $3::int[], $4::text[]) AS r(id, delay, status, error)"
+            " WHERE d.id = r.id",
+            [r[0] for r in retries], [r[1] for r in retries], [r[2] for r in retries], [r[3] for r in retries],
+        )
+    if failures:
+        await conn.execute(
+            "UPDATE webhook_deliveries d SET state = 'failed', failed_at = now(), held = false,"
+            " last_status = r.status, last_error = r.error"
+            " FROM unnest($1::bigint[], $2::int[], $3::text[]) AS r(id, status, error)"
+            " WHERE d.id = r.id",
+            [r[0] for r in failures], [r[1] for r in failures], [r[2] for r in failures],
+        )
+    if released:
+        await release(conn, released)
+
+
+async def release(conn: Tx, keys: Sequence[Key]) -> None:
+    a, r, c = [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+    # message events: free once no earlier campaign.* event of their key is pending
+    await conn.execute(
+        "UPDATE webhook_deliveries d SET held = false, next_at = now()"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(app_id, receiver, campaign_id)"
+        " WHERE d.app_id = k.app_id AND d.receiver = k.receiver AND d.campaign_id = k.campaign_id"
+        "  AND d.state = 'pending' AND d.held AND NOT d.barrier"
+        "  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries b WHERE b.app_id = d.app_id"
+        "   AND b.receiver = d.receiver AND b.campaign_id = d.campaign_id AND b.state = 'pending'"
+        "   AND b.barrier AND b.event_id < d.event_id)",
+        a, r, c,
+    )
+    # campaign.* events: free once nothing earlier of their key is pending
+    await conn.execute(
+        "UPDATE webhook_deliveries d SET held = false, next_at = now()"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(app_id, receiver, campaign_id)"
+        " WHERE d.app_id = k.app_id AND d.receiver = k.receiver AND d.campaign_id = k.campaign_id"
+        "  AND d.state = 'pending' AND d.held AND d.barrier"
+        "  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries b WHERE b.app_id = d.app_id"
+        "   AND b.receiver = d.receiver AND b.campaign_id = d.campaign_id AND b.state = 'pending'"
+        "   AND b.event_id < d.event_id)",
+        a, r, c,
+    )
+
+
+async def depth(conn: Conn) -> int:
+    """Events not delivered yet: unrouted outbox rows plus pending deliveries."""
+    return int(await conn.fetchval(
+        "SELECT (SELECT count(*) FROM outbox)"
+        " + (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending')"
+    ))
+
+
+# ---- the API: failed deliveries and replay ----
+
+async def failed_page(
+    conn: Conn, app_id: int, *, after: int | None, limit: int,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, webhook_id, event_type, receiver, url, campaign_id, attempt, series,"
+        " last_status, last_error, failed_at, created_at, payload"
+        " FROM webhook_deliveries WHERE app_id = $1 AND state = 'failed' AND id > $2"
+        " ORDER BY id LIMIT $3",
+        app_id, after or 0, limit,
+    )
+
+
+async def replay(
+    conn: Conn, app_id: int, *, webhook_ids: Sequence[str] | None,
+    since: datetime | None,
+) -> int:
+    """Failed deliveries back to pending with a new attempt series (same webhook_id)."""
+    n = await conn.fetchval(
+        "WITH r AS (UPDATE webhook_deliveries SET state = 'pending', held = false, attempt = 0,"
+        "  series = series + 1, series_started_at = now(), next_at = now(), failed_at = NULL"
+        " WHERE app_id = $1 AND state = 'failed'"
+        "  AND ($2::uuid[] IS NULL OR webhook_id = ANY($2::uuid[]))"
+        "  AND ($3::timestamptz IS NULL OR failed_at >= $3)"
+        " RETURNING 1) SELECT count(*) FROM r",
+        app_id, list(webhook_ids) if webhook_ids is not None else None, since,
+    )
+    return int(n or 0)
