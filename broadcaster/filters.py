@@ -208,9 +208,10 @@ def _list(v: Any, path: str) -> list[Any]:
 _PG_TYPE = {"text": "text", "number": "numeric", "bool": "boolean", "time": "timestamptz", "text_array": "text"}
 
 
-def _like_parts(v: str) -> tuple[str, str]:
-    esc = v.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return esc + "%", "(^|[^[:alnum:]])" + re.escape(v.lower())
+def _word_prefix(v: str) -> str:
+    """A regex matching `v` (case-folded) at the start of the text or of any word in it;
+    one regex (not LIKE OR regex) so a trigram index on lower(column) can serve it."""
+    return "(^|[^[:alnum:]])" + re.escape(v.lower())
 
 
 def _column_op(col: Column, op: str, v: Any, params: Params, path: str) -> str:
@@ -244,8 +245,7 @@ def _column_op(col: Column, op: str, v: Any, params: Params, path: str) -> str:
             raise bad_request(f"{path}: $autocomplete applies to text fields only")
         if not isinstance(v, str) or not v:
             raise bad_request(f"{path} must be a non-empty string")
-        prefix, word = _like_parts(v)
-        return f"(lower({sql}) LIKE {params.add(prefix)} OR lower({sql}) ~ {params.add(word)})"
+        return f"(lower({sql}) ~ {params.add(_word_prefix(v))})"
     if op in ("$in", "$nin"):
         vals = [_scalar(col, x, f"{path}[{i}]") for i, x in enumerate(_list(v, path))]
         expr = f"({sql} = ANY({params.add(vals)}::{typ}[]))"
@@ -315,11 +315,9 @@ def _custom_op(custom: str, keys: list[str], op: str, v: Any, params: Params, pa
     if op == "$autocomplete":
         if not isinstance(v, str) or not v:
             raise bad_request(f"{path} must be a non-empty string")
-        prefix, word = _like_parts(v)
-        t = f"lower({e} #>> '{{}}')"
         return (
             f"COALESCE(CASE WHEN jsonb_typeof({e}) = 'string' THEN "
-            f"({t} LIKE {params.add(prefix)} OR {t} ~ {params.add(word)}) END, FALSE)"
+            f"lower({e} #>> '{{}}') ~ {params.add(_word_prefix(v))} END, FALSE)"
         )
     # $gt $gte $lt $lte: compare only values of the same JSON type (CASE guards the casts).
     cmp = _CMP[op]
