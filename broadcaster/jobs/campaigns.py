@@ -109,17 +109,16 @@ async def _run_batch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int) 
         return "gone"
     if camp["status"] != "in_progress":
         return "inactive"
-    n = await conn.fetchval(
-        "SELECT n FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3 AND NOT done",
-        app_id, cid, no,
-    )
+    # Lease first: a worker killed at any point after this is noticed when the lease ends.
+    n = await fanout.lease(conn, app_id, cid, no)
     if n is None:
         return "done"
-    wait = await sendrate.reserve(redis, app_id, await _send_rate(conn, app_id), int(n))
+    wait = await sendrate.reserve(redis, app_id, await _send_rate(conn, app_id), n)
     if wait > 0:
+        await fanout.lease(conn, app_id, cid, no, wait + fanout.RUNNING_LEASE_S)
         await asyncio.sleep(wait)
-    if not await fanout.lease(conn, app_id, cid, no):
-        return "done"
+        if await fanout.lease(conn, app_id, cid, no) is None:
+            return "done"
     tpl = templates_for(camp)
     events = await fanout.webhooks_on(conn, camp)
     async with conn.transaction():

@@ -23,7 +23,7 @@ from broadcaster.templating import CampaignTemplates, RenderError, user_view
 from broadcaster.validate import ID_RE
 
 QUEUED_LEASE_S = 120  # a queued batch job not started by then is presumed lost
-RUNNING_LEASE_S = 20  # a started one not done by then (worker killed) is re-enqueued
+RUNNING_LEASE_S = 10  # a started one not done by then (worker killed) is re-enqueued
 
 
 async def audience_ids(
@@ -77,14 +77,14 @@ async def open_batches(conn: Conn, app_id: int, cid: str) -> list[tuple[int, int
     return [(r[0], r[1]) for r in rows]
 
 
-async def lease(conn: Tx, app_id: int, cid: str, no: int) -> bool:
-    """Claim a batch for running; False when it is already done."""
+async def lease(conn: Tx, app_id: int, cid: str, no: int, seconds: float = RUNNING_LEASE_S) -> int | None:
+    """Claim a batch for running; returns its planned size, None when it is already done."""
     r = await conn.fetchval(
-        f"UPDATE campaign_batches SET lease_until = now() + interval '{RUNNING_LEASE_S} s'"
-        " WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3 AND NOT done RETURNING 1",
-        app_id, cid, no,
+        "UPDATE campaign_batches SET lease_until = now() + make_interval(secs => $4)"
+        " WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3 AND NOT done RETURNING n",
+        app_id, cid, no, float(seconds),
     )
-    return bool(r)
+    return int(r) if r is not None else None
 
 
 async def webhooks_on(conn: Tx, camp: asyncpg.Record) -> bool:
