@@ -96,3 +96,21 @@ async def test_mixed_and_missing_segments(pool, data):
     with pytest.raises(ApiError) as e:
         await recipients.load_audience(pool, data + 999, ["list1"], None)
     assert e.value.status == 404
+
+
+async def test_multi_segment_page_merges_index_scans(pool, data, monkeypatch):
+    """Several segments: ordered index range scans merged, never a sort of an audience."""
+    from broadcaster.store import targets
+
+    plans: list[str] = []
+    real = targets.fetch_index_ordered
+
+    async def spy(conn, sql, args, *, explain=False):
+        plans.append("\n".join(r[0] for r in await real(conn, sql, args, explain=True)))
+        return await real(conn, sql, args)
+
+    monkeypatch.setattr(targets, "fetch_index_ordered", spy)
+    aud = await recipients.load_audience(pool, data, ["list1", "list2", "gold"], "boss")
+    assert await recipients.page(pool, aud, after="u001", limit=3) == ["u002", "u003", "u006"]
+    plan = plans[-1]
+    assert "Merge Append" in plan and "Sort  (" not in plan and "Seq Scan" not in plan, plan
