@@ -1,0 +1,39 @@
+"""A tiny smoke run of `broadcaster bench`: every figure present, sane, and the plot drawn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+
+from tests.conftest import ROOT
+
+
+def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
+    env = {**os.environ, "BROADCASTER_DATABASE_URL": settings.database_url,
+           "BROADCASTER_REDIS_URL": settings.redis_url, "BROADCASTER_BATCH_SIZE": "500"}
+    out_path = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "broadcaster", "bench", "--recipients", "2000",
+         "--json", str(out_path)],
+        env=env, cwd=ROOT, capture_output=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    result = orjson.loads(proc.stdout)
+    assert orjson.loads(out_path.read_bytes()) == result
+    assert b"[bench" in proc.stderr  # progress is shown
+    assert result["recipients"] == 2000
+    assert set(result["machine"]) >= {"cpus", "memory_gb", "postgres_version", "redis_version", "python"}
+    fan = result["fanout"]
+    for key in ("recipients_per_s", "seconds", "ceiling_recipients_per_s", "ratio",
+                "with_webhooks_recipients_per_s", "worker_peak_rss_mb"):
+        assert fan[key] > 0, (key, fan)
+    assert abs(fan["ratio"] - fan["recipients_per_s"] / fan["ceiling_recipients_per_s"]) < 0.01
+    assert result["addtargets"]["p50_ms"] > 0 and result["addtargets"]["import_targets_per_s"] > 0
+    assert result["targets_query"]["first_page_p50_ms"] > 0
+    assert result["targets_query"]["last_page_p50_ms"] > 0
+    assert result["webhooks"]["deliveries_per_s"] > 0
+    assert result["webhooks"]["delivered"] == result["webhooks"]["events"]
+    assert result["memory"]["rss_mb_at_10pct"] > 0 and result["memory"]["rss_mb_at_100pct"] > 0
