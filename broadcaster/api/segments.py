@@ -173,7 +173,9 @@ async def query_segments(request: web.Request) -> web.Response:
     def pos(r: SegmentRow) -> list[Any]:
         return [timefmt.fmt(getattr(r, c)) if c in time_cols else getattr(r, c) for c in cols]
 
-    if rows and (more if not backwards else True):
+    # Forwards: a next page when more rows were fetched, a previous one when we came by cursor.
+    # Backwards: the mirror image.
+    if rows and (backwards or more):
         out["next"] = cursors.encode(pos(rows[-1]), "next", fp, secret)
     if rows and (more if backwards else position is not None):
         out["prev"] = cursors.encode(pos(rows[0]), "prev", fp, secret)
@@ -257,7 +259,7 @@ async def query_targets(request: web.Request) -> web.Response:
     if backwards:
         page.reverse()
     out: dict[str, Any] = {"targets": page}
-    if page and (True if backwards else more):
+    if page and (backwards or more):
         out["next"] = cursors.encode(targets.position_of(page[-1], sort[0]), "next", fp, secret)
     if page and (more if backwards else position is not None):
         out["prev"] = cursors.encode(targets.position_of(page[0], sort[0]), "prev", fp, secret)
