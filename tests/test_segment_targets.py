@@ -171,3 +171,17 @@ async def test_targets_page_is_an_index_range_scan(api: Api, pool: asyncpg.Pool)
     async with pool.acquire() as conn, conn.transaction():
         await targets.fetch_index_ordered(conn, sql, args)
         assert await conn.fetchval("SHOW enable_sort") == "on"  # restored for the caller
+
+
+async def test_nul_characters_are_400_not_500(api: Api):
+    await _explicit(api)
+    st, body = await api.post("/segments", {"type": "user", "name": "a\x00b"})
+    assert_error(st, body, 400, 4, "name")
+    st, body = await api.post("/segments", {"type": "user", "filter": {"tier": "x\x00"}})
+    assert_error(st, body, 400, 4, "filter.tier")
+    st, body = await api.post("/segments/s1/targets/query", {"filter": {"target_id": "a\x00"}})
+    assert_error(st, body, 400, 4, "filter.target_id")
+    st, body = await api.get("/segments/s%00/target/x")
+    assert_error(st, body, 404, 16)
+    st, body = await api.get("/segments/s1/target/x%00y")
+    assert_error(st, body, 404, 16)

@@ -33,9 +33,25 @@ def serialize(seg: SegmentRow) -> dict[str, Any]:
     }
 
 
+def no_nul(value: Any, field: str) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL characters: a clear 400, not a 500."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise bad_request(f"{field} must not contain NUL characters")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            no_nul(k, field)
+            no_nul(v, f"{field}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            no_nul(v, f"{field}[{i}]")
+
+
 def check_filter(flt: dict[str, Any], seg_type: str) -> None:
     """Compile once so a bad filter is a 400 at create/update, not a failed job later."""
     from broadcaster import filters
+
+    no_nul(flt, "filter")
 
     schema = filters.USER_SCHEMA if seg_type == "user" else filters.CHANNEL_SCHEMA
     filters.compile_filter(flt, schema, filters.Params())
@@ -63,6 +79,8 @@ async def create_segment(request: web.Request) -> web.Response:
     name = string(body, "name", max_len=1000) or ""
     description = string(body, "description", max_len=10_000) or ""
     flt = obj(body, "filter")
+    no_nul(name, "name")
+    no_nul(description, "description")
     all_users = boolean(body, "all_users") or False
     all_sender = boolean(body, "all_sender_channels") or False
     if sum([flt is not None, all_users, all_sender]) > 1:
@@ -97,6 +115,8 @@ async def update_segment(request: web.Request) -> web.Response:
     name = string(body, "name", max_len=1000)
     description = string(body, "description", max_len=10_000)
     flt = obj(body, "filter")
+    no_nul(name, "name")
+    no_nul(description, "description")
     if flt is not None:
         if seg.filter is None:
             raise bad_request(
@@ -230,7 +250,8 @@ async def target_exists(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     seg = await segments.get(pool, app.id, request.match_info["id"])
     target_id = request.match_info["target_id"]
-    found = await targets.get(pool, seg.key, target_id)
+    valid = (CID_RE if seg.type == "channel" else ID_RE).match(target_id)
+    found = await targets.get(pool, seg.key, target_id) if valid else None
     if found is None:
         raise not_found(f"target {target_id[:300]!r} in segment {seg.id!r}")
     return ok(request, {"target": found})

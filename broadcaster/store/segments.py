@@ -10,6 +10,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from broadcaster.errors import bad_request, conflict, not_found
+from broadcaster.validate import ID_RE
 
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 Tx = asyncpg.Connection | PoolConnectionProxy  # something that can open a transaction
@@ -56,6 +57,8 @@ def row(r: asyncpg.Record) -> SegmentRow:
 
 
 async def get(conn: Conn, app_id: int, segment_id: str, *, for_update: bool = False) -> SegmentRow:
+    if not ID_RE.match(segment_id):  # never stored; and a NUL byte would be a database error
+        raise not_found(f"segment {segment_id[:300]!r}")
     sql = f"SELECT {COLUMNS} FROM segments WHERE app_id = $1 AND id = $2"
     if for_update:
         sql += " FOR NO KEY UPDATE"

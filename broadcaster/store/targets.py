@@ -136,9 +136,14 @@ def compile_filter(flt: Any, params: list[Any], *, path: str = "filter") -> list
 
 def _value(field: str, value: Any, path: str) -> Any:
     if field == "created_at":
-        return timefmt.parse(value, path)
+        try:
+            return timefmt.parse(value, path)
+        except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
+            raise bad_request(f"{path} is out of the supported time range") from None
     if not isinstance(value, str):
         raise bad_request(f"{path} must be a string")
+    if "\x00" in value:
+        raise bad_request(f"{path} must not contain NUL characters")
     return value
 
 
