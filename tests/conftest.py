@@ -37,6 +37,19 @@ def pg_admin_url() -> Iterator[str]:
         yield external
         return
     srv = devstack.start_postgres(RUN_DIR / "pg", throwaway=True)
+
+    async def tune() -> None:
+        # A throwaway test cluster needs no durability: this makes CREATE DATABASE ... TEMPLATE
+        # ~5x faster (0.09 s instead of 0.47 s) and every commit cheaper.
+        conn = await asyncpg.connect(srv.admin_url)
+        try:
+            for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+                await conn.execute(f"ALTER SYSTEM SET {setting} = off")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
+    asyncio.run(tune())
     yield srv.admin_url
     srv.stop()
     shutil.rmtree(RUN_DIR, ignore_errors=True)
