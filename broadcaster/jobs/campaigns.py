@@ -122,7 +122,7 @@ async def _run_batch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int) 
     tpl = templates_for(camp)
     events = await fanout.webhooks_on(conn, camp)
     async with conn.transaction():
-        camp = await campaigns.get(conn, app_id, cid, lock="SHARE")
+        camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")
         if camp["status"] != "in_progress":
             return "inactive"
         b = await conn.fetchrow(

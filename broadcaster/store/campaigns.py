@@ -45,7 +45,8 @@ async def create(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
 
 
 async def get(conn: Conn, app_id: int, cid: str, *, lock: str = "") -> asyncpg.Record:
-    """lock: "" | "UPDATE" | "SHARE" (SHARE is what a batch holds while it commits)."""
+    """lock: "" | "UPDATE" | "NO KEY UPDATE" | "KEY SHARE". Batches hold KEY SHARE until they
+    commit: stop/pause/exclude (UPDATE) wait for them, plain updates of counters do not."""
     suffix = f" FOR {lock}" if lock else ""
     r = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM campaigns WHERE app_id = $1 AND id = $2{suffix}", app_id, cid

@@ -203,6 +203,9 @@ async def mark_read(conn: Tx, app_id: int, cid: str, user_id: str) -> datetime:
         # Campaign read stats hook: count campaign messages of this channel created in
         # (previous, last_read] (previous None = never read) here, in this transaction.
         _ = previous
+        from broadcaster.store import ledger  # campaigns: ledger rows sent -> read, stats_users_read
+
+        await ledger.on_read(conn, app_id, cid, user_id)
     return last_read
 
 

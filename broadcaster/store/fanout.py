@@ -1,7 +1,7 @@
 """The fan-out engine's SQL: audience pages, planning batch boundaries, and one batch written
 set-based in one transaction (channels, members, messages, ledger, outbox, counters).
 
-A batch runs under a SHARE lock on its campaign row (stop/pause/exclude take it FOR UPDATE,
+A batch runs under a KEY SHARE lock on its campaign row (stop/pause/exclude take it FOR UPDATE,
 so they wait for in-flight batches and every later batch sees the new status) and a row lock
 on its batch row (two copies of one job serialise; the second finds it done).
 """
@@ -46,7 +46,7 @@ async def audience_ids(
 async def plan_step(conn: Tx, app_id: int, cid: str, batch_size: int) -> int | None:
     """Record the next batch boundary; returns its number, or None when planning is over."""
     async with conn.transaction():
-        camp = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+        camp = await campaigns.get(conn, app_id, cid, lock="NO KEY UPDATE")
         if camp["status"] != "in_progress" or camp["planned"]:
             return None
         got = await audience_ids(conn, camp, camp["plan_after"], limit=batch_size)
@@ -317,13 +317,6 @@ async def write_batch(
         " skipped = $7, channels_created = $8 WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3",
         app_id, cid, no, n, sent, errored, skipped, len(created),
     )
-    if sent or errored:
-        await conn.execute(
-            "INSERT INTO campaign_minutes (app_id, campaign_id, minute, sent, errored)"
-            " VALUES ($1, $2, date_trunc('minute', now()), $3, $4) ON CONFLICT (app_id, campaign_id, minute)"
-            " DO UPDATE SET sent = campaign_minutes.sent + $3, errored = campaign_minutes.errored + $4",
-            app_id, cid, sent, errored,
-        )
     return sent, errored, skipped, len(created)
 
 
