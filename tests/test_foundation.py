@@ -131,12 +131,15 @@ async def test_worker_process_consumes_jobs(settings, start_worker):
 
     redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
     try:
-        await redis.enqueue_job("ping")
-        assert await redis.zcard(settings.queue_name) == 1
+        job = await redis.enqueue_job("ping", _job_id="ping-from-test")
+        assert job is not None
+        assert await redis.zscore(settings.queue_name, "ping-from-test") is not None
         start_worker()
 
         async def drained() -> bool:
-            return await redis.zcard(settings.queue_name) == 0
+            # arq removes a finished job from the queue and deletes its key
+            gone = await redis.zscore(settings.queue_name, "ping-from-test") is None
+            return gone and not await redis.exists("arq:job:ping-from-test")
 
         await await_for(drained, timeout=30)
     finally:
