@@ -1,0 +1,168 @@
+"""Webhook and rate-limit performance.
+
+    python scripts/perf_webhooks.py [--events 20000] [--checks 3000]
+
+1. Signed deliveries/s from ONE worker process to a local receiver: N events written to the
+   outbox in one transaction, timed until the receiver has them all; once as unrelated
+   events, once as one campaign (campaign.started, N message.new, campaign.completed) so the
+   per-campaign ordering is part of the measure. Target (issue 5): >= 5,000/s.
+2. Rate-limit check overhead per API request: p50 of the limiter's one Redis script call,
+   and p50 of GET /app through the real API with the limit on vs off. Target: < 1 ms p50.
+
+Uses BROADCASTER_DATABASE_URL / BROADCASTER_REDIS_URL when set, else embedded servers;
+prints progress on stderr and one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import jwt
+import orjson
+from aiohttp import web
+from redis.asyncio import Redis
+
+from broadcaster import db, devstack, ratelimit
+from broadcaster.app import create_app
+from broadcaster.benchparts import Sink, progress
+from broadcaster.migrate import migrate
+from broadcaster.settings import Settings
+from broadcaster.store import apps, outbox
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(q * len(s)))], 3)
+
+
+BODY = {"type": "message.new", "cid": "messaging:perf", "channel_type": "messaging",
+        "channel_id": "perf", "message": {"id": "m", "text": "hello " * 20, "type": "regular"},
+        "user": {"id": "sender"}, "created_at": "2026-01-01T00:00:00.000000Z"}
+
+
+async def deliveries(dsn: str, app_id: int, sink: Sink, n: int, campaign: str | None) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn)
+    await db.init_connection(conn)
+    start = sink.count
+    events: list[tuple[str, bytes | dict[str, Any]]] = [("message.new", orjson.dumps(BODY))] * n
+    if campaign:
+        events = [("campaign.started", {"type": "campaign.started", "campaign": {"id": campaign}}),
+                  *events, ("campaign.completed", {"type": "campaign.completed", "campaign": {"id": campaign}})]
+    async with conn.transaction():
+        await outbox.add_many(conn, app_id, campaign, events)
+    await conn.close()
+    t0 = time.perf_counter()
+    want = len(events)
+    while sink.count - start < want and time.perf_counter() - t0 < 600:
+        await asyncio.sleep(0.02)
+    seconds = time.perf_counter() - t0
+    got = sink.count - start
+    out = {"events": want, "delivered": got, "seconds": round(seconds, 2),
+           "deliveries_per_s": round(got / seconds)}
+    progress(f"deliveries ({'campaign' if campaign else 'plain'}): {out}")
+    return out
+
+
+async def limiter_overhead(dsn: str, redis_url: str, app: apps.AppRow, checks: int) -> dict[str, Any]:
+    r = Redis.from_url(redis_url)
+    times = []
+    for _ in range(checks):
+        t = time.perf_counter()
+        await ratelimit.check(r, app.id, "PerfOp", 1_000_000)
+        times.append((time.perf_counter() - t) * 1000)
+    await r.aclose()
+    # the same through the real API: GET /app with the limit on, then off
+    settings = Settings(database_url=dsn, redis_url=redis_url, log_level="WARNING")
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    port = devstack.free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    token = jwt.encode({"server": True}, app.api_secret, algorithm="HS256")
+    api: dict[str, list[float]] = {}
+    async with aiohttp.ClientSession() as s:
+        for mode, limit in (("warmup", 1_000_000), ("limited", 1_000_000), ("unlimited", 0),
+                            ("limited2", 1_000_000), ("unlimited2", 0)):
+            conn = await asyncpg.connect(dsn)
+            await db.init_connection(conn)
+            await apps.update_settings(conn, app.id, {"rate_limits": {"GetApp": limit}})
+            await conn.close()
+            lat = []
+            for _ in range(checks // 2):
+                t = time.perf_counter()
+                async with s.get(f"http://127.0.0.1:{port}/app", params={"api_key": app.api_key},
+                                 headers={"Authorization": token}) as resp:
+                    await resp.read()
+                    assert resp.status == 200, resp.status
+                lat.append((time.perf_counter() - t) * 1000)
+            api.setdefault(mode.rstrip("2"), []).extend(lat)
+    await runner.cleanup()
+    out = {
+        "limiter_call_p50_ms": pct(times, 0.5), "limiter_call_p99_ms": pct(times, 0.99),
+        "get_app_p50_ms_limited": pct(api["limited"], 0.5),
+        "get_app_p50_ms_unlimited": pct(api["unlimited"], 0.5),
+        "api_overhead_p50_ms": round(pct(api["limited"], 0.5) - pct(api["unlimited"], 0.5), 3),
+    }
+    progress(f"rate limiter: {out}")
+    return out
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    base = Path(".broadcaster/perf-webhooks").resolve() / str(os.getpid())
+    pg = redis = None
+    worker = None
+    sink = None
+    try:
+        dsn = os.environ.get("BROADCASTER_DATABASE_URL")
+        if not dsn:
+            progress("starting embedded PostgreSQL")
+            pg = devstack.start_postgres(base / "pg", throwaway=True)
+            await devstack.ensure_database(pg.admin_url, "perf")
+            dsn = pg.url_for("perf")
+        redis_url = os.environ.get("BROADCASTER_REDIS_URL")
+        if not redis_url:
+            redis = devstack.start_redis(base / "redis")
+            redis_url = redis.url
+        await migrate(dsn)
+        sink = await Sink().start()
+        conn = await asyncpg.connect(dsn)
+        await db.init_connection(conn)
+        app = await apps.create(conn, f"perf-{int(time.time())}")
+        await apps.update_settings(conn, app.id, {"webhook_url": sink.url, "webhook_rate_limit": 0})
+        pg_version = await conn.fetchval("SHOW server_version")
+        await conn.close()
+        env = {**os.environ, "BROADCASTER_DATABASE_URL": dsn, "BROADCASTER_REDIS_URL": redis_url,
+               "BROADCASTER_LOG_LEVEL": "WARNING", "BROADCASTER_QUEUE_NAME": f"perf:{os.getpid()}"}
+        worker = subprocess.Popen([sys.executable, "-m", "broadcaster", "worker"], env=env)
+        await asyncio.sleep(2)
+        warm = await deliveries(dsn, app.id, sink, 500, None)
+        plain = await deliveries(dsn, app.id, sink, args.events, None)
+        ordered = await deliveries(dsn, app.id, sink, args.events, "perf-campaign")
+        limiter = await limiter_overhead(dsn, redis_url, app, args.checks)
+        return {"machine": {"cpus": os.cpu_count(), "postgres": pg_version}, "warmup": warm,
+                "webhooks_plain": plain, "webhooks_one_campaign": ordered, "rate_limit": limiter}
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(15)
+        if sink is not None:
+            await sink.stop()
+        if redis:
+            redis.stop()
+        if pg:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--checks", type=int, default=3_000)
+    print(orjson.dumps(asyncio.run(main(p.parse_args())), option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,152 @@
+"""Webhooks end to end: a campaign run by a real worker reaches a real receiver, each event
+signed as the stream-chat SDK expects; skip_webhook; the send rate; policy as pure rules."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from stream_chat import StreamChat
+
+from broadcaster.webhooks import policy, sign, verify
+from tests.helpers import Api, await_for
+from tests.test_webhook_delivery import Receiver
+
+
+async def make_users(api: Api, *ids: str) -> None:
+    st, body = await api.post("/users", {"users": {i: {"id": i, "name": f"N-{i}"} for i in ids}})
+    assert st in (200, 201), body
+
+
+async def run_campaign(api: Api, cid: str, user_ids: list[str], **extra: Any) -> dict[str, Any]:
+    st, body = await api.post("/campaigns", {
+        "id": cid, "sender_id": "boss", "user_ids": user_ids,
+        "message_template": {"text": "Hi {{ receiver.name }}"},
+        "create_channels": True, "channel_template": {"type": "messaging"}, **extra,
+    })
+    assert st == 201, body
+    st, body = await api.post(f"/campaigns/{cid}/start")
+    assert st == 200, body
+
+    async def done() -> Any:
+        st, body = await api.get(f"/campaigns/{cid}")
+        return body["campaign"] if body["campaign"]["status"] == "completed" else None
+
+    return await await_for(done, timeout=60)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def receiver():
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+async def test_campaign_events_reach_receiver_signed(api: Api, receiver: Receiver, start_worker):
+    await make_users(api, "boss", "u1", "u2", "u3")
+    await api.patch("/app", {"webhook_url": receiver.url})
+    start_worker()
+    await run_campaign(api, "c1", ["u1", "u2", "u3"])
+    await run_campaign(api, "quiet", ["u1", "u2"], skip_webhook=True)
+
+    def of(cid: str) -> list[dict[str, Any]]:
+        out = []
+        for g in receiver.got:
+            e = g["event"]
+            c = e.get("campaign", {}).get("id") or (e.get("message") or {}).get("campaign_id")
+            if c == cid or (cid == "c1" and e["type"] == "channel.created"):
+                out.append(g)
+        return out
+
+    async def all_in() -> bool:
+        types = [g["event"]["type"] for g in receiver.got]
+        return types.count("campaign.completed") == 2 and types.count("message.new") >= 3
+
+    await await_for(all_in, timeout=30)
+    sdk = StreamChat(api.creds.api_key, api.creds.api_secret)
+    for g in receiver.got:
+        assert sdk.verify_webhook(g["body"], g["headers"]["X-Signature"])
+        assert g["headers"]["X-Api-Key"] == api.creds.api_key
+    c1 = [g["event"]["type"] for g in of("c1")]
+    assert c1[0] == "campaign.started" and c1[-1] == "campaign.completed"
+    assert c1.count("message.new") == 3 and c1.count("channel.created") == 3
+    msg = next(g["event"] for g in of("c1") if g["event"]["type"] == "message.new")
+    assert msg["message"]["text"].startswith("Hi N-u") and msg["cid"].startswith("messaging:")
+    assert msg["channel_type"] == "messaging" and msg["user"]["id"] == "boss"
+    done = next(g["event"] for g in of("c1") if g["event"]["type"] == "campaign.completed")
+    assert done["campaign"]["stats"]["stats_messages_sent"] == 3
+    # skip_webhook: campaign events only
+    quiet = [g["event"]["type"] for g in of("quiet")]
+    assert quiet == ["campaign.started", "campaign.completed"]
+
+
+async def test_campaign_send_rate_takes_at_least_n_over_r(api: Api, start_worker):
+    ids = [f"u{i:02d}" for i in range(30)]
+    await make_users(api, "boss", *ids)
+    await api.patch("/app", {"campaign_send_rate": 15})
+    start_worker(batch_size=5)
+    t0 = time.monotonic()
+    done = await run_campaign(api, "slow", ids)
+    # the first batch goes at once; the other 25 messages need 25/15 s at least
+    assert time.monotonic() - t0 >= 25 / 15
+    assert done["stats"]["stats_messages_sent"] == 30
+
+
+def test_receivers_and_filters():
+    s = {"webhook_url": "http://a/", "webhook_events": ["campaign.started"],
+         "event_hooks": [{"id": "h", "webhook_url": "http://b/", "event_types": [], "enabled": True},
+                         {"id": "x", "webhook_url": "http://c/", "event_types": [], "enabled": False}]}
+    assert policy.receivers(s, "campaign.started") == [("webhook_url", "http://a/"), ("hook:h", "http://b/")]
+    assert policy.receivers(s, "message.new") == [("hook:h", "http://b/")]
+    assert policy.receivers({}, "message.new") == []
+
+
+def test_retry_decisions():
+    d = policy.decide
+    kw: dict[str, Any] = {"retry_after": None, "series_age_s": 0, "window_s": 86400, "jitter": 0.5}
+    assert d(200, 1, **kw).outcome == "delivered"
+    assert d(204, 1, **kw).outcome == "delivered"
+    for final in (400, 401, 404, 410, 301):
+        assert d(final, 1, **kw).outcome == "failed"
+    delays = [d(500, n, **kw).delay for n in range(1, 6)]
+    assert delays == sorted(delays) and delays[1] == 2 * delays[0]
+    assert all(d(s, 1, **kw).outcome == "retry" for s in (None, 408, 429, 500, 502, 503))
+    assert d(429, 1, **{**kw, "retry_after": "7"}).delay == 7
+    assert d(500, 40, **kw).delay <= policy.BACKOFF_CAP_S
+    assert d(500, 3, **{**kw, "series_age_s": 86399}).outcome == "failed"  # window spent
+    assert policy.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_holds_keep_campaign_order():
+    k = ("a", "c")
+    evs = [(k, True), (k, False), (k, False), (None, False), (k, True)]
+    assert policy.holds(evs, {}) == [False, True, True, False, True]
+    assert policy.holds([(k, False)], {k: (True, False)}) == [False]
+    assert policy.holds([(k, True)], {k: (True, False)}) == [True]
+
+
+def test_sign_and_verify():
+    body = b'{"type":"message.new"}'
+    sig = sign(body, "s3cret-long-enough-for-hs256-keys-000")
+    assert verify(body, sig, "s3cret-long-enough-for-hs256-keys-000") and verify(body, sig.encode(), "s3cret-long-enough-for-hs256-keys-000")
+    assert not verify(body, sig, "other") and not verify(body + b"x", sig, "s3cret-long-enough-for-hs256-keys-000")
+    assert StreamChat("k", "s3cret-long-enough-for-hs256-keys-000").verify_webhook(body, sig)
+
+
+async def test_replay_and_failed_are_per_app(api: Api, other_api: Api, pool):
+    await pool.execute(
+        "INSERT INTO webhook_deliveries (app_id, event_id, receiver, url, event_type, barrier,"
+        " payload, state, failed_at) VALUES ($1, 1, 'webhook_url', 'http://x/', 'message.new',"
+        " false, '{}', 'failed', now())", api.creds.app_id)
+    st, body = await api.get("/webhooks/failed")
+    assert st == 200 and len(body["failed"]) == 1
+    wid = body["failed"][0]["id"]
+    st, body = await other_api.get("/webhooks/failed")
+    assert st == 200 and body["failed"] == []
+    st, body = await other_api.post("/webhooks/replay", {"ids": [wid]})
+    assert st == 200 and body["replayed"] == 0
+    st, body = await api.get("/webhooks/failed", params={"limit": "0"})
+    assert st == 400
+    await asyncio.sleep(0)
