@@ -39,9 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="skip the batches a previous run confirmed")
     p.add_argument("--state-file", help="progress record (default: FILE.import-state.json)")
     p.add_argument("--max-retries", type=int, default=8, help="attempts per batch beyond the first")
-    p.add_argument("--url", default=os.environ.get("BROADCASTER_URL", "http://127.0.0.1:8080"))
-    p.add_argument("--api-key", default=os.environ.get("BROADCASTER_API_KEY"))
-    p.add_argument("--api-secret", default=os.environ.get("BROADCASTER_API_SECRET"))
+    p.add_argument("--url", default=os.environ.get("BROADCASTER_URL", "http://127.0.0.1:8080"),
+                   help="API base URL (env BROADCASTER_URL)")
+    p.add_argument("--api-key", default=os.environ.get("BROADCASTER_API_KEY"),
+                   help="app key (env BROADCASTER_API_KEY)")
+    p.add_argument("--api-secret", default=os.environ.get("BROADCASTER_API_SECRET"),
+                   help="app secret for the server token (env BROADCASTER_API_SECRET)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
