@@ -58,11 +58,9 @@ def start_status(now: datetime, scheduled_for: datetime | None) -> str:
 
 
 def check_start_times(now: datetime, scheduled_for: datetime | None, stop_at: datetime | None) -> None:
-    if stop_at is not None:
-        if stop_at <= now:
-            raise bad_request("stop_at must be in the future")
-        if scheduled_for is not None and stop_at <= scheduled_for:
-            raise bad_request("stop_at must be after scheduled_for")
+    # A stop_at before scheduled_for is allowed: the campaign is stopped while still scheduled.
+    if stop_at is not None and stop_at <= now:
+        raise bad_request("stop_at must be in the future")
 
 
 def progress(processed: int, total: int, planned: bool, status: str) -> float:
