@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
-from arq import create_pool
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.app import redis_settings
 from broadcaster.devstack import free_port
 from broadcaster.store import outbox
 from tests.helpers import Api, await_for
@@ -71,27 +67,61 @@ async def test_outbox_depth_is_measured_at_scrape_time(client, creds, pool):
     assert sample(await scrape(client), "broadcaster_outbox_depth") == total
 
 
-async def test_worker_serves_its_own_metrics_with_jobs_by_function(settings, start_worker,
-                                                                   monkeypatch):
+async def test_rate_limited_requests_are_counted(api: Api):
+    st, body = await api.patch("/app", {"rate_limits": {"GetApp": 1}})
+    assert st == 200, body
+    before = sample(await scrape(api.client), "broadcaster_rate_limited_total", operation="GetApp")
+    statuses = [(await api.get("/app"))[0] for _ in range(2)]
+    assert statuses == [200, 429]
+    after = sample(await scrape(api.client), "broadcaster_rate_limited_total", operation="GetApp")
+    assert after - before == 1
+
+
+async def test_worker_metrics_after_a_small_campaign(api: Api, start_worker, monkeypatch):
     port = free_port()
     monkeypatch.setenv("BROADCASTER_WORKER_METRICS_PORT", str(port))
     start_worker()
-    redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
-    try:
-        for i in range(3):
-            await redis.enqueue_job("ping", _job_id=f"metrics-ping-{i}")
-    finally:
-        await redis.aclose()
+    st, body = await api.post("/users", {"users": {i: {"id": i, "name": i} for i in
+                                                   ("boss", "u1", "u2", "u3")}})
+    assert st in (200, 201), body
+    st, body = await api.post("/campaigns", {
+        "id": "m1", "sender_id": "boss", "user_ids": ["u1", "u2", "u3", "ghost"],
+        "message_template": {"text": "Hi {{ receiver.name }}"}, "create_channels": True,
+        "channel_template": {"type": "messaging"}, "skip_webhook": True})
+    assert st in (200, 201), body
+    st, body = await api.post("/campaigns/m1/start")
+    assert st == 200, body
 
+    async def completed() -> bool:
+        st, body = await api.get("/campaigns/m1")
+        return st == 200 and body["campaign"]["status"] == "completed"
+
+    await await_for(completed, timeout=60)
     async with aiohttp.ClientSession() as http:
-        async def pings_counted() -> float:
+        async def worker_text() -> str:
             try:
                 async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
-                    text = await r.text()
+                    return await r.text()
             except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-                return 0.0
-            return sample(text, "broadcaster_jobs_total", function="ping", outcome="ok") >= 3 \
-                and sample(text, "broadcaster_job_seconds_count", function="ping") >= 3
+                return ""
 
-        assert await await_for(pings_counted, timeout=60)
+        async def counted() -> str:
+            # The counters move right after the batch commits: poll, do not race.
+            text = await worker_text()
+            done = (sample(text, "broadcaster_campaign_messages_total", status="sent") >= 3
+                    and sample(text, "broadcaster_campaign_messages_total", status="skipped") >= 1
+                    and sample(text, "broadcaster_channels_created_total") >= 3)
+            return text if done else ""
+
+        text = await await_for(counted, timeout=30)
+        # This worker process is fresh, so its counters are exactly this campaign's.
+        msgs = "broadcaster_campaign_messages_total"
+        assert sample(text, msgs, status="sent") == 3
+        assert sample(text, msgs, status="skipped") == 1  # ghost: user_not_found
+        assert sample(text, msgs, status="errored") == 0
+        assert sample(text, "broadcaster_channels_created_total") == 3
+        assert sample(text, "broadcaster_jobs_total", function="campaign_batch", outcome="ok") >= 1
+        assert sample(text, "broadcaster_job_seconds_count", function="campaign_batch") >= 1
+    api_text = await scrape(api.client)
+    assert sample(api_text, "broadcaster_http_requests_total", operation="StartCampaign",
+                  status="200") >= 1
