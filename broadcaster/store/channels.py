@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from broadcaster.store import ledger
 from broadcaster.store.users import user_cols, user_dict
 from broadcaster.timefmt import fmt
 
@@ -188,10 +189,6 @@ async def insert_message(
 async def mark_read(conn: Tx, app_id: int, cid: str, user_id: str) -> datetime:
     """Set the user's last_read in the channel to now; returns the new last_read."""
     async with conn.transaction():
-        previous: datetime | None = await conn.fetchval(
-            "SELECT last_read FROM channel_reads WHERE app_id = $1 AND cid = $2 AND user_id = $3 FOR UPDATE",
-            app_id, cid, user_id,
-        )
         last_read: datetime = await conn.fetchval(
             """
             INSERT INTO channel_reads (app_id, cid, user_id, last_read) VALUES ($1, $2, $3, now())
@@ -200,11 +197,7 @@ async def mark_read(conn: Tx, app_id: int, cid: str, user_id: str) -> datetime:
             """,
             app_id, cid, user_id,
         )
-        # Campaign read stats hook: count campaign messages of this channel created in
-        # (previous, last_read] (previous None = never read) here, in this transaction.
-        _ = previous
-        from broadcaster.store import ledger  # campaigns: ledger rows sent -> read, stats_users_read
-
+        # Campaign messages of this channel to this user become `read` in the same transaction.
         await ledger.on_read(conn, app_id, cid, user_id)
     return last_read
 
