@@ -86,40 +86,42 @@ class Dispatcher:
         rows = await store.claim(self.pool, limit, self.lease)
         if not rows:
             return 0
+        # rows not sent by then go back: their lease must not run out while they wait
+        send_by = time.monotonic() + self.lease - (self.timeout.total or 0) - 1
         apps = await store.app_settings(self.pool, sorted({r["app_id"] for r in rows}))
         groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
         for r in rows:
             groups[(r["app_id"], r["receiver"])].append(r)
-        excess: list[int] = []
+        giveback: list[int] = []
         sends: list[Any] = []
         for (app_id, receiver), group in groups.items():
             app = apps.get(app_id)
             rate = policy.rate_of(app["settings"] or {}) if app else 0.0
             if rate > 0:
                 keep = max(1, int(rate * PACE_BUDGET_S))
-                excess.extend(r["id"] for r in group[keep:])
+                giveback.extend(r["id"] for r in group[keep:])
                 group = group[:keep]
-            sends.append(self._send_group(app, app_id, receiver, rate, group))
-        if excess:
-            await store.unclaim(self.pool, excess)
+            sends.append(self._send_group(app, app_id, receiver, rate, group, send_by, giveback))
         results = [x for part in await asyncio.gather(*sends) for x in part]
+        if giveback:
+            await store.unclaim(self.pool, giveback)
         await self._record(results)
         return len(results)
 
-    async def _pace(self, key: str, rate: float, n: int) -> None:
+    async def _reserve(self, key: str, rate: float, n: int) -> float:
         try:
-            wait = await sendrate.reserve_key(self.redis, key, rate, n)
+            return await sendrate.reserve_key(self.redis, key, rate, n)
         except (OSError, ConnectionError, TimeoutError) as e:  # Redis down: deliver, unpaced
             now = time.monotonic()
             if now - self._redis_warned > 10:
                 self._redis_warned = now
                 logger.warning("webhook rate limiter unavailable, sending unpaced: %s", e)
-            return
-        if wait > 0:
-            await asyncio.sleep(wait)
+            return 0.0
 
-    async def _send_group(self, app: Any, app_id: int, receiver: str, rate: float,
-                          rows: list[Any]) -> list[tuple[Any, int | None, str | None, str | None]]:
+    async def _send_group(
+        self, app: Any, app_id: int, receiver: str, rate: float, rows: list[Any], send_by: float,
+        giveback: list[int],
+    ) -> list[tuple[Any, int | None, str | None, str | None]]:
         if app is None:  # app deleted: nothing to sign with, nobody to tell
             return [(r, 400, None, "app no longer exists") for r in rows]
         tasks: list[asyncio.Task[tuple[Any, int | None, str | None, str | None]]] = []
@@ -127,7 +129,12 @@ class Dispatcher:
         for i in range(0, len(rows), chunk):
             part = rows[i:i + chunk]
             if rate > 0:
-                await self._pace(f"bc:whrate:{app_id}:{receiver}", rate, len(part))
+                wait = await self._reserve(f"bc:whrate:{app_id}:{receiver}", rate, len(part))
+                if time.monotonic() + wait > send_by:  # other workers took the receiver's pace
+                    giveback.extend(r["id"] for r in rows[i:])
+                    break
+                if wait > 0:
+                    await asyncio.sleep(wait)
             tasks.extend(asyncio.create_task(self._post(r, app["api_key"], app["api_secret"])) for r in part)
         return list(await asyncio.gather(*tasks))
 
@@ -215,7 +222,9 @@ async def pump(ctx: dict[str, Any]) -> int:
     keeper = asyncio.create_task(keep_slot())
     try:
         metrics.OUTBOX_DEPTH.set(await store.depth(ctx["pool"]))
-        await asyncio.gather(*(lane() for _ in range(LANES)))
+        async with asyncio.TaskGroup() as tg:  # one lane failing stops the others
+            for _ in range(LANES):
+                tg.create_task(lane())
     finally:
         keeper.cancel()
         if await redis.get(slot_key) in (token, token.encode()):
