@@ -213,15 +213,15 @@ async def test_final_failures_listed_and_replayed(api: Api, pool, receiver, star
     async def failed() -> Any:
         st, body = await api.get("/webhooks/failed", params={"limit": "2"})
         assert st == 200, body
-        return body if len(body["failed"]) == 2 and body.get("next") else None
+        return body if len(body["webhooks"]) == 2 and body.get("next") else None
 
     page1 = await await_for(failed, timeout=30)
-    item = page1["failed"][0]
+    item = page1["webhooks"][0]
     assert item["last_status"] == 400 and "bad event" in item["last_error"]
-    assert item["attempts"] == 1 and item["event"]["type"] == "message.new"
+    assert item["attempts"] == 1 and item["payload"]["type"] == "message.new"
     st, page2 = await api.get("/webhooks/failed", params={"limit": "2", "next": page1["next"]})
-    assert st == 200 and len(page2["failed"]) == 1 and "next" not in page2
-    ids = [f["id"] for f in page1["failed"] + page2["failed"]]
+    assert st == 200 and len(page2["webhooks"]) == 1 and "next" not in page2
+    ids = [f["id"] for f in page1["webhooks"] + page2["webhooks"]]
     assert set(ids) == receiver.ids()
     # another app sees none of them
     receiver.answer = lambda req: web.Response(text="ok")
@@ -237,7 +237,7 @@ async def test_final_failures_listed_and_replayed(api: Api, pool, receiver, star
     await await_for(lambda: _count(receiver, before + 3), timeout=30)
     await await_for(lambda: _empty(pool), timeout=10)
     st, body = await api.get("/webhooks/failed")
-    assert st == 200 and body["failed"] == []
+    assert st == 200 and body["webhooks"] == []
     st, body = await api.post("/webhooks/replay", {"ids": ["nope"]})
     assert st == 400 and "ids[0]" in body["message"]
     st, body = await api.post("/webhooks/replay", {})

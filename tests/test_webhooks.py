@@ -141,10 +141,10 @@ async def test_replay_and_failed_are_per_app(api: Api, other_api: Api, pool):
         " payload, state, failed_at) VALUES ($1, 1, 'webhook_url', 'http://x/', 'message.new',"
         " false, '{}', 'failed', now())", api.creds.app_id)
     st, body = await api.get("/webhooks/failed")
-    assert st == 200 and len(body["failed"]) == 1
-    wid = body["failed"][0]["id"]
+    assert st == 200 and len(body["webhooks"]) == 1
+    wid = body["webhooks"][0]["id"]
     st, body = await other_api.get("/webhooks/failed")
-    assert st == 200 and body["failed"] == []
+    assert st == 200 and body["webhooks"] == []
     st, body = await other_api.post("/webhooks/replay", {"ids": [wid]})
     assert st == 200 and body["replayed"] == 0
     st, body = await api.get("/webhooks/failed", params={"limit": "0"})

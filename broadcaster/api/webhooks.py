@@ -31,7 +31,7 @@ def _item(r: Any) -> dict[str, Any]:
         "last_error": r["last_error"],
         "failed_at": timefmt.fmt(r["failed_at"]),
         "created_at": timefmt.fmt(r["created_at"]),
-        "event": orjson.loads(r["payload"]),
+        "payload": orjson.loads(r["payload"]),
     }
 
 
@@ -54,7 +54,7 @@ async def failed(request: web.Request) -> web.Response:
             raise bad_request("next is not a valid cursor")
         after = pos[0]
     rows = await store.failed_page(request.app[POOL], app.id, after=after, limit=limit + 1)
-    out: dict[str, Any] = {"failed": [_item(r) for r in rows[:limit]]}
+    out: dict[str, Any] = {"webhooks": [_item(r) for r in rows[:limit]]}
     if len(rows) > limit:
         out["next"] = cursors.encode([rows[limit - 1]["id"]], "next", fp, secret)
     return ok(request, out)
