@@ -92,6 +92,8 @@ SCHEMAS: J = {
     "ChannelQuery": obj({"data": ref("ChannelData"),
                          "messages": obj({"limit": {"type": "integer", "minimum": 0,
                                                     "maximum": 300, "default": 25}}),
+                         "members": obj({"limit": {"type": "integer", "minimum": 0,
+                                                   "maximum": 300, "default": 100}}),
                          "state": BOOL, "watch": BOOL, "presence": BOOL}),
     "ChannelState": obj({"channel": ref("Channel"), "members": arr(ref("Member")),
                          "messages": arr(ref("Message")), "read": arr(ANY_OBJ), "duration": STR},
@@ -145,9 +147,11 @@ SCHEMAS: J = {
         "target_id": STR, "user_id": STR, "channel_cid": STR, "message_id": STR,
         "status": {"enum": ["pending", "sent", "skipped", "errored", "read"]},
         "error": STR, "sent_at": TIME, "read_at": TIME}, "target_id", "status"),
-    "FailedWebhook": obj({"id": {"type": ["integer", "string"]}, "event_type": STR,
+    "FailedWebhook": obj({"id": {"type": "string", "format": "uuid"}, "event_type": STR,
+                          "receiver": STR, "campaign_id": nullable(STR), "series": INT,
                           "webhook_url": STR, "attempts": INT, "last_status": nullable(INT),
-                          "last_error": nullable(STR), "payload": ANY_OBJ, "created_at": TIME}),
+                          "last_error": nullable(STR), "payload": ANY_OBJ,
+                          "failed_at": TIME, "created_at": TIME}),
     "EventHook": obj({"id": STR, "webhook_url": {"type": "string", "format": "uri"},
                       "event_types": arr({"enum": list(EVENT_TYPES)}), "enabled": BOOL},
                      "webhook_url"),
@@ -231,8 +235,18 @@ CAMP = ref("CampaignResponse")
 USERS_MAP: J = obj({"users": {"type": "object", "additionalProperties": ref("User")},
                     "duration": STR}, "users", "duration")
 USERS_QUERY: J = obj({"filter_conditions": ref("Filter"), "sort": ref("Sort"),
-                      "limit": {"type": "integer", "minimum": 0, "maximum": 100},
-                      "offset": {"type": "integer", "minimum": 0, "maximum": 1000}})
+                      "limit": limit(1000, 100),
+                      "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
+                      "include_deleted": BOOL})
+LIMIT_300: J = {"type": "integer", "minimum": 0, "maximum": 300}
+CHANNELS_QUERY: J = obj({"filter_conditions": ref("Filter"), "sort": ref("Sort"),
+                         "limit": limit(100, 10),
+                         "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
+                         "message_limit": {**LIMIT_300, "default": 25},
+                         "member_limit": {**LIMIT_300, "default": 100},
+                         "state": {"type": "boolean", "description": "false: channels only"}})
+TASK: J = obj({"task_id": STR, "result": {"type": "object", "additionalProperties": obj(
+    {"status": {"enum": ["ok", "not_found"]}})}, "duration": STR}, "task_id")
 TEXT = {"content": {"text/plain": {"schema": STR}}}
 
 # (method, path, operation): the contract every engineer implements.
@@ -275,7 +289,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
                                  obj({"user": ref("User"), "duration": STR}), params=(
                                      q("hard_delete", {"enum": ["true", "false"]}),
                                      q("mark_messages_deleted", {"enum": ["true", "false"]})))),
-    ("post", "/users/delete", op("DeleteUsers", "Users", "Delete several users", ANY_OBJ,
+    ("post", "/users/delete", op("DeleteUsers", "Users", "Delete several users", TASK,
                                  body_required=True, errors="400", body=obj({
                                      "user_ids": arr(ID, 1, 100),
                                      "user": {"enum": ["soft", "hard"]},
@@ -291,7 +305,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
         body=ref("ChannelQuery"), body_required=True)),
     ("post", "/channels", op("QueryChannels", "Channels", "Query channels",
                              obj({"channels": arr(ref("ChannelState")), "duration": STR},
-                                 "channels"), errors="400", body=USERS_QUERY)),
+                                 "channels"), errors="400", body=CHANNELS_QUERY)),
     ("post", "/channels/{type}/{id}/message", op(
         "SendMessage", "Channels", "Send a message", obj({"message": ref("Message"),
                                                           "duration": STR}, "message"),
@@ -299,10 +313,11 @@ OPERATIONS: list[tuple[str, str, J]] = [
             "id": nullable(ID), "text": STR, "user_id": ID, "user": ref("UserRef"),
             "attachments": arr(ANY_OBJ)})}, "message"))),
     ("post", "/channels/{type}/{id}/read", op(
-        "MarkRead", "Channels", "Mark a channel read for a user", ANY_OBJ,
+        "MarkRead", "Channels", "Mark a channel read for a user",
+        obj({"event": ANY_OBJ, "duration": STR}),
         body=obj({"user_id": ID, "user": ref("UserRef")}))),
     ("post", "/channels/delete", op("DeleteChannels", "Channels", "Delete channels by cid",
-                                    ANY_OBJ, errors="400", body_required=True, body=obj({
+                                    TASK, errors="400", body_required=True, body=obj({
                                         "cids": arr(CID, 1, 100), "hard_delete": BOOL},
                                         "cids"))),
     ("post", "/segments", op("CreateSegment", "Segments", "Create a segment", ST, status="201",
@@ -341,10 +356,14 @@ OPERATIONS: list[tuple[str, str, J]] = [
     ("post", "/campaigns", op("CreateCampaign", "Campaigns", "Create a draft campaign", CAMP,
                               status="201", errors="400 404 409", body=ref("CampaignInput"),
                               body_required=True)),
-    ("get", "/campaigns/{id}", op("GetCampaign", "Campaigns", "Get a campaign", CAMP, params=(
-        {"name": "users", "in": "query", "required": False, "description": "user page",
-         "content": {"application/json": {"schema": obj({"limit": limit(1000, 100),
-                                                         "next": STR, "prev": STR})}}},))),
+    ("get", "/campaigns/{id}", op(
+        "GetCampaign", "Campaigns", "Get a campaign (with a page of its user_ids if asked)",
+        obj({"campaign": ref("Campaign"), "users": arr(ref("User")), "users_next": STR,
+             "duration": STR}, "campaign"), params=(
+            {"name": "payload", "in": "query", "required": False,
+             "description": "user page of a user_ids campaign: {\"users\": {limit, next}}",
+             "content": {"application/json": {"schema": obj({"users": obj({
+                 "limit": limit(1000, 100), "next": STR})})}}},))),
     ("put", "/campaigns/{id}", op("UpdateCampaign", "Campaigns", "Full update (draft or "
                                   "scheduled)", CAMP, body=ref("CampaignInput"),
                                   body_required=True)),
@@ -363,7 +382,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
                                           CAMP)),
     ("post", "/campaigns/{id}/test", op(
         "TestCampaign", "Campaigns", "Send the rendered message to up to 100 users now",
-        ANY_OBJ, body_required=True, body=obj({"users": arr(ID, 1, 100)}, "users"))),
+        obj({"campaign": ref("Campaign"), "sent": arr(ANY_OBJ), "duration": STR}), body_required=True, body=obj({"users": arr(ID, 1, 100)}, "users"))),
     ("get", "/campaigns/{id}/recipients", op(
         "QueryCampaignRecipients", "Campaigns", "The per-recipient ledger (extension)",
         paged("recipients", ref("Recipient")), params=(
@@ -373,7 +392,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
         "DeleteCampaignRecipient", "Campaigns", "Exclude a recipient not yet sent")),
     ("get", "/campaigns/{id}/stats", op(
         "GetCampaignStats", "Campaigns", "Stats and a per-minute timeline (extension)",
-        obj({"stats": ref("CampaignStats"), "timeline": arr(obj({
+        obj({"status": STR, "stats": ref("CampaignStats"), "timeline": arr(obj({
             "at": TIME, "sent": INT, "read": INT, "errored": INT})), "duration": STR}))),
     ("get", "/webhooks/failed", op(
         "QueryFailedWebhooks", "Webhooks", "Events that exhausted their retries",
@@ -381,11 +400,16 @@ OPERATIONS: list[tuple[str, str, J]] = [
         params=(q("limit", limit(1000, 100)), q("next", STR)))),
     ("post", "/webhooks/replay", op(
         "ReplayWebhooks", "Webhooks", "Re-queue failed events by ids or since a time",
-        ANY_OBJ, errors="400", body=obj({"ids": arr({"type": ["integer", "string"]}, 1, 10_000),
-                                         "since": TIME}))),
+        obj({"replayed": INT, "duration": STR}, "replayed"), errors="400", body=obj({
+            "ids": arr({"type": "string", "format": "uuid"}, 1, 10_000), "since": TIME},
+            description="exactly one of ids (failed webhook ids) or since"),
+        body_required=True)),
     ("get", "/rate_limits", op(
         "GetRateLimits", "App", "Every operation with its limit, remaining and reset",
-        ANY_OBJ, errors="")),
+        obj({"server_side": {"type": "object", "additionalProperties": obj({
+            "limit": INT, "remaining": INT, "reset": INT, "unlimited": BOOL})},
+            "duration": STR}, "server_side"), errors="400",
+        params=(q("endpoints", STR, "comma-separated operation names"),))),
 ]
 
 PATH_PARAMS: J = {"type": CTYPE, "id": {"type": "string", "minLength": 1},
