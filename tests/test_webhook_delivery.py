@@ -273,3 +273,18 @@ async def test_receiver_rate_limit_paces_requests(api: Api, pool, receiver, star
     await await_for(lambda: _count(receiver, 40), timeout=30)
     span = receiver.got[-1]["at"] - receiver.got[0]["at"]
     assert span >= 1.5, span
+
+
+async def test_pending_deliveries_follow_a_changed_url(api: Api, pool, receiver, start_worker):
+    gone = Receiver()  # never started
+    await api.patch("/app", {"webhook_url": gone.url})
+    await add_events(pool, api.creds.app_id, [ev("message.new", None, i) for i in range(5)])
+    start_worker()
+
+    async def tried() -> bool:
+        return bool(await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE attempt >= 1"
+                                        " AND last_error IS NOT NULL"))
+
+    await await_for(tried, timeout=30)
+    await api.patch("/app", {"webhook_url": receiver.url})
+    await await_for(lambda: _ids(receiver, 5), timeout=30)

@@ -150,3 +150,13 @@ async def test_replay_and_failed_are_per_app(api: Api, other_api: Api, pool):
     st, body = await api.get("/webhooks/failed", params={"limit": "0"})
     assert st == 400
     await asyncio.sleep(0)
+
+
+def test_receiver_url_is_current():
+    s = {"webhook_url": "http://a/", "event_hooks": [
+        {"id": "h", "webhook_url": "http://b/", "enabled": True},
+        {"id": "x", "webhook_url": "http://c/", "enabled": False}]}
+    assert policy.receiver_url(s, "webhook_url") == "http://a/"
+    assert policy.receiver_url(s, "hook:h") == "http://b/"
+    assert policy.receiver_url(s, "hook:x") is None
+    assert policy.receiver_url({}, "webhook_url") is None

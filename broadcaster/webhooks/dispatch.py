@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from broadcaster import metrics, sendrate
 from broadcaster.store import webhooks as store
@@ -81,9 +82,9 @@ class Dispatcher:
         self.window_s = retry_hours * 3600
         self._redis_warned = 0.0
 
-    async def run_once(self, limit: int = CLAIM_BATCH) -> int:
+    async def run_once(self, limit: int | None = None) -> int:
         """Claim and deliver one batch; returns how many deliveries were attempted."""
-        rows = await store.claim(self.pool, limit, self.lease)
+        rows = await store.claim(self.pool, limit or CLAIM_BATCH, self.lease)
         if not rows:
             return 0
         # rows not sent by then go back: their lease must not run out while they wait
@@ -111,7 +112,7 @@ class Dispatcher:
     async def _reserve(self, key: str, rate: float, n: int) -> float:
         try:
             return await sendrate.reserve_key(self.redis, key, rate, n)
-        except (OSError, ConnectionError, TimeoutError) as e:  # Redis down: deliver, unpaced
+        except (RedisError, OSError, TimeoutError) as e:  # Redis down: deliver, unpaced
             now = time.monotonic()
             if now - self._redis_warned > 10:
                 self._redis_warned = now
@@ -135,10 +136,13 @@ class Dispatcher:
                     break
                 if wait > 0:
                     await asyncio.sleep(wait)
-            tasks.extend(asyncio.create_task(self._post(r, app["api_key"], app["api_secret"])) for r in part)
+            # a receiver's URL may have changed since the event was routed: use today's
+            url = policy.receiver_url(app["settings"] or {}, receiver)
+            tasks.extend(asyncio.create_task(self._post(r, url or r["url"], app["api_key"], app["api_secret"]))
+                         for r in part)
         return list(await asyncio.gather(*tasks))
 
-    async def _post(self, row: Any, api_key: str, secret: str) -> tuple[Any, int | None, str | None, str | None]:
+    async def _post(self, row: Any, url: str, api_key: str, secret: str) -> tuple[Any, int | None, str | None, str | None]:
         body = row["payload"].encode()
         headers = {
             "Content-Type": "application/json",
@@ -150,7 +154,7 @@ class Dispatcher:
         }
         started = time.perf_counter()
         try:
-            async with self.http.post(row["url"], data=body, headers=headers, timeout=self.timeout,
+            async with self.http.post(url, data=body, headers=headers, timeout=self.timeout,
                                       allow_redirects=False) as resp:
                 text = await resp.read()
                 status = resp.status
@@ -217,7 +221,10 @@ async def pump(ctx: dict[str, Any]) -> int:
     async def keep_slot() -> None:
         while True:
             await asyncio.sleep(SLOT_TTL_MS / 3000)
-            await redis.set(slot_key, token, xx=True, px=SLOT_TTL_MS)
+            try:
+                await redis.set(slot_key, token, xx=True, px=SLOT_TTL_MS)
+            except (RedisError, OSError) as e:  # the lanes go on: PostgreSQL is the record
+                logger.warning("webhook pump slot not refreshed: %s", e)
 
     keeper = asyncio.create_task(keep_slot())
     try:
@@ -227,6 +234,9 @@ async def pump(ctx: dict[str, Any]) -> int:
                 tg.create_task(lane())
     finally:
         keeper.cancel()
-        if await redis.get(slot_key) in (token, token.encode()):
-            await redis.delete(slot_key)
+        try:
+            if await redis.get(slot_key) in (token, token.encode()):
+                await redis.delete(slot_key)
+        except (RedisError, OSError):
+            pass  # it expires on its own
     return done

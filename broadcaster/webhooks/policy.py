@@ -32,6 +32,16 @@ def receivers(settings: dict[str, Any], event_type: str) -> list[tuple[str, str]
     return out
 
 
+def receiver_url(settings: dict[str, Any], receiver: str) -> str | None:
+    """The current URL of a receiver id, None when it is gone or switched off."""
+    if receiver == MAIN_RECEIVER:
+        return settings.get("webhook_url") or None
+    for hook in settings.get("event_hooks") or []:
+        if isinstance(hook, dict) and f"hook:{hook.get('id')}" == receiver and hook.get("enabled", True):
+            return hook.get("webhook_url") or None
+    return None
+
+
 def rate_of(settings: dict[str, Any]) -> float:
     """Requests/s per receiver; 0 = unlimited."""
     v = settings.get("webhook_rate_limit", DEFAULT_RATE)
