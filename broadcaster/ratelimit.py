@@ -148,8 +148,10 @@ def _fail_open(e: BaseException) -> None:
 
 
 def headers(v: Verdict) -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(v.limit), "X-RateLimit-Remaining": str(v.remaining),
-            "X-RateLimit-Reset": str(v.reset)}
+    # Lower case on the wire (header names are case-insensitive): the hosted API sends them so
+    # and the Python SDK looks them up that way in a plain dict (StreamResponse.rate_limit()).
+    return {"x-ratelimit-limit": str(v.limit), "x-ratelimit-remaining": str(v.remaining),
+            "x-ratelimit-reset": str(v.reset)}
 
 
 @web.middleware

@@ -144,3 +144,11 @@ async def test_check_script_directly(settings, limit):
         assert got[-1].retry_after_s >= 1
     finally:
         await r.aclose()
+
+
+def test_sdk_reads_limits_and_headers(sdk):
+    r = sdk.get_rate_limits(server_side=True, endpoints=["QueryUsers", "GetRateLimits"])
+    assert set(r["server_side"]) == {"QueryUsers", "GetRateLimits"}
+    assert r["server_side"]["QueryUsers"]["limit"] == 10_000
+    info = r.rate_limit()
+    assert info.limit == 10_000 and info.remaining == 9_999 and info.reset.timestamp() > time.time()
