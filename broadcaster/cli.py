@@ -31,7 +31,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     logs.setup(settings.log_level)
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                access_log=None, print=None, shutdown_timeout=10)
+                access_log=None, print=None, shutdown_timeout=10,
+                # GET /users carries its query as ?payload=<json>: allow long request lines.
+                max_line_size=65536, max_field_size=65536)
     return 0
 
 

@@ -71,6 +71,7 @@ class Settings:
             "BROADCASTER_QUEUE_NAME": self.queue_name,
             "BROADCASTER_BATCH_SIZE": str(self.batch_size),
             "BROADCASTER_WORKER_MAX_JOBS": str(self.worker_max_jobs),
+            "BROADCASTER_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "BROADCASTER_WEBHOOK_TIMEOUT_S": str(self.webhook_timeout_s),
             "BROADCASTER_WEBHOOK_RETRY_HOURS": str(self.webhook_retry_hours),
             "BROADCASTER_LOG_LEVEL": self.log_level,

@@ -168,3 +168,14 @@ def test_cli_migrate_and_app_create(settings):
             await conn.close()
 
     assert asyncio.run(check()) == "cli"
+
+
+async def test_nul_characters_are_a_400_naming_the_field(api: Api):
+    st, body = await api.post("/users", {"users": {"a": {"id": "a", "bio": "x\u0000y"}}})
+    assert_error(st, body, 400, 4, "users.a.bio", "NUL")
+    st, body = await api.patch("/users", {"users": [{"id": "0", "set": {}, "unset": ["\u0000"]}]})
+    assert_error(st, body, 400, 4, "users[0].unset[0]", "NUL")
+    st, body = await api.get("/users", params={"payload": '{"filter_conditions": {"id": "\\u0000"}}'})
+    assert_error(st, body, 400, 4, "payload.filter_conditions.id", "NUL")
+    st, body = await api.get("/users", params={"payload": "{}"})
+    assert st == 200 and body["users"] == [], body  # nothing was written by the refused calls

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from broadcaster import filters
 from broadcaster.errors import bad_request, not_found
-from broadcaster.http import ok, read_json
+from broadcaster.http import ok, query_payload, read_json
 from broadcaster.ids import new_id
 from broadcaster.keys import POOL
 from broadcaster.middleware import current_app
@@ -142,15 +142,7 @@ async def update_users_partial(request: web.Request) -> web.Response:
 @routes.get("/users", name="QueryUsers")
 async def query_users(request: web.Request) -> web.Response:
     app = current_app(request)
-    raw = request.query.get("payload")
-    payload: Any = {}
-    if raw:
-        try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            raise bad_request(f"payload is not valid JSON: {e}") from None
-        if not isinstance(payload, dict):
-            raise bad_request("payload must be a JSON object")
+    payload = query_payload(request)
     params = filters.Params(start=[app.id])
     where = filters.compile_filter(payload.get("filter_conditions"), filters.USER_SCHEMA, params, field="filter_conditions")
     order = filters.compile_sort(payload.get("sort"), filters.USER_SCHEMA, default=DEFAULT_SORT)
