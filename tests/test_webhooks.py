@@ -160,3 +160,46 @@ def test_receiver_url_is_current():
     assert policy.receiver_url(s, "hook:h") == "http://b/"
     assert policy.receiver_url(s, "hook:x") is None
     assert policy.receiver_url({}, "webhook_url") is None
+
+
+async def test_ordering_across_routing_batches(api: Api, pool):
+    """campaign.started before the campaign's other events, campaign.completed after them,
+    also when they reach the dispatcher in different routing batches (no worker: the store
+    and router directly)."""
+    from broadcaster.store import outbox
+    from broadcaster.store import webhooks as store
+    from broadcaster.webhooks import dispatch
+
+    await api.patch("/app", {"webhook_url": "http://127.0.0.1:9/hook"})
+    app_id = api.creds.app_id
+    key = (app_id, policy.MAIN_RECEIVER, "c1")
+
+    async def add(*types: str) -> None:
+        async with pool.acquire() as conn:
+            for t in types:
+                await outbox.add(conn, app_id, t, {"type": t}, "c1")
+        assert await dispatch.route(pool) == len(types)
+
+    async def claim() -> list[str]:
+        rows = await store.claim(pool, 100, 60)
+        return sorted([await pool.fetchval(
+            "SELECT event_type FROM webhook_deliveries WHERE id = $1", r["id"]) for r in rows])
+
+    async def done(ids: list[int]) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await store.finish(conn, delivered=ids, retries=[], failures=[], released=[key])
+
+    await add("campaign.started")
+    assert await claim() == ["campaign.started"]
+    await add("message.new", "channel.created", "message.new", "campaign.completed")
+    assert await claim() == []  # all wait for campaign.started, in flight
+    started = await pool.fetchval("SELECT id FROM webhook_deliveries WHERE event_type = 'campaign.started'")
+    await done([started])
+    assert await claim() == ["channel.created", "message.new", "message.new"]
+    assert await claim() == []  # campaign.completed waits for them
+    msgs = [r["id"] for r in await pool.fetch(
+        "SELECT id FROM webhook_deliveries WHERE event_type <> 'campaign.completed'")]
+    async with pool.acquire() as conn, conn.transaction():  # one fails for good: no longer blocks
+        await store.finish(conn, delivered=msgs[:2], retries=[], failures=[(msgs[2], 400, "x")],
+                           released=[key])
+    assert await claim() == ["campaign.completed"]

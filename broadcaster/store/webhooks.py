@@ -71,15 +71,20 @@ async def pending_state(conn: Tx, keys: Sequence[Key]) -> dict[Key, tuple[bool, 
     """For keys with undelivered rows: (any pending, a campaign.* one pending)."""
     if not keys:
         return {}
+    # two index probes per key, whatever the number of pending rows behind it
     rows = await conn.fetch(
-        "SELECT d.app_id, d.receiver, d.campaign_id, bool_or(d.barrier) AS fence"
+        "SELECT k.app_id, k.receiver, k.campaign_id, x.has_any, y.has_fence"
         " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(app_id, receiver, campaign_id)"
-        " JOIN webhook_deliveries d ON d.app_id = k.app_id AND d.receiver = k.receiver"
-        "  AND d.campaign_id = k.campaign_id AND d.state = 'pending'"
-        " GROUP BY 1, 2, 3",
+        " CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM webhook_deliveries d"
+        "  WHERE d.app_id = k.app_id AND d.receiver = k.receiver AND d.campaign_id = k.campaign_id"
+        "  AND d.state = 'pending')) AS x(has_any)"
+        " CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM webhook_deliveries d"
+        "  WHERE d.app_id = k.app_id AND d.receiver = k.receiver AND d.campaign_id = k.campaign_id"
+        "  AND d.state = 'pending' AND d.barrier)) AS y(has_fence)",
         [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
     )
-    return {(r["app_id"], r["receiver"], r["campaign_id"]): (True, bool(r["fence"])) for r in rows}
+    return {(r["app_id"], r["receiver"], r["campaign_id"]): (True, bool(r["has_fence"]))
+            for r in rows if r["has_any"]}
 
 
 async def insert_deliveries(conn: Tx, rows: Sequence[NewDelivery]) -> None:
