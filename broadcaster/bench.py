@@ -22,7 +22,6 @@ import orjson
 
 from broadcaster import devstack
 from broadcaster.benchparts import Client, RssSampler, Sink, ceiling, progress
-from broadcaster.migrate import migrate
 from broadcaster.store import apps, outbox
 
 LEDGER_TABLE = "campaign_recipients"
@@ -54,61 +53,53 @@ def _pct(values: list[float], q: float) -> float:
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     n = args.recipients
     base = Path(args.data_dir).resolve() / str(os.getpid())
-    pg = redis = None
     procs: list[subprocess.Popen[bytes]] = []
     sink = await Sink().start()
     try:
-        dsn = os.environ.get("BROADCASTER_DATABASE_URL")
-        if not dsn:
-            progress("starting embedded PostgreSQL")
-            pg = devstack.start_postgres(base / "pg", throwaway=True)
-            await devstack.ensure_database(pg.admin_url, "bench")
-            dsn = pg.url_for("bench")
-        redis_url = os.environ.get("BROADCASTER_REDIS_URL")
-        if not redis_url:
-            redis = devstack.start_redis(base / "redis")
-            redis_url = redis.url
-        await migrate(dsn)
-        conn = await asyncpg.connect(dsn)
-        app = await apps.create(conn, f"bench-{int(time.time())}")
-        machine = {
-            "cpus": os.cpu_count(),
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "postgres_version": await conn.fetchval("SHOW server_version"),
-            "python": platform.python_version(),
-        }
-        await conn.close()
-        port = devstack.free_port()
-        env = {**os.environ, "BROADCASTER_DATABASE_URL": dsn, "BROADCASTER_REDIS_URL": redis_url,
-               "BROADCASTER_PORT": str(port), "BROADCASTER_LOG_LEVEL": "WARNING",
-               "BROADCASTER_QUEUE_NAME": f"bc:bench:{os.getpid()}"}
-        if args.batch_size:
-            env["BROADCASTER_BATCH_SIZE"] = str(args.batch_size)
-        procs.append(subprocess.Popen([sys.executable, "-m", "broadcaster", "serve"], env=env))
-        workers = [subprocess.Popen([sys.executable, "-m", "broadcaster", "worker"], env=env)
-                   for _ in range(args.workers)]
-        procs.extend(workers)
-        client = Client(f"http://127.0.0.1:{port}", app.api_key, app.api_secret)
-        try:
-            await _wait_up(client)
-            machine["redis_version"] = await _redis_version(redis_url)
-            out = await _measure(client, dsn, app.id, n, workers, sink, args)
-        finally:
-            await client.close()
-        return {"machine": machine, "recipients": n, **out}
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
+        async with devstack.servers(base, "bench") as (dsn, redis_url):
             try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+                return await _run(args, n, dsn, redis_url, sink, procs)
+            finally:  # our API and workers go before the servers they use
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    try:
+                        p.wait(15)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+    finally:
         await sink.stop()
-        if redis:
-            redis.stop()
-        if pg:
-            pg.stop()
+
+
+async def _run(args: argparse.Namespace, n: int, dsn: str, redis_url: str, sink: Sink,
+               procs: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn)
+    app = await apps.create(conn, f"bench-{int(time.time())}")
+    machine = {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "postgres_version": await conn.fetchval("SHOW server_version"),
+        "python": platform.python_version(),
+    }
+    await conn.close()
+    port = devstack.free_port()
+    env = {**os.environ, "BROADCASTER_DATABASE_URL": dsn, "BROADCASTER_REDIS_URL": redis_url,
+           "BROADCASTER_PORT": str(port), "BROADCASTER_LOG_LEVEL": "WARNING",
+           "BROADCASTER_QUEUE_NAME": f"bc:bench:{os.getpid()}"}
+    if args.batch_size:
+        env["BROADCASTER_BATCH_SIZE"] = str(args.batch_size)
+    procs.append(subprocess.Popen([sys.executable, "-m", "broadcaster", "serve"], env=env))
+    workers = [subprocess.Popen([sys.executable, "-m", "broadcaster", "worker"], env=env)
+               for _ in range(args.workers)]
+    procs.extend(workers)
+    client = Client(f"http://127.0.0.1:{port}", app.api_key, app.api_secret)
+    try:
+        await _wait_up(client)
+        machine["redis_version"] = await _redis_version(redis_url)
+        out = await _measure(client, dsn, app.id, n, workers, sink, args)
+    finally:
+        await client.close()
+    return {"machine": machine, "recipients": n, **out}
 
 
 async def _wait_up(client: Client) -> None:

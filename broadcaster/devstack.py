@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,30 @@ async def ensure_database(admin_url: str, dbname: str) -> None:
             await conn.execute(f'CREATE DATABASE "{dbname}"')
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def servers(base: Path, dbname: str) -> AsyncIterator[tuple[str, str]]:
+    """(database_url, redis_url) for a tool run: the configured BROADCASTER_DATABASE_URL /
+    BROADCASTER_REDIS_URL when set, else throwaway embedded servers under `base`; migrated."""
+    from broadcaster.migrate import migrate
+
+    pg = redis = None
+    try:
+        dsn = os.environ.get("BROADCASTER_DATABASE_URL")
+        if not dsn:
+            print(f"starting embedded PostgreSQL in {base}", file=sys.stderr, flush=True)
+            pg = start_postgres(base / "pg", throwaway=True)
+            await ensure_database(pg.admin_url, dbname)
+            dsn = pg.url_for(dbname)
+        redis_url = os.environ.get("BROADCASTER_REDIS_URL")
+        if not redis_url:
+            redis = start_redis(base / "redis")
+            redis_url = redis.url
+        await migrate(dsn)
+        yield dsn, redis_url
+    finally:
+        if redis:
+            redis.stop()
+        if pg:
+            pg.stop()

@@ -25,7 +25,6 @@ import orjson
 
 from broadcaster import devstack
 from broadcaster.benchparts import Client, progress
-from broadcaster.migrate import migrate
 from broadcaster.store import apps
 
 
@@ -97,20 +96,7 @@ async def measure(client: Client, env: dict[str, str], n: int, concurrency: int)
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     base = Path(".broadcaster/perf-segments").resolve() / str(os.getpid())
-    pg = redis = None
-    server = None
-    try:
-        dsn = os.environ.get("BROADCASTER_DATABASE_URL")
-        if not dsn:
-            progress("starting embedded PostgreSQL")
-            pg = devstack.start_postgres(base / "pg", throwaway=True)
-            await devstack.ensure_database(pg.admin_url, "perf")
-            dsn = pg.url_for("perf")
-        redis_url = os.environ.get("BROADCASTER_REDIS_URL")
-        if not redis_url:
-            redis = devstack.start_redis(base / "redis")
-            redis_url = redis.url
-        await migrate(dsn)
+    async with devstack.servers(base, "perf") as (dsn, redis_url):
         conn = await asyncpg.connect(dsn)
         app = await apps.create(conn, f"perf-{int(time.time())}")
         pg_version = await conn.fetchval("SHOW server_version")
@@ -133,15 +119,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             out = await measure(client, env, args.ids, args.concurrency)
         finally:
             await client.close()
-        return {"machine": {"cpus": os.cpu_count(), "postgres": pg_version}, **out}
-    finally:
-        if server is not None:
             server.terminate()
             server.wait(15)
-        if redis:
-            redis.stop()
-        if pg:
-            pg.stop()
+        return {"machine": {"cpus": os.cpu_count(), "postgres": pg_version}, **out}
 
 
 if __name__ == "__main__":
