@@ -16,9 +16,10 @@ import asyncpg
 from arq import cron
 from arq.connections import ArqRedis
 
-from broadcaster import metrics, sendrate
+from broadcaster import ids as idgen
+from broadcaster import metrics, sendrate, timefmt
 from broadcaster.errors import ApiError
-from broadcaster.store import campaigns, fanout
+from broadcaster.store import campaigns, fanout, fanwrite
 from broadcaster.store.ledger import Conn, Tx
 from broadcaster.templating import CampaignTemplates, compile_campaign, user_view
 
@@ -121,6 +122,7 @@ async def _run_batch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int) 
             return "done"
     tpl = templates_for(camp)
     events = await fanout.webhooks_on(conn, camp)
+    fast = camp["kind"] == "user" and camp["sender_mode"] != "include"
     async with conn.transaction():
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")
         if camp["status"] != "in_progress":
@@ -132,36 +134,67 @@ async def _run_batch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int) 
         if b is None or b["done"]:
             return "done"
         ids = await fanout.audience_ids(conn, camp, b["after_id"], upto=b["upto_id"])
-        total = len(ids)
-        have = {r[0] for r in await conn.fetch(
-            "SELECT target_id FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2"
-            " AND target_id = ANY($3::text[])", app_id, cid, ids,
-        )}
-        if have:
-            ids = [i for i in ids if i not in have]
         srow = await conn.fetchrow(
             "SELECT id, name, role, teams, language, custom FROM users WHERE app_id = $1 AND id = $2",
             app_id, camp["sender_id"],
         )
         sender = user_view(srow) if srow else {"id": camp["sender_id"], "name": ""}
-        if camp["kind"] == "channel":
-            chans = await fanout.live_channels(conn, app_id, ids)
-            pairs = await fanout.one_to_one_receivers(conn, app_id, list(chans), camp["sender_id"])
-            users = await fanout.fetch_users(conn, app_id, list(set(pairs.values())))
-            receivers = {c: users[u] for c, u in pairs.items() if u in users}
-            batch = fanout.build_channel_batch(camp, tpl, ids, chans, receivers, sender)
+        if fast:
+            sent, errored, skipped, created = await _write_users(
+                conn, camp, tpl, no, ids, (b["after_id"], b["upto_id"]), sender, events)
         else:
-            users = await fanout.fetch_users(conn, app_id, ids)
-            existing = None
-            if not camp["create_channels"]:
-                existing = set(await _candidate_channels(conn, camp, tpl, ids, users, sender))
-            batch = fanout.build_user_batch(camp, tpl, ids, users, sender, existing)
-        sent, errored, skipped, created = await fanout.write_batch(conn, camp, no, batch, total, events, sender)
+            sent, errored, skipped, created = await _write_generic(conn, camp, tpl, no, ids, sender, events)
     metrics.CAMPAIGN_MESSAGES.labels("sent").inc(sent)
     metrics.CAMPAIGN_MESSAGES.labels("errored").inc(errored)
     metrics.CAMPAIGN_MESSAGES.labels("skipped").inc(skipped)
     metrics.CHANNELS_CREATED.inc(created)
     return "ok"
+
+
+async def _write_users(
+    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, no: int, ids: list[str],
+    bounds: tuple[str | None, str], sender: dict[str, Any], events: bool,
+) -> tuple[int, int, int, int]:
+    """User audiences (the common case): one read, Python renders, one write statement."""
+    rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], ids, *bounds)
+    existing = None
+    if not camp["create_channels"]:
+        probe = fanwrite.render(camp, tpl, rows, sender, None)
+        ctype = (camp["channel_template"] or {}).get("type") or "messaging"
+        chids = probe.chids if probe.chids is not None else [
+            idgen.distinct_channel_id((sender["id"], u)) for u in probe.users]
+        cids = sorted({f"{ctype}:{c}" for c in chids})
+        existing = set(await fanout.live_channels(conn, camp["app_id"], cids))
+    batch = fanwrite.render(camp, tpl, rows, sender, existing)
+    sh = fanwrite.shape(camp, tpl.text.source, tpl.custom.value, tpl.channel_custom.value)
+    return await fanwrite.write(conn, camp, no, sh, batch, len(ids), events, sender, timefmt.fmt(timefmt.now()) or "")
+
+
+async def _write_generic(
+    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, no: int, ids: list[str],
+    sender: dict[str, Any], events: bool,
+) -> tuple[int, int, int, int]:
+    """Channel audiences and sender_mode=include: the row-building path."""
+    app_id, cid, total = camp["app_id"], camp["id"], len(ids)
+    have = {r[0] for r in await conn.fetch(
+        "SELECT target_id FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2"
+        " AND target_id = ANY($3::text[])", app_id, cid, ids,
+    )}
+    if have:
+        ids = [i for i in ids if i not in have]
+    if camp["kind"] == "channel":
+        chans = await fanout.live_channels(conn, app_id, ids)
+        pairs = await fanout.one_to_one_receivers(conn, app_id, list(chans), camp["sender_id"])
+        users = await fanout.fetch_users(conn, app_id, list(set(pairs.values())))
+        receivers = {c: users[u] for c, u in pairs.items() if u in users}
+        batch = fanout.build_channel_batch(camp, tpl, ids, chans, receivers, sender)
+    else:
+        users = await fanout.fetch_users(conn, app_id, ids)
+        existing = None
+        if not camp["create_channels"]:
+            existing = set(await _candidate_channels(conn, camp, tpl, ids, users, sender))
+        batch = fanout.build_user_batch(camp, tpl, ids, users, sender, existing)
+    return await fanout.write_batch(conn, camp, no, batch, total, events, sender)
 
 
 async def _candidate_channels(
