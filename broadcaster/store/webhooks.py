@@ -161,30 +161,38 @@ async def finish(
         await release(conn, released)
 
 
+RELEASE_CHUNK = 2_000
+_KEYS = "unnest($1::bigint[], $2::text[], $3::text[]) AS k(app_id, receiver, campaign_id)"
+_SAME = "{t}.app_id = k.app_id AND {t}.receiver = k.receiver AND {t}.campaign_id = k.campaign_id"
+# message events: free up to their key's first pending campaign.* event
+RELEASE_MESSAGES = (
+    "UPDATE webhook_deliveries SET held = false, next_at = now() WHERE id IN ("
+    f" SELECT h.id FROM {_KEYS}"
+    " CROSS JOIN LATERAL (SELECT min(b.event_id) AS fence FROM webhook_deliveries b"
+    f"  WHERE {_SAME.format(t='b')} AND b.state = 'pending' AND b.barrier) f"
+    " CROSS JOIN LATERAL (SELECT m.id FROM webhook_deliveries m"
+    f"  WHERE {_SAME.format(t='m')} AND m.state = 'pending' AND m.held AND NOT m.barrier"
+    "  AND m.event_id < coalesce(f.fence, 9223372036854775807)"  # an index bound, not a filter
+    "  ORDER BY m.event_id LIMIT $4) h)"
+)
+# campaign.* events: free the one that is its key's first pending event
+RELEASE_FENCES = (
+    "UPDATE webhook_deliveries SET held = false, next_at = now() WHERE id IN ("
+    f" SELECT b.id FROM {_KEYS}"
+    " CROSS JOIN LATERAL (SELECT min(p.event_id) AS first FROM webhook_deliveries p"
+    f"  WHERE {_SAME.format(t='p')} AND p.state = 'pending') f"
+    f" JOIN webhook_deliveries b ON {_SAME.format(t='b')} AND b.state = 'pending' AND b.held"
+    "  AND b.barrier AND b.event_id = f.first)"
+)
+
+
 async def release(conn: Tx, keys: Sequence[Key]) -> None:
+    """Let held rows of these keys go once what they wait for is finished. Each statement
+    costs index probes plus the rows it frees; messages are freed RELEASE_CHUNK at a time:
+    delivering those finishes rows of the same key, which frees the next chunk."""
     a, r, c = [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
-    # message events: free once no earlier campaign.* event of their key is pending
-    await conn.execute(
-        "UPDATE webhook_deliveries d SET held = false, next_at = now()"
-        " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(app_id, receiver, campaign_id)"
-        " WHERE d.app_id = k.app_id AND d.receiver = k.receiver AND d.campaign_id = k.campaign_id"
-        "  AND d.state = 'pending' AND d.held AND NOT d.barrier"
-        "  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries b WHERE b.app_id = d.app_id"
-        "   AND b.receiver = d.receiver AND b.campaign_id = d.campaign_id AND b.state = 'pending'"
-        "   AND b.barrier AND b.event_id < d.event_id)",
-        a, r, c,
-    )
-    # campaign.* events: free once nothing earlier of their key is pending
-    await conn.execute(
-        "UPDATE webhook_deliveries d SET held = false, next_at = now()"
-        " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(app_id, receiver, campaign_id)"
-        " WHERE d.app_id = k.app_id AND d.receiver = k.receiver AND d.campaign_id = k.campaign_id"
-        "  AND d.state = 'pending' AND d.held AND d.barrier"
-        "  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries b WHERE b.app_id = d.app_id"
-        "   AND b.receiver = d.receiver AND b.campaign_id = d.campaign_id AND b.state = 'pending'"
-        "   AND b.event_id < d.event_id)",
-        a, r, c,
-    )
+    await conn.execute(RELEASE_MESSAGES, a, r, c, RELEASE_CHUNK)
+    await conn.execute(RELEASE_FENCES, a, r, c)
 
 
 async def depth(conn: Conn) -> int:
