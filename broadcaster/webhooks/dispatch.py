@@ -1,9 +1,9 @@
 """The webhook dispatcher: outbox -> delivery rows -> signed POSTs, many in flight at once.
 
-One pump (an arq cron tick that found a free slot) runs a few lanes; each lane routes the
-outbox, claims a batch of due deliveries (FOR UPDATE SKIP LOCKED), POSTs them concurrently
-on the worker's one aiohttp session, paced per receiver by a Redis token bucket shared by
-all workers, and records the results set-based.
+One pump (an arq cron tick that found a free slot) runs a router, which turns outbox events
+into delivery rows, and a few lanes; each lane claims a batch of due deliveries (FOR UPDATE
+SKIP LOCKED), POSTs them concurrently on the worker's one aiohttp session, paced per receiver
+by a Redis token bucket shared by all workers, and records the results set-based.
 """
 
 from __future__ import annotations
@@ -209,14 +209,33 @@ async def pump(ctx: dict[str, Any]) -> int:
     deadline = time.monotonic() + PUMP_SECONDS
     done = 0
 
-    async def lane() -> None:
-        nonlocal done
+    # One router keeps the outbox flowing into delivery rows while the lanes send, so a lane
+    # never stalls on routing; everyone stops when there is nothing left to route or send.
+    router_idle = asyncio.Event()
+    lanes_left = LANES
+
+    async def router() -> None:
         while time.monotonic() < deadline:
-            routed = await route(ctx["pool"])
-            sent = await d.run_once()
-            done += sent
-            if not routed and not sent:
+            if await route(ctx["pool"]):
+                router_idle.clear()
+                continue
+            router_idle.set()
+            if lanes_left == 0:
                 return
+            await asyncio.sleep(0.05)
+
+    async def lane() -> None:
+        nonlocal done, lanes_left
+        try:
+            while time.monotonic() < deadline:
+                sent = await d.run_once()
+                done += sent
+                if not sent:
+                    if router_idle.is_set():
+                        return
+                    await asyncio.sleep(0.02)
+        finally:
+            lanes_left -= 1
 
     async def keep_slot() -> None:
         while True:
@@ -229,7 +248,8 @@ async def pump(ctx: dict[str, Any]) -> int:
     keeper = asyncio.create_task(keep_slot())
     try:
         metrics.OUTBOX_DEPTH.set(await store.depth(ctx["pool"]))
-        async with asyncio.TaskGroup() as tg:  # one lane failing stops the others
+        async with asyncio.TaskGroup() as tg:  # one failing stops the others
+            tg.create_task(router())
             for _ in range(LANES):
                 tg.create_task(lane())
     finally:
