@@ -88,9 +88,8 @@ async def campaign_plan(ctx: dict[str, Any], app_id: int, cid: str) -> int:
     return planned
 
 
-async def _send_rate(conn: Tx, app_id: int) -> float:
-    s = await conn.fetchval("SELECT settings FROM apps WHERE id = $1", app_id) or {}
-    return float(s.get("campaign_send_rate") or 0)
+async def _app_settings(conn: Tx, app_id: int) -> dict[str, Any]:
+    return await conn.fetchval("SELECT settings FROM apps WHERE id = $1", app_id) or {}  # type: ignore[no-any-return]
 
 
 async def campaign_batch(ctx: dict[str, Any], app_id: int, cid: str, no: int) -> str:
@@ -114,14 +113,15 @@ async def _run_batch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int) 
     n = await fanout.lease(conn, app_id, cid, no)
     if n is None:
         return "done"
-    wait = await sendrate.reserve(redis, app_id, await _send_rate(conn, app_id), n)
+    app_settings = await _app_settings(conn, app_id)
+    wait = await sendrate.reserve(redis, app_id, float(app_settings.get("campaign_send_rate") or 0), n)
     if wait > 0:
         await fanout.lease(conn, app_id, cid, no, wait + fanout.RUNNING_LEASE_S)
         await asyncio.sleep(wait)
         if await fanout.lease(conn, app_id, cid, no) is None:
             return "done"
     tpl = templates_for(camp)
-    events = await fanout.webhooks_on(conn, camp)
+    events = fanout.webhooks_enabled(camp, app_settings)
     fast = camp["kind"] == "user" and camp["sender_mode"] != "include"
     async with conn.transaction():
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")

@@ -91,6 +91,14 @@ async def webhooks_on(conn: Tx, camp: asyncpg.Record) -> bool:
     if camp["skip_webhook"]:
         return False
     s = await conn.fetchval("SELECT settings FROM apps WHERE id = $1", camp["app_id"]) or {}
+    return webhooks_enabled(camp, s)
+
+
+def webhooks_enabled(camp: asyncpg.Record, app_settings: dict[str, Any]) -> bool:
+    """message.new/channel.created go to the outbox only if some receiver is configured."""
+    if camp["skip_webhook"]:
+        return False
+    s = app_settings
     return bool(s.get("webhook_url")) or any(h.get("enabled", True) for h in s.get("event_hooks") or [])
 
 

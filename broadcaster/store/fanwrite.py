@@ -135,7 +135,6 @@ WITH x AS MATERIALIZED (
   SELECT $1, $2, y.u, y.u, y.cid, y.mid, 'sent', NULL, now() FROM y
   UNION ALL
   SELECT $1, $2, o->>0, o->>1, o->>2, NULL, o->>3, o->>4, NULL FROM json_array_elements($19::json) o
-  ON CONFLICT DO NOTHING
 ), ev AS (
   INSERT INTO outbox (app_id, event_type, campaign_id, payload)
   SELECT $1, e.typ, $2, e.payload FROM (
