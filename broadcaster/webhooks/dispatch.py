@@ -28,7 +28,7 @@ from broadcaster.webhooks import policy, sign
 logger = logging.getLogger("broadcaster.webhooks")
 
 ROUTE_BATCH = 5000
-CLAIM_BATCH = 500
+CLAIM_BATCH = 200  # a few hundred in flight: more only queues on the connector, costing CPU
 LANES = 3
 SLOTS = 2  # pumps allowed at once across all workers
 PACE_BUDGET_S = 3.0  # at most this many seconds of a receiver's rate per claimed batch
