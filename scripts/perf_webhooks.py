@@ -34,7 +34,6 @@ from redis.asyncio import Redis
 from broadcaster import db, devstack, ratelimit
 from broadcaster.app import create_app
 from broadcaster.benchparts import Sink, progress
-from broadcaster.migrate import migrate
 from broadcaster.settings import Settings
 from broadcaster.store import apps, outbox
 
@@ -119,48 +118,31 @@ async def limiter_overhead(dsn: str, redis_url: str, app: apps.AppRow, checks: i
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     base = Path(".broadcaster/perf-webhooks").resolve() / str(os.getpid())
-    pg = redis = None
-    worker = None
-    sink = None
-    try:
-        dsn = os.environ.get("BROADCASTER_DATABASE_URL")
-        if not dsn:
-            progress("starting embedded PostgreSQL")
-            pg = devstack.start_postgres(base / "pg", throwaway=True)
-            await devstack.ensure_database(pg.admin_url, "perf")
-            dsn = pg.url_for("perf")
-        redis_url = os.environ.get("BROADCASTER_REDIS_URL")
-        if not redis_url:
-            redis = devstack.start_redis(base / "redis")
-            redis_url = redis.url
-        await migrate(dsn)
+    async with devstack.servers(base, "perf") as (dsn, redis_url):
         sink = await Sink().start()
-        conn = await asyncpg.connect(dsn)
-        await db.init_connection(conn)
-        app = await apps.create(conn, f"perf-{int(time.time())}")
-        await apps.update_settings(conn, app.id, {"webhook_url": sink.url, "webhook_rate_limit": 0})
-        pg_version = await conn.fetchval("SHOW server_version")
-        await conn.close()
-        env = {**os.environ, "BROADCASTER_DATABASE_URL": dsn, "BROADCASTER_REDIS_URL": redis_url,
-               "BROADCASTER_LOG_LEVEL": "WARNING", "BROADCASTER_QUEUE_NAME": f"perf:{os.getpid()}"}
-        worker = subprocess.Popen([sys.executable, "-m", "broadcaster", "worker"], env=env)
-        await asyncio.sleep(2)
-        warm = await deliveries(dsn, app.id, sink, 500, None)
-        plain = await deliveries(dsn, app.id, sink, args.events, None)
-        ordered = await deliveries(dsn, app.id, sink, args.events, "perf-campaign")
-        limiter = await limiter_overhead(dsn, redis_url, app, args.checks)
-        return {"machine": {"cpus": os.cpu_count(), "postgres": pg_version}, "warmup": warm,
-                "webhooks_plain": plain, "webhooks_one_campaign": ordered, "rate_limit": limiter}
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(15)
-        if sink is not None:
+        worker = None
+        try:
+            conn = await asyncpg.connect(dsn)
+            await db.init_connection(conn)
+            app = await apps.create(conn, f"perf-{int(time.time())}")
+            await apps.update_settings(conn, app.id, {"webhook_url": sink.url, "webhook_rate_limit": 0})
+            pg_version = await conn.fetchval("SHOW server_version")
+            await conn.close()
+            env = {**os.environ, "BROADCASTER_DATABASE_URL": dsn, "BROADCASTER_REDIS_URL": redis_url,
+                   "BROADCASTER_LOG_LEVEL": "WARNING", "BROADCASTER_QUEUE_NAME": f"perf:{os.getpid()}"}
+            worker = subprocess.Popen([sys.executable, "-m", "broadcaster", "worker"], env=env)
+            await asyncio.sleep(2)
+            warm = await deliveries(dsn, app.id, sink, 500, None)
+            plain = await deliveries(dsn, app.id, sink, args.events, None)
+            ordered = await deliveries(dsn, app.id, sink, args.events, "perf-campaign")
+            limiter = await limiter_overhead(dsn, redis_url, app, args.checks)
+            return {"machine": {"cpus": os.cpu_count(), "postgres": pg_version}, "warmup": warm,
+                    "webhooks_plain": plain, "webhooks_one_campaign": ordered, "rate_limit": limiter}
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(15)
             await sink.stop()
-        if redis:
-            redis.stop()
-        if pg:
-            pg.stop()
 
 
 if __name__ == "__main__":
