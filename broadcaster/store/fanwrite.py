@@ -125,10 +125,10 @@ WITH x AS MATERIALIZED (
   SELECT $1, ch.cid, m.u, m.role, m.cu FROM ch JOIN nc ON nc.cid = ch.cid,
     LATERAL (SELECT f.u, f.role, f.cu FROM fixed f
              UNION ALL SELECT nc.u, 'channel_member', '{}'::jsonb WHERE nc.u <> ALL($16::text[])) m
-  ON CONFLICT DO NOTHING
+  ORDER BY ch.cid, m.u ON CONFLICT DO NOTHING
 ), msg AS (
   INSERT INTO messages (app_id, id, cid, user_id, text, attachments, custom, campaign_id)
-  SELECT $1, y.mid, y.cid, $4, y.t, $14::jsonb, y.cu, $2 FROM y
+  SELECT $1, y.mid, y.cid, $4, y.t, $14::jsonb, y.cu, $2 FROM y ORDER BY y.cid
 ), led AS (
   INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, channel_cid,
                                    message_id, status, error, sent_at)
