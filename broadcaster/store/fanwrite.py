@@ -159,15 +159,18 @@ WITH x AS MATERIALIZED (
     skipped = json_array_length($19::json) - $21, channels_created = (SELECT count(*) FROM ch)
   WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3
 )
-SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created
+SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created,
+  (SELECT count(*) FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND NOT done
+   AND batch_no <> $3) AS others
 """
 
 
 async def write(
     conn: Tx, camp: asyncpg.Record, no: int, sh: Shape, b: UserBatch, n: int, events: bool,
     sender: dict[str, Any], ts: str,
-) -> tuple[int, int, int, int]:
-    """Write a rendered batch in one statement; returns (sent, errored, skipped, created).
+) -> tuple[int, int, int, int, int]:
+    """Write a rendered batch in one statement; returns (sent, errored, skipped, created,
+    other open batches of the campaign as this transaction saw them).
     n counts the batch's whole range; skipped counts only this run's skipped rows (ids that
     already had a ledger row, e.g. excluded ones, are not counted again), as in fanout.write_batch."""
     user = {"id": sender["id"], "name": sender.get("name", ""), "role": sender.get("role", "user")}
@@ -180,7 +183,7 @@ async def write(
     )
     assert r is not None
     sent, created = int(r["sent"]), int(r["created"])
-    return sent, b.errored, len(b.other) - b.errored, created
+    return sent, b.errored, len(b.other) - b.errored, created, int(r["others"])
 
 
 def mentions_channel(tpl: CampaignTemplates) -> bool:
