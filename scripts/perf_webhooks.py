@@ -48,7 +48,37 @@ BODY = {"type": "message.new", "cid": "messaging:perf", "channel_type": "messagi
         "user": {"id": "sender"}, "created_at": "2026-01-01T00:00:00.000000Z"}
 
 
-async def deliveries(dsn: str, app_id: int, sink: Sink, n: int, campaign: str | None) -> dict[str, Any]:
+class CpuMeter:
+    """CPU seconds spent by the worker, this process (the receiver) and our PostgreSQL: on a
+    shared 2-core machine, CPU per delivery is steadier than deliveries/s."""
+
+    def __init__(self, worker_pid: int, pg_dir: Path) -> None:
+        import psutil
+
+        self.worker = psutil.Process(worker_pid)
+        self.me = psutil.Process()
+        self.pg = [p for p in psutil.process_iter(["cmdline"])
+                   if str(pg_dir) in " ".join(p.info["cmdline"] or [])][:1]
+
+    def sample(self) -> dict[str, float]:
+        import psutil
+
+        def cpu(ps: list[Any]) -> float:
+            total = 0.0
+            for p in ps:
+                try:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+                except psutil.Error:
+                    continue
+            return total
+
+        pg = [*self.pg, *(c for p in self.pg for c in p.children())]
+        return {"worker": cpu([self.worker]), "receiver": cpu([self.me]), "postgres": cpu(pg)}
+
+
+async def deliveries(dsn: str, app_id: int, sink: Sink, n: int, campaign: str | None,
+                     meter: CpuMeter | None = None) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     await db.init_connection(conn)
     start = sink.count
@@ -60,13 +90,17 @@ async def deliveries(dsn: str, app_id: int, sink: Sink, n: int, campaign: str | 
         await outbox.add_many(conn, app_id, campaign, events)
     await conn.close()
     t0 = time.perf_counter()
+    cpu0 = meter.sample() if meter else {}
     want = len(events)
     while sink.count - start < want and time.perf_counter() - t0 < 600:
         await asyncio.sleep(0.02)
     seconds = time.perf_counter() - t0
     got = sink.count - start
-    out = {"events": want, "delivered": got, "seconds": round(seconds, 2),
+    out: dict[str, Any] = {"events": want, "delivered": got, "seconds": round(seconds, 2),
            "deliveries_per_s": round(got / seconds)}
+    if meter and got:
+        cpu1 = meter.sample()
+        out["cpu_us_per_delivery"] = {k: round((cpu1[k] - cpu0[k]) * 1e6 / got) for k in cpu0}
     progress(f"deliveries ({'campaign' if campaign else 'plain'}): {out}")
     return out
 
@@ -132,10 +166,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                    "BROADCASTER_LOG_LEVEL": "WARNING", "BROADCASTER_QUEUE_NAME": f"perf:{os.getpid()}"}
             worker = subprocess.Popen([sys.executable, "-m", "broadcaster", "worker"], env=env)
             await asyncio.sleep(2)
+            meter = CpuMeter(worker.pid, base)
             warm = await deliveries(dsn, app.id, sink, 500, None)
-            plain = await deliveries(dsn, app.id, sink, args.events, None)
-            ordered = await deliveries(dsn, app.id, sink, args.events, "perf-campaign")
-            limiter = await limiter_overhead(dsn, redis_url, app, args.checks)
+            plain = await deliveries(dsn, app.id, sink, args.events, None, meter)
+            ordered = await deliveries(dsn, app.id, sink, args.events, "perf-campaign", meter)
+            limiter = None if args.skip_limiter else await limiter_overhead(dsn, redis_url, app, args.checks)
             return {"machine": {"cpus": os.cpu_count(), "postgres": pg_version}, "warmup": warm,
                     "webhooks_plain": plain, "webhooks_one_campaign": ordered, "rate_limit": limiter}
         finally:
@@ -149,4 +184,5 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--checks", type=int, default=3_000)
+    p.add_argument("--skip-limiter", action="store_true", help="only the delivery figures")
     print(orjson.dumps(asyncio.run(main(p.parse_args())), option=orjson.OPT_INDENT_2).decode())

@@ -87,18 +87,31 @@ async def pending_state(conn: Tx, keys: Sequence[Key]) -> dict[Key, tuple[bool, 
             for r in rows if r["has_any"]}
 
 
-async def insert_deliveries(conn: Tx, rows: Sequence[NewDelivery]) -> None:
+async def insert_deliveries(
+    conn: Tx, rows: Sequence[NewDelivery], *, lease_s: float | None = None,
+) -> list[tuple[int, str]]:
+    """Insert delivery rows; returns (id, webhook_id) in the order of `rows`. With lease_s,
+    the rows that are not held are inserted already claimed for their first attempt (as
+    claim() would leave them), so the router can hand them to a sender without a claim."""
     if not rows:
-        return
-    await conn.execute(
+        return []
+    out = await conn.fetch(
         "INSERT INTO webhook_deliveries (app_id, event_id, receiver, url, event_type, campaign_id,"
-        " barrier, payload, held)"
-        " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
-        " $6::text[], $7::bool[], $8::text[], $9::bool[])",
+        " barrier, payload, held, attempt, next_at)"
+        " SELECT a, e, r, u, t, c, b, p, h,"
+        "  CASE WHEN $10::float8 IS NOT NULL AND NOT h THEN 1 ELSE 0 END,"
+        "  CASE WHEN $10::float8 IS NOT NULL AND NOT h THEN now() + make_interval(secs => $10)"
+        "   ELSE now() END"
+        " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::bool[], $8::text[], $9::bool[]) AS x(a, e, r, u, t, c, b, p, h)"
+        " RETURNING id, webhook_id::text, event_id, receiver",
         [r.app_id for r in rows], [r.event_id for r in rows], [r.receiver for r in rows],
         [r.url for r in rows], [r.event_type for r in rows], [r.campaign_id for r in rows],
-        [r.barrier for r in rows], [r.payload for r in rows], [r.held for r in rows],
+        [r.barrier for r in rows], [r.payload for r in rows], [r.held for r in rows], lease_s,
     )
+    # RETURNING order is not promised: map back by (event, receiver), unique per delivery
+    ids = {(r["event_id"], r["receiver"]): (r["id"], r["webhook_id"]) for r in out}
+    return [ids[(r.event_id, r.receiver)] for r in rows]
 
 
 async def consume_outbox(conn: Tx, ids: Sequence[int]) -> None:

@@ -9,6 +9,8 @@ by a Redis token bucket shared by all workers, and records the results set-based
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import random
 import time
@@ -23,12 +25,13 @@ from redis.exceptions import RedisError
 
 from broadcaster import metrics, sendrate
 from broadcaster.store import webhooks as store
-from broadcaster.webhooks import policy, sign
+from broadcaster.webhooks import policy
 
 logger = logging.getLogger("broadcaster.webhooks")
 
 ROUTE_BATCH = 5000
-CLAIM_BATCH = 200  # a few hundred in flight: more only queues on the connector, costing CPU
+CLAIM_BATCH = 500
+SENDERS = 64  # requests in flight per lane and receiver
 LANES = 3
 SLOTS = 2  # pumps allowed at once across all workers
 PACE_BUDGET_S = 3.0  # at most this many seconds of a receiver's rate per claimed batch
@@ -43,12 +46,20 @@ def lease_s(timeout_s: float) -> float:
 async def route(pool: asyncpg.Pool, limit: int = ROUTE_BATCH) -> int:
     """Turn outbox events into delivery rows (one per matching receiver); events nobody
     receives are consumed too. Returns the number of events consumed."""
+    return (await route_leased(pool, limit, None))[0]
+
+
+async def route_leased(
+    pool: asyncpg.Pool, limit: int, lease: float | None,
+) -> tuple[int, list[dict[str, Any]]]:
+    """route(); with a lease, the new rows that need not wait come back already claimed for
+    their first attempt (shaped like claim()'s rows), to be sent without a claim query."""
     async with pool.acquire() as conn, conn.transaction():
         if not await store.try_order_lock(conn):
-            return 0
+            return 0, []
         events = await store.outbox_batch(conn, limit)
         if not events:
-            return 0
+            return 0, []
         apps = await store.app_settings(conn, sorted({e.app_id for e in events}))
         planned: list[tuple[store.OutboxEvent, str, str]] = []
         for e in events:
@@ -62,13 +73,19 @@ async def route(pool: asyncpg.Pool, limit: int = ROUTE_BATCH) -> int:
              for e, rid, _ in planned],
             {k: v for k, v in pending.items()},
         )
-        await store.insert_deliveries(conn, [
+        ids = await store.insert_deliveries(conn, [
             store.NewDelivery(e.app_id, e.id, rid, url, e.event_type, e.campaign_id,
                               policy.is_barrier(e.event_type), e.payload, h)
             for (e, rid, url), h in zip(planned, held, strict=True)
-        ])
+        ], lease_s=lease)
         await store.consume_outbox(conn, [e.id for e in events])
-        return len(events)
+    if lease is None:
+        return len(events), []
+    return len(events), [
+        {"id": i, "app_id": e.app_id, "webhook_id": wid, "receiver": rid, "url": url,
+         "campaign_id": e.campaign_id, "payload": e.payload, "attempt": 1, "age_s": 0.0}
+        for (e, rid, url), h, (i, wid) in zip(planned, held, ids, strict=True) if not h
+    ]
 
 
 class Dispatcher:
@@ -81,14 +98,18 @@ class Dispatcher:
         self.lease = lease_s(timeout_s)
         self.window_s = retry_hours * 3600
         self._redis_warned = 0.0
+        self._macs: dict[str, Any] = {}
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim and deliver one batch; returns how many deliveries were attempted."""
         rows = await store.claim(self.pool, limit or CLAIM_BATCH, self.lease)
-        if not rows:
-            return 0
+        return await self.deliver(rows) if rows else 0
+
+    async def deliver(self, rows: list[Any], claimed_at: float | None = None) -> int:
+        """Send claimed rows (paced per receiver), give back those that cannot go in time,
+        record the results; returns how many were attempted."""
         # rows not sent by then go back: their lease must not run out while they wait
-        send_by = time.monotonic() + self.lease - (self.timeout.total or 0) - 1
+        send_by = (claimed_at or time.monotonic()) + self.lease - (self.timeout.total or 0) - 1
         apps = await store.app_settings(self.pool, sorted({r["app_id"] for r in rows}))
         groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
         for r in rows:
@@ -125,7 +146,7 @@ class Dispatcher:
     ) -> list[tuple[Any, int | None, str | None, str | None]]:
         if app is None:  # app deleted: nothing to sign with, nobody to tell
             return [(r, 400, None, "app no longer exists") for r in rows]
-        tasks: list[asyncio.Task[tuple[Any, int | None, str | None, str | None]]] = []
+        tasks: list[asyncio.Future[list[tuple[Any, int | None, str | None, str | None]]]] = []
         chunk = max(1, int(rate / 10)) if rate > 0 else len(rows)
         for i in range(0, len(rows), chunk):
             part = rows[i:i + chunk]
@@ -138,15 +159,36 @@ class Dispatcher:
                     await asyncio.sleep(wait)
             # a receiver's URL may have changed since the event was routed: use today's
             url = policy.receiver_url(app["settings"] or {}, receiver)
-            tasks.extend(asyncio.create_task(self._post(r, url or r["url"], app["api_key"], app["api_secret"]))
-                         for r in part)
-        return list(await asyncio.gather(*tasks))
+            tasks.append(asyncio.ensure_future(self._post_all(part, url, app["api_key"], app["api_secret"])))
+        return [x for part in await asyncio.gather(*tasks) for x in part]
+
+    async def _post_all(self, rows: list[Any], url: str | None, api_key: str, secret: str,
+                        ) -> list[tuple[Any, int | None, str | None, str | None]]:
+        """POST rows with at most SENDERS in flight: a few long-lived coroutines, not a task
+        per request queueing on the connector."""
+        out: list[tuple[Any, int | None, str | None, str | None]] = []
+        it = iter(rows)
+
+        async def sender() -> None:
+            for r in it:
+                out.append(await self._post(r, url or r["url"], api_key, secret))
+
+        await asyncio.gather(*(sender() for _ in range(min(SENDERS, len(rows)))))
+        return out
+
+    def _sign(self, body: bytes, secret: str) -> str:
+        mac = self._macs.get(secret)
+        if mac is None:  # the keyed state once per secret, copied per body
+            mac = self._macs[secret] = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+        m = mac.copy()
+        m.update(body)
+        return m.hexdigest()
 
     async def _post(self, row: Any, url: str, api_key: str, secret: str) -> tuple[Any, int | None, str | None, str | None]:
         body = row["payload"].encode()
         headers = {
             "Content-Type": "application/json",
-            "X-Signature": sign(body, secret),
+            "X-Signature": self._sign(body, secret),
             "X-Webhook-Id": str(row["webhook_id"]),
             "X-Webhook-Attempt": str(row["attempt"]),
             "X-Api-Key": api_key,
@@ -205,19 +247,37 @@ async def pump(ctx: dict[str, Any]) -> int:
             break
     if slot_key is None:
         return 0
-    d = Dispatcher(ctx["pool"], redis, ctx["http"], settings.webhook_timeout_s, settings.webhook_retry_hours)
+    # its own connector: enough connections for every sender, kept alive between batches
+    http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        skip_auto_headers=("Accept", "Accept-Encoding"), auto_decompress=False,
+    )
+    d = Dispatcher(ctx["pool"], redis, http, settings.webhook_timeout_s, settings.webhook_retry_hours)
     deadline = time.monotonic() + PUMP_SECONDS
     done = 0
 
     # One router keeps the outbox flowing into delivery rows while the lanes send, so a lane
-    # never stalls on routing; everyone stops when there is nothing left to route or send.
+    # never stalls on routing; the rows it creates that need not wait are inserted claimed
+    # and handed to the lanes directly. Everyone stops when nothing is left to route or send.
     router_idle = asyncio.Event()
+    routed: asyncio.Queue[tuple[float, list[Any]]] = asyncio.Queue(maxsize=LANES)
     lanes_left = LANES
+    routing = False  # a route call or its hand-over is under way: lanes must stay to take it
 
     async def router() -> None:
+        nonlocal routing
         while time.monotonic() < deadline:
-            if await route(ctx["pool"]):
-                router_idle.clear()
+            routing = True
+            try:
+                n, rows = await route_leased(ctx["pool"], ROUTE_BATCH, d.lease)
+                if n:
+                    router_idle.clear()
+                claimed = time.monotonic()
+                for i in range(0, len(rows), CLAIM_BATCH):
+                    await routed.put((claimed, rows[i:i + CLAIM_BATCH]))
+            finally:
+                routing = False
+            if n:
                 continue
             router_idle.set()
             if lanes_left == 0:
@@ -227,11 +287,15 @@ async def pump(ctx: dict[str, Any]) -> int:
     async def lane() -> None:
         nonlocal done, lanes_left
         try:
-            while time.monotonic() < deadline:
-                sent = await d.run_once()
+            while time.monotonic() < deadline or routing or not routed.empty():
+                if not routed.empty():
+                    claimed, rows = routed.get_nowait()
+                    sent = await d.deliver(rows, claimed)
+                else:
+                    sent = await d.run_once()
                 done += sent
                 if not sent:
-                    if router_idle.is_set():
+                    if router_idle.is_set() and not routing and routed.empty():
                         return
                     await asyncio.sleep(0.02)
         finally:
@@ -254,9 +318,23 @@ async def pump(ctx: dict[str, Any]) -> int:
                 tg.create_task(lane())
     finally:
         keeper.cancel()
+        left = [r["id"] for _, rows in _drain(routed) for r in rows]
+        if left:  # handed over but never sent (a lane failed): back to the pool now, not at lease end
+            try:
+                await store.unclaim(ctx["pool"], left)
+            except (asyncpg.PostgresError, OSError):
+                pass  # their lease runs out on its own
+        await http.close()
         try:
             if await redis.get(slot_key) in (token, token.encode()):
                 await redis.delete(slot_key)
         except (RedisError, OSError):
             pass  # it expires on its own
     return done
+
+
+def _drain(q: asyncio.Queue[tuple[float, list[Any]]]) -> list[tuple[float, list[Any]]]:
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
