@@ -77,10 +77,9 @@ async def test_rate_limited_requests_are_counted(api: Api):
     assert after - before == 1
 
 
-async def test_worker_metrics_after_a_small_campaign(api: Api, start_worker, monkeypatch):
+async def test_worker_metrics_after_a_small_campaign(api: Api, start_worker):
     port = free_port()
-    monkeypatch.setenv("BROADCASTER_WORKER_METRICS_PORT", str(port))
-    start_worker()
+    start_worker(worker_metrics_port=port)
     st, body = await api.post("/users", {"users": {i: {"id": i, "name": i} for i in
                                                    ("boss", "u1", "u2", "u3")}})
     assert st in (200, 201), body
