@@ -101,6 +101,7 @@ async def test_one_statement_batch_equals_row_path(api: Api, pool: Any) -> None:
     for x, y in zip(a, z, strict=True):
         assert x == y, "\n" + x + "\n" + y
     assert "Hi One (gold) in T:!members-" in a[2]
-    # the row path stores attachments as a JSON string (its known defect); this one as sent
-    att = await pool.fetch("SELECT attachments FROM messages WHERE campaign_id = 'new'")
-    assert [r[0] for r in att] == [[{"type": "image", "asset_url": "https://x/y.png"}]] * 2
+    # both paths store attachments as sent (a JSON array, not a JSON string)
+    for camp in ("old", "new"):
+        att = await pool.fetch("SELECT attachments FROM messages WHERE campaign_id = $1", camp)
+        assert [r[0] for r in att] == [[{"type": "image", "asset_url": "https://x/y.png"}]] * 2

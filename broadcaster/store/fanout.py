@@ -301,7 +301,7 @@ async def write_batch(
     if sent_idx:
         await conn.execute(
             "INSERT INTO messages (app_id, id, cid, user_id, text, attachments, custom, campaign_id)"
-            " SELECT $1, i, c, $4, t, $6::jsonb, (CASE WHEN cu = '' THEN $7 ELSE cu END)::jsonb, $8"
+            " SELECT $1, i, c, $4, t, $6::text::jsonb, (CASE WHEN cu = '' THEN $7 ELSE cu END)::jsonb, $8"
             " FROM unnest($2::text[], $3::text[], $5::text[], $9::text[]) AS x(i, c, t, cu)",
             app_id, [b.msg_ids[i] for i in sent_idx], [b.cids[i] for i in sent_idx], camp["sender_id"],
             b.texts, orjson.dumps(mt.get("attachments") or []).decode(),
@@ -393,7 +393,7 @@ async def send_test(
     mt = camp["message_template"]
     await conn.execute(
         "INSERT INTO messages (app_id, id, cid, user_id, text, attachments, custom)"
-        " SELECT $1, i, c, $4, t, $6::jsonb, (CASE WHEN cu = '' THEN $7 ELSE cu END)::jsonb"
+        " SELECT $1, i, c, $4, t, $6::text::jsonb, (CASE WHEN cu = '' THEN $7 ELSE cu END)::jsonb"
         " FROM unnest($2::text[], $3::text[], $5::text[], $8::text[]) AS x(i, c, t, cu)",
         camp["app_id"], [b.msg_ids[i] for i in sent_idx], [b.cids[i] for i in sent_idx], camp["sender_id"],
         b.texts, orjson.dumps(mt.get("attachments") or []).decode(),
