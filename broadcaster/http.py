@@ -10,6 +10,7 @@ from aiohttp import web
 
 from broadcaster.errors import bad_request, too_large
 from broadcaster.keys import SETTINGS, T0
+from broadcaster.validate import no_nul
 
 
 def _default(obj: Any) -> Any:
@@ -61,24 +62,8 @@ async def read_json(request: web.Request, *, required: bool = False) -> dict[str
     if not isinstance(data, dict):
         raise bad_request("request body must be a JSON object")
     if b"\\u0000" in raw:
-        _reject_nul(data, "")
+        no_nul(data, "")
     return data
-
-
-def _reject_nul(value: Any, path: str) -> None:
-    """PostgreSQL text and jsonb cannot hold NUL: refuse it up front, naming where it is."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise bad_request(f"{path or 'body'} must not contain the NUL character (\\u0000)")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            sub = f"{path}.{k}" if path else str(k)
-            if "\x00" in k:
-                raise bad_request(f"{path or 'body'} has a key containing the NUL character (\\u0000)")
-            _reject_nul(v, sub)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _reject_nul(v, f"{path}[{i}]")
 
 
 def query_payload(request: web.Request) -> dict[str, Any]:
@@ -93,5 +78,5 @@ def query_payload(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad_request("payload query parameter must be a JSON object")
     if "\\u0000" in raw:
-        _reject_nul(data, "payload")
+        no_nul(data, "payload")
     return data

@@ -106,3 +106,19 @@ def ident(value: Any, name: str, pattern: re.Pattern[str] = ID_RE) -> str:
             f"{name} is not a valid id: {value[:80]!r} (1-255 of letters, digits and @_-!.=)"
         )
     return value
+
+
+def no_nul(value: Any, path: str) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL: refuse it up front, naming where it is."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise bad_request(f"{path or 'body'} must not contain the NUL character (\\u0000)")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if "\x00" in k:
+                raise bad_request(f"{path or 'body'} has a key containing the NUL character (\\u0000)")
+            no_nul(v, sub)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            no_nul(v, f"{path}[{i}]")

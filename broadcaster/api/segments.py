@@ -15,7 +15,17 @@ from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.store import segments, targets
 from broadcaster.store.segments import SegmentRow
-from broadcaster.validate import CID_RE, ID_RE, boolean, ident, integer, obj, str_list, string
+from broadcaster.validate import (
+    CID_RE,
+    ID_RE,
+    boolean,
+    ident,
+    integer,
+    no_nul,
+    obj,
+    str_list,
+    string,
+)
 
 routes = web.RouteTableDef()
 logger = logging.getLogger("broadcaster.segments")
@@ -31,20 +41,6 @@ def serialize(seg: SegmentRow) -> dict[str, Any]:
         "all_sender_channels": seg.all_sender_channels, "size": seg.size,
         "created_at": timefmt.fmt(seg.created_at), "updated_at": timefmt.fmt(seg.updated_at),
     }
-
-
-def no_nul(value: Any, field: str) -> None:
-    """PostgreSQL text and jsonb cannot hold NUL characters: a clear 400, not a 500."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise bad_request(f"{field} must not contain NUL characters")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            no_nul(k, field)
-            no_nul(v, f"{field}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            no_nul(v, f"{field}[{i}]")
 
 
 def check_filter(flt: dict[str, Any], seg_type: str) -> None:
