@@ -60,7 +60,8 @@ async def kick(redis: ArqRedis, conn: Conn, app_id: int, cid: str, *, all_open: 
         await enqueue_plan(redis, app_id, cid)
     if all_open:
         rows = await conn.fetch(
-            "UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '120 s'"
+            "UPDATE campaign_batches SET tries = tries + 1,"
+            f" lease_until = now() + interval '{fanout.QUEUED_LEASE_S} s'"
             " WHERE app_id = $1 AND campaign_id = $2 AND NOT done RETURNING batch_no, tries", app_id, cid,
         )
         lost = [(r[0], r[1]) for r in rows]

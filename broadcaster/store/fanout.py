@@ -22,7 +22,11 @@ from broadcaster.store.ledger import Conn, Tx
 from broadcaster.templating import CampaignTemplates, RenderError, user_view
 from broadcaster.validate import ID_RE
 
-QUEUED_LEASE_S = 120  # a queued batch job not started by then is presumed lost
+# A queued batch job not started by then is presumed lost (its worker died after arq handed
+# it over, before the job took its running lease) and is enqueued again under a new job id.
+# Short on purpose: a duplicate of a still-queued job is harmless (the batch row lock and
+# done flag make the second one a no-op), while a long lease delays recovery after a crash.
+QUEUED_LEASE_S = 30
 RUNNING_LEASE_S = 10  # a started one not done by then (worker killed) is re-enqueued
 
 
