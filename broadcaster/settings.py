@@ -52,7 +52,8 @@ class Settings:
             docs_url=_env("DOCS_URL", d.docs_url),
             cursor_secret=_env("CURSOR_SECRET", d.cursor_secret),
             queue_name=_env("QUEUE_NAME", d.queue_name),
-            batch_size=int(_env("BATCH_SIZE", str(d.batch_size))),
+            # a batch's message ids number its rows in 5 hex digits (ids.SEQ_MAX)
+            batch_size=max(1, min(100_000, int(_env("BATCH_SIZE", str(d.batch_size))))),
             worker_max_jobs=int(_env("WORKER_MAX_JOBS", str(d.worker_max_jobs))),
             worker_metrics_port=int(_env("WORKER_METRICS_PORT", str(d.worker_metrics_port))),
             webhook_timeout_s=float(_env("WEBHOOK_TIMEOUT_S", str(d.webhook_timeout_s))),

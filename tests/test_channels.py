@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import pytest
 
 from broadcaster.ids import distinct_channel_id
 from tests.helpers import Api, assert_error
@@ -216,3 +217,18 @@ async def test_channels_are_invisible_to_another_app(api: Api, other_api: Api) -
     body = await create(other_api, "private")
     assert body["created"] is True and "secret" not in body["channel"] and body["messages"] == []
     assert await cids(api, filter_conditions={"secret": 1}) == ["messaging:private"]
+
+
+def test_message_ids_of_a_batch_are_time_ordered_uuid7() -> None:
+    import uuid
+
+    from broadcaster import ids
+
+    a = ids.message_id_prefix(now_ms=1_700_000_000_000)
+    b = ids.message_id_prefix(now_ms=1_700_000_000_001)
+    first, last = ids.message_id(a, 0), ids.message_id(a, ids.SEQ_MAX - 1)
+    assert uuid.UUID(first).version == 7 and uuid.UUID(last).variant == uuid.RFC_4122
+    assert first < last < ids.message_id(b, 0)  # later batches sort after earlier ones
+    assert uuid.UUID(first).int >> 80 == 1_700_000_000_000
+    with pytest.raises(ValueError):
+        ids.message_id(a, ids.SEQ_MAX)

@@ -5,6 +5,7 @@ rows, counters and outbox events, for the same campaign and audience."""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from broadcaster import timefmt
@@ -105,3 +106,13 @@ async def test_one_statement_batch_equals_row_path(api: Api, pool: Any) -> None:
     for camp in ("old", "new"):
         att = await pool.fetch("SELECT attachments FROM messages WHERE campaign_id = $1", camp)
         assert [r[0] for r in att] == [[{"type": "image", "asset_url": "https://x/y.png"}]] * 2
+    # message ids are UUIDv7, consecutive within a batch, and each batch's ids match its
+    # ledger rows (both paths)
+    for camp in ("old", "new"):
+        rows = await pool.fetch(
+            "SELECT m.id, r.message_id FROM messages m JOIN campaign_recipients r"
+            " ON r.campaign_id = m.campaign_id AND r.message_id = m.id WHERE m.campaign_id = $1"
+            " ORDER BY m.id", camp)
+        mids = [uuid.UUID(r[0]) for r in rows]
+        assert len(mids) == 2 and all(m.version == 7 for m in mids)
+        assert mids[1].int - mids[0].int == 1

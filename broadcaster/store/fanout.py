@@ -8,7 +8,6 @@ on its batch row (two copies of one job serialise; the second finds it done).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +119,7 @@ class Batch:
     customs: list[str] = field(default_factory=list)
     new_channels: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # cid -> type, id, custom json
     members: list[tuple[str, str, str, str]] = field(default_factory=list)  # cid, user, role, custom json
+    id_prefix: str = field(default_factory=idgen.message_id_prefix)
 
     def skip(self, target: str, user: str | None, cid: str | None, status: str, err: str) -> None:
         self.targets.append(target)
@@ -190,7 +190,7 @@ def build_user_batch(
         b.targets.append(uid)
         b.users.append(uid)
         b.cids.append(cid)
-        b.msg_ids.append(str(uuid.uuid4()))
+        b.msg_ids.append(idgen.message_id(b.id_prefix, len(b.msg_ids)))
         b.statuses.append("sent")
         b.errors.append(None)
         b.texts.append(text)
@@ -225,7 +225,7 @@ def build_channel_batch(
         b.targets.append(c)
         b.users.append(r["id"] if r is not None else None)
         b.cids.append(c)
-        b.msg_ids.append(str(uuid.uuid4()))
+        b.msg_ids.append(idgen.message_id(b.id_prefix, len(b.msg_ids)))
         b.statuses.append("sent")
         b.errors.append(None)
         b.texts.append(text)

@@ -3,16 +3,19 @@ with their users, one statement writes the whole batch.
 
 Python ships only what it alone can compute (rendered texts, templated ids and custom data)
 as JSON arrays, which cost a fraction of asyncpg's per-element array encoding. Message ids
-(version-4-shaped UUIDs: md5 of a random per-run seed and the row number, 120 random-looking
-bits; gen_random_uuid cost ~5 us a row here, three times as much), distinct channel ids (md5, as ids.distinct_channel_id), channels, members,
-messages, ledger rows, outbox events and the batch's done-record are all produced by one
-statement of data-modifying CTEs, so a batch is one round trip and stays exactly once (the
-done-record commits with the ledger rows).
+(ids.message_id_prefix: time-ordered, consecutive within a batch), distinct channel ids (md5,
+as ids.distinct_channel_id), channels, members, messages, ledger rows, outbox events and the
+batch's done-record are all produced by one statement of data-modifying CTEs, so a batch is
+one round trip and stays exactly once (the done-record commits with the ledger rows).
+
+Members are inserted without ON CONFLICT: only for channels this statement has just created
+(the `ch` CTE returns only new rows), which cannot have members yet (a channel's hard delete
+removes its members in the same transaction). Speculative insertion cost 14 % of the bare
+insert rate.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,13 +104,13 @@ def shape(camp: asyncpg.Record, text: str, custom: Any, ccustom: Any) -> Shape:
 # $9 ccustoms, $10 ctype, $11 const text, $12 const custom, $13 const channel custom,
 # $14 attachments, $15 team, $16 member users, $17 member roles, $18 member customs,
 # $19 other rows, $20 n, $21 errored, $22 create channels, $23 events, $24 sender view, $25 ts,
-# $26 a random 128-bit seed (hex) of this batch run
+# $26 the batch run's message id prefix (ids.message_id_prefix)
 _WRITE = """
 WITH x AS MATERIALIZED (
   SELECT r.u, coalesce(r.ch, '!members-' || md5(CASE WHEN r.u = $4 THEN r.u
            WHEN r.u COLLATE "C" < $4 COLLATE "C" THEN r.u || ',' || $4 ELSE $4 || ',' || r.u END)) AS chid,
          coalesce(r.t, $11) AS t, coalesce(r.cu::jsonb, $12::jsonb) AS cu, coalesce(r.ccu::jsonb, $13::jsonb) AS ccu,
-         overlay(overlay(md5($26 || r.ord::text) placing '4' from 13) placing '8' from 17)::uuid::text AS mid,
+         $26 || lpad(to_hex(r.ord), 5, '0') AS mid,
          r.ord
   FROM ROWS FROM (json_array_elements_text($5::json), json_array_elements_text($6::json),
                   json_array_elements_text($7::json), json_array_elements($8::json),
@@ -129,7 +132,7 @@ WITH x AS MATERIALIZED (
   SELECT $1, ch.cid, m.u, m.role, m.cu FROM ch JOIN nc ON nc.cid = ch.cid,
     LATERAL (SELECT f.u, f.role, f.cu FROM fixed f
              UNION ALL SELECT nc.u, 'channel_member', '{}'::jsonb WHERE nc.u <> ALL($16::text[])) m
-  ORDER BY ch.cid, m.u ON CONFLICT DO NOTHING
+  ORDER BY ch.cid, m.u
 ), msg AS (
   INSERT INTO messages (app_id, id, cid, user_id, text, attachments, custom, campaign_id)
   SELECT $1, y.mid, y.cid, $4, y.t, $14::jsonb, y.cu, $2 FROM y ORDER BY y.cid
@@ -183,7 +186,7 @@ async def write(
         b.customs, b.ccustoms, sh.ctype, sh.text, sh.custom, sh.ccustom, sh.attachments, sh.team,
         [m[0] for m in sh.members], [m[1] for m in sh.members],
         [m[2] for m in sh.members], b.other, n, b.errored,
-        bool(camp["create_channels"]), events, user, ts, os.urandom(16).hex(),
+        bool(camp["create_channels"]), events, user, ts, idgen.message_id_prefix(),
     )
     assert r is not None
     sent, created = int(r["sent"]), int(r["created"])
