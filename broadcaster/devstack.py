@@ -43,9 +43,12 @@ def tuning(ram_bytes: int) -> dict[str, str]:
     A larger max_wal_size was tried too: no gain for the campaign, and the bare insert of
     the bench's ceiling got 20 % slower (new WAL segments instead of recycled ones)."""
     mb = max(128, min(2048, ram_bytes // 4 // 2**20))
-    if os.environ.get("XTUNE"):  # TEMP experiment
-        return dict(kv.split("=") for kv in os.environ["XTUNE"].split(","))
-    return {"shared_buffers": f"{mb}MB"}
+    conf = {"shared_buffers": f"{mb}MB"}
+    # BROADCASTER_EMBEDDED_PG_CONF="name=value,name=value" adds or overrides settings.
+    for item in filter(None, os.environ.get("BROADCASTER_EMBEDDED_PG_CONF", "").split(",")):
+        name, _, value = item.partition("=")
+        conf[name.strip()] = value.strip()
+    return conf
 
 
 def _ram_bytes() -> int:
