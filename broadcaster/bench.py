@@ -24,8 +24,6 @@ from broadcaster import devstack
 from broadcaster.benchparts import Client, RssSampler, Sink, ceiling, progress
 from broadcaster.store import apps, outbox
 
-LEDGER_TABLE = "campaign_recipients"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipients", type=int, default=1_000_000, help="audience size (default 1M)")
@@ -170,8 +168,11 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
 
     batch = args.batch_size or 2000
     progress(f"ceiling: bare set-based insert of the same rows, {n} recipients, batches of {batch}")
-    ceil = await ceiling(dsn, LEDGER_TABLE, n, batch, connections=2)
+    ceil = await ceiling(dsn, n, batch, connections=2)
     progress(f"ceiling {ceil:,.0f} recipients/s")
+    progress("ceiling with sequential ids (for reference: the best case for every index)")
+    ceil_seq = await ceiling(dsn, n, batch, connections=2, same_ids=False)
+    progress(f"ceiling with sequential ids {ceil_seq:,.0f} recipients/s")
 
     sampler = RssSampler([w.pid for w in workers])
     fan = await _fanout(client, "bench-1", "messaging", n, sampler, skip_webhook=True)
@@ -193,6 +194,8 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
             "seconds": round(fan["seconds"], 2),
             "ceiling_recipients_per_s": round(ceil),
             "ratio": round(fan["recipients_per_s"] / ceil, 3),
+            "ceiling_sequential_ids_recipients_per_s": round(ceil_seq),
+            "ratio_sequential_ids": round(fan["recipients_per_s"] / ceil_seq, 3),
             "with_webhooks_recipients_per_s": round(fan2["recipients_per_s"]),
             "with_webhooks_ratio": round(fan2["recipients_per_s"] / fan["recipients_per_s"], 3),
             "worker_peak_rss_mb": round(max(sampler.peak, sampler2.peak), 1),

@@ -15,6 +15,7 @@ import jwt
 import orjson
 
 from broadcaster.devstack import free_port
+from broadcaster.ids import message_id_prefix
 
 
 def progress(msg: str) -> None:
@@ -133,24 +134,45 @@ class RssSampler:
         return total
 
 
-CEILING_TABLES = ("channels", "members", "messages")
+CEILING_TABLES = ("channels", "members", "messages", "campaign_recipients")
 
 
-async def ceiling(dsn: str, ledger_table: str, n: int, batch: int, connections: int) -> float:
+def _ceiling_sql(same_ids: bool) -> list[str]:
+    """The four INSERTs of one ceiling batch: $1 receiver ids, $2 texts, $3 message id prefix.
+    same_ids: the ids the campaign writes (the 1:1 distinct channel id, md5 of the member pair,
+    and time-ordered message ids); else sequential ids, the best case for every index."""
+    if same_ids:
+        chid = ("'!members-' || md5(CASE WHEN u COLLATE \"C\" < 'sender' COLLATE \"C\""
+                " THEN u || ',sender' ELSE 'sender,' || u END)")
+    else:
+        chid = "u"
+    src = f"SELECT u, t, o, {chid} AS chid FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(u, t, o)"
+    mid = "$3 || lpad(to_hex(o), 5, '0')" if same_ids else "u"
+    return [
+        "INSERT INTO bench_channels (app_id, cid, type, id, created_by_id, member_count)"
+        f" SELECT 0, 'messaging:' || chid, 'messaging', chid, 'sender', 2 FROM ({src}) r",
+        "INSERT INTO bench_members (app_id, cid, user_id)"
+        f" SELECT 0, 'messaging:' || chid, m FROM ({src}) r, LATERAL (VALUES (u), ('sender')) AS x(m)",
+        "INSERT INTO bench_messages (app_id, id, cid, user_id, text, campaign_id)"
+        f" SELECT 0, {mid}, 'messaging:' || chid, 'sender', t, 'bench' FROM ({src}) r",
+        "INSERT INTO bench_campaign_recipients (app_id, campaign_id, target_id, user_id, channel_cid,"
+        " message_id, status, sent_at)"
+        f" SELECT 0, 'bench', u, u, 'messaging:' || chid, {mid}, 'sent', now() FROM ({src}) r",
+    ]
+
+
+async def ceiling(dsn: str, n: int, batch: int, connections: int, *, same_ids: bool = True) -> float:
     """Recipients/s at which this PostgreSQL takes the rows a campaign writes per recipient
     (1 channel, 2 members, 1 message, 1 ledger row), set-based, one transaction per batch,
-    into scratch copies of the real tables (same columns and indexes)."""
+    into scratch copies of the real tables (same columns and indexes), no ON CONFLICT."""
     conn = await asyncpg.connect(dsn)
     try:
-        for t in (*CEILING_TABLES, ledger_table):
+        for t in CEILING_TABLES:
             await conn.execute(f"DROP TABLE IF EXISTS bench_{t}")
             await conn.execute(f"CREATE TABLE bench_{t} (LIKE {t} INCLUDING ALL)")
-        cols = await conn.fetch(
-            "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns"
-            " WHERE table_name = $1 ORDER BY ordinal_position", ledger_table)
     finally:
         await conn.close()
-    ledger_insert = _ledger_insert(ledger_table, [dict(c) for c in cols])
+    sql = _ceiling_sql(same_ids)
     ids = [f"u{i:09d}" for i in range(n)]
     chunks = [ids[i:i + batch] for i in range(0, n, batch)]
     queue: asyncio.Queue[list[str]] = asyncio.Queue()
@@ -162,20 +184,11 @@ async def ceiling(dsn: str, ledger_table: str, n: int, batch: int, connections: 
         try:
             while not queue.empty():
                 chunk = queue.get_nowait()
-                texts = [f"Hi {u} I'm sender!" for u in chunk]
+                texts = [f"Hi User {u[1:]}, I'm Sender!" for u in chunk]
+                prefix = message_id_prefix()
                 async with c.transaction():
-                    await c.execute(
-                        "INSERT INTO bench_channels (app_id, cid, type, id, created_by_id, member_count)"
-                        " SELECT 0, 'bench:' || u, 'bench', u, 'sender', 2 FROM unnest($1::text[]) u", chunk)
-                    await c.execute(
-                        "INSERT INTO bench_members (app_id, cid, user_id)"
-                        " SELECT 0, 'bench:' || u, m FROM unnest($1::text[]) u,"
-                        " LATERAL (VALUES (u), ('sender')) AS x(m)", chunk)
-                    await c.execute(
-                        "INSERT INTO bench_messages (app_id, id, cid, user_id, text, campaign_id)"
-                        " SELECT 0, gen_random_uuid()::text, 'bench:' || u, 'sender', t, 'bench'"
-                        " FROM unnest($1::text[], $2::text[]) AS x(u, t)", chunk, texts)
-                    await c.execute(ledger_insert, chunk)
+                    for q in sql:
+                        await c.execute(q, chunk, texts, *([prefix] if "$3" in q else []))
         finally:
             await c.close()
 
@@ -184,42 +197,8 @@ async def ceiling(dsn: str, ledger_table: str, n: int, batch: int, connections: 
     seconds = time.perf_counter() - started
     conn = await asyncpg.connect(dsn)
     try:
-        for t in (*CEILING_TABLES, ledger_table):
+        for t in CEILING_TABLES:
             await conn.execute(f"DROP TABLE IF EXISTS bench_{t}")
     finally:
         await conn.close()
     return n / seconds
-
-
-def _ledger_insert(table: str, cols: list[dict[str, Any]]) -> str:
-    """An INSERT filling the ledger copy's required columns with plausible values."""
-    names, values = [], []
-    for c in cols:
-        name, typ = c["column_name"], c["data_type"]
-        if c["column_default"] is not None and name not in ("status",):
-            continue
-        if c["is_nullable"] == "YES" and name not in ("channel_cid", "message_id", "user_id", "sent_at"):
-            continue
-        names.append(name)
-        if name in ("target_id", "user_id"):
-            values.append("u")
-        elif name == "channel_cid":
-            values.append("'bench:' || u")
-        elif name == "message_id":
-            values.append("gen_random_uuid()::text")
-        elif name == "status":
-            values.append("'sent'")
-        elif typ.startswith("timestamp"):
-            values.append("now()")
-        elif typ in ("bigint", "integer", "smallint"):
-            values.append("0")
-        elif typ == "uuid":
-            values.append("gen_random_uuid()")
-        elif typ in ("jsonb", "json"):
-            values.append("'{}'")
-        elif typ == "boolean":
-            values.append("false")
-        else:
-            values.append("'bench'")
-    return (f"INSERT INTO bench_{table} ({', '.join(names)})"
-            f" SELECT {', '.join(values)} FROM unnest($1::text[]) u")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import orjson
 
@@ -28,6 +29,7 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert set(result["machine"]) >= {"cpus", "memory_gb", "postgres_version", "redis_version", "python"}
     fan = result["fanout"]
     for key in ("recipients_per_s", "seconds", "ceiling_recipients_per_s", "ratio",
+                "ceiling_sequential_ids_recipients_per_s", "ratio_sequential_ids",
                 "with_webhooks_recipients_per_s", "worker_peak_rss_mb"):
         assert fan[key] > 0, (key, fan)
     assert abs(fan["ratio"] - fan["recipients_per_s"] / fan["ceiling_recipients_per_s"]) < 0.01
@@ -37,3 +39,15 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert result["webhooks"]["deliveries_per_s"] > 0
     assert result["webhooks"]["delivered"] == result["webhooks"]["events"]
     assert result["memory"]["rss_mb_at_10pct"] > 0 and result["memory"]["rss_mb_at_100pct"] > 0
+
+
+async def test_ceiling_writes_the_ids_a_campaign_writes(pool: Any) -> None:
+    """The ceiling's channel ids are the 1:1 distinct channel ids the campaign creates."""
+    from broadcaster.benchparts import _ceiling_sql
+    from broadcaster.ids import distinct_channel_id
+
+    sql = _ceiling_sql(True)[0]
+    expr = sql[sql.index("SELECT u, t, o, ") + len("SELECT u, t, o, "):sql.index(" AS chid")]
+    for u in ("u000000001", "a", "zz", "Sender"):
+        got = await pool.fetchval(f"SELECT {expr} FROM (VALUES ($1::text)) AS x(u)", u)
+        assert got == distinct_channel_id([u, "sender"])
