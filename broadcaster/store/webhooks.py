@@ -52,10 +52,38 @@ async def order_lock(conn: Tx) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", ORDER_LOCK)
 
 
+# The campaign fan-out writes its message.new/channel.created events as references
+# ({"ref": message id or cid, "user": sender, "at": time}, store/fanwrite.py); their bodies are
+# built here from the rows they name, the same JSON as a full body (fanout._events). A message
+# or channel deleted before routing leaves a body with just its id.
+_BODY = """CASE WHEN NOT (o.payload ? 'ref') THEN o.payload
+  WHEN o.event_type = 'message.new' AND m.id IS NOT NULL THEN jsonb_build_object(
+    'type', 'message.new', 'cid', m.cid, 'channel_type', split_part(m.cid, ':', 1),
+    'channel_id', substr(m.cid, strpos(m.cid, ':') + 1),
+    'message', m.custom || jsonb_build_object('id', m.id, 'text', m.text, 'type', 'regular',
+      'user', o.payload->'user', 'cid', m.cid, 'attachments', m.attachments,
+      'campaign_id', m.campaign_id, 'created_at', o.payload->'at', 'updated_at', o.payload->'at'),
+    'user', o.payload->'user', 'created_at', o.payload->'at')
+  WHEN o.event_type = 'channel.created' AND c.cid IS NOT NULL THEN jsonb_build_object(
+    'type', 'channel.created', 'cid', c.cid, 'channel_type', c.type, 'channel_id', c.id,
+    'channel', c.custom || jsonb_build_object('id', c.id, 'type', c.type, 'cid', c.cid,
+      'created_by', o.payload->'user', 'created_at', o.payload->'at', 'updated_at', o.payload->'at'),
+    'user', o.payload->'user', 'created_at', o.payload->'at')
+  WHEN o.event_type = 'message.new' THEN jsonb_build_object('type', o.event_type,
+    'message', jsonb_build_object('id', o.payload->'ref'), 'user', o.payload->'user',
+    'created_at', o.payload->'at')
+  ELSE jsonb_build_object('type', o.event_type, 'cid', o.payload->'ref', 'user', o.payload->'user',
+    'created_at', o.payload->'at') END"""
+_REFS = """LEFT JOIN messages m ON o.event_type = 'message.new' AND m.app_id = o.app_id
+    AND m.id = o.payload->>'ref'
+  LEFT JOIN channels c ON o.event_type = 'channel.created' AND c.app_id = o.app_id
+    AND c.cid = o.payload->>'ref'"""
+
+
 async def outbox_batch(conn: Tx, limit: int) -> list[OutboxEvent]:
     rows = await conn.fetch(
-        "SELECT id, app_id, event_type, campaign_id, payload::text AS payload FROM outbox"
-        " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit,
+        f"SELECT o.id, o.app_id, o.event_type, o.campaign_id, ({_BODY})::text AS payload FROM outbox o"
+        f" {_REFS} ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED", limit,
     )
     return [OutboxEvent(r["id"], r["app_id"], r["event_type"], r["campaign_id"], r["payload"]) for r in rows]
 
