@@ -74,10 +74,12 @@ _BODY = """CASE WHEN NOT (o.payload ? 'ref') THEN o.payload
     'created_at', o.payload->'at')
   ELSE jsonb_build_object('type', o.event_type, 'cid', o.payload->'ref', 'user', o.payload->'user',
     'created_at', o.payload->'at') END"""
-_REFS = """LEFT JOIN messages m ON o.event_type = 'message.new' AND m.app_id = o.app_id
-    AND m.id = o.payload->>'ref'
-  LEFT JOIN channels c ON o.event_type = 'channel.created' AND c.app_id = o.app_id
-    AND c.cid = o.payload->>'ref'"""
+# LATERAL ... LIMIT 1 stays one primary-key probe per event (a join could be planned as a
+# scan of millions of messages for a few thousand events).
+_REFS = """LEFT JOIN LATERAL (SELECT * FROM messages m WHERE o.event_type = 'message.new'
+    AND m.app_id = o.app_id AND m.id = o.payload->>'ref' LIMIT 1) m ON true
+  LEFT JOIN LATERAL (SELECT * FROM channels c WHERE o.event_type = 'channel.created'
+    AND c.app_id = o.app_id AND c.cid = o.payload->>'ref' LIMIT 1) c ON true"""
 
 
 async def outbox_batch(conn: Tx, limit: int) -> list[OutboxEvent]:
