@@ -288,3 +288,33 @@ async def test_pending_deliveries_follow_a_changed_url(api: Api, pool, receiver,
     await await_for(tried, timeout=30)
     await api.patch("/app", {"webhook_url": receiver.url})
     await await_for(lambda: _ids(receiver, 5), timeout=30)
+
+
+async def test_webhooks_trickle_while_a_fan_out_writes(api: Api, pool, receiver: Receiver, start_worker,
+                                                       settings):
+    """While campaign batches mark the queue busy (broadcaster.pressure), delivery yields to
+    them but never stops: every event still arrives, in order, once."""
+    from redis.asyncio import Redis
+
+    from broadcaster import pressure
+
+    st, body = await api.patch("/app", {"webhook_url": receiver.url})
+    assert st == 200, body
+    redis = Redis.from_url(settings.redis_url)
+    await pressure.mark_busy(redis, settings.queue_name)
+    n = 1200  # more than two trickle batches
+    await add_events(pool, api.creds.app_id, [ev("campaign.started", "c1"),
+                                              *(ev("message.new", "c1", i) for i in range(n))])
+    start_worker()
+    busy = pressure.Busy(redis, settings.queue_name)
+    seen_busy = False
+    deadline = time.monotonic() + 60
+    while len(receiver.got) < n + 1 and time.monotonic() < deadline:
+        await pressure.mark_busy(redis, settings.queue_name)  # as running batches would
+        seen_busy = seen_busy or await busy()
+        await asyncio.sleep(0.2)
+    await redis.aclose()
+    assert seen_busy
+    assert len(receiver.got) == n + 1 and len(receiver.ids()) == n + 1
+    assert receiver.got[0]["event"]["type"] == "campaign.started"
+    assert sorted(g["event"]["n"] for g in receiver.got[1:]) == list(range(n))

@@ -17,7 +17,7 @@ from arq import cron
 from arq.connections import ArqRedis
 
 from broadcaster import ids as idgen
-from broadcaster import metrics, sendrate, timefmt
+from broadcaster import metrics, pressure, sendrate, timefmt
 from broadcaster.errors import ApiError
 from broadcaster.store import campaigns, fanout, fanwrite
 from broadcaster.store.ledger import Conn, Tx
@@ -96,7 +96,7 @@ async def _app_settings(conn: Tx, app_id: int) -> dict[str, Any]:
 async def campaign_batch(ctx: dict[str, Any], app_id: int, cid: str, no: int) -> str:
     pool, redis = ctx["pool"], ctx["redis"]
     async with pool.acquire() as conn:
-        outcome, maybe_last = await _run_batch(conn, redis, app_id, cid, no)
+        outcome, maybe_last = await _run_batch(conn, redis, app_id, cid, no, ctx["settings"].queue_name)
         # Only a batch that saw planning over and no other open batch tries to complete the
         # campaign (3 round trips saved per batch); a race between two last batches leaves
         # it to the 1 s tick.
@@ -106,7 +106,9 @@ async def campaign_batch(ctx: dict[str, Any], app_id: int, cid: str, no: int) ->
     return outcome
 
 
-async def _run_batch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int) -> tuple[str, bool]:
+async def _run_batch(
+    conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int, queue: str,
+) -> tuple[str, bool]:
     try:
         camp = await campaigns.get(conn, app_id, cid)
     except ApiError:
@@ -126,6 +128,7 @@ async def _run_batch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int) 
             return "done", False
     tpl = templates_for(camp)
     events = fanout.webhooks_enabled(camp, app_settings)
+    await pressure.mark_busy(redis, queue)
     fast = camp["kind"] == "user" and camp["sender_mode"] != "include"
     async with conn.transaction():
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")

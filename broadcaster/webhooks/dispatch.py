@@ -23,7 +23,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from broadcaster import metrics, sendrate
+from broadcaster import metrics, pressure, sendrate
 from broadcaster.store import webhooks as store
 from broadcaster.webhooks import http1, policy
 
@@ -279,12 +279,16 @@ async def pump(ctx: dict[str, Any]) -> int:
     lanes_left = LANES
     routing = False  # a route call or its hand-over is under way: lanes must stay to take it
 
+    busy = pressure.Busy(redis, settings.queue_name)
+
     async def router() -> None:
         nonlocal routing
         while time.monotonic() < deadline:
             routing = True
+            trickle = await busy()
             try:
-                n, rows = await route_leased(ctx["pool"], ROUTE_BATCH, d.lease)
+                n, rows = await route_leased(
+                    ctx["pool"], pressure.TRICKLE_EVENTS if trickle else ROUTE_BATCH, d.lease)
                 if n:
                     router_idle.clear()
                 claimed = time.monotonic()
@@ -292,6 +296,8 @@ async def pump(ctx: dict[str, Any]) -> int:
                     await routed.put((claimed, rows[i:i + CLAIM_BATCH]))
             finally:
                 routing = False
+            if n and trickle:
+                await asyncio.sleep(pressure.TRICKLE_PAUSE_S)
             if n:
                 continue
             router_idle.set()
@@ -299,16 +305,22 @@ async def pump(ctx: dict[str, Any]) -> int:
                 return
             await asyncio.sleep(0.05)
 
-    async def lane() -> None:
+    async def lane(first: bool) -> None:
         nonlocal done, lanes_left
         try:
             while time.monotonic() < deadline or routing or not routed.empty():
+                trickle = await busy()
+                if trickle and not first:  # one lane keeps the trickle going
+                    await asyncio.sleep(pressure.TRICKLE_PAUSE_S)
+                    continue
                 if not routed.empty():
                     claimed, rows = routed.get_nowait()
                     sent = await d.deliver(rows, claimed)
                 else:
                     sent = await d.run_once()
                 done += sent
+                if sent and trickle:
+                    await asyncio.sleep(pressure.TRICKLE_PAUSE_S)
                 if not sent:
                     if router_idle.is_set() and not routing and routed.empty():
                         return
@@ -329,8 +341,8 @@ async def pump(ctx: dict[str, Any]) -> int:
         metrics.OUTBOX_DEPTH.set(await store.depth(ctx["pool"]))
         async with asyncio.TaskGroup() as tg:  # one failing stops the others
             tg.create_task(router())
-            for _ in range(LANES):
-                tg.create_task(lane())
+            for i in range(LANES):
+                tg.create_task(lane(i == 0))
     finally:
         keeper.cancel()
         left = [r["id"] for _, rows in _drain(routed) for r in rows]
