@@ -278,12 +278,13 @@ async def pump(ctx: dict[str, Any]) -> int:
     routed: asyncio.Queue[tuple[float, list[Any]]] = asyncio.Queue(maxsize=LANES)
     lanes_left = LANES
     routing = False  # a route call or its hand-over is under way: lanes must stay to take it
+    orphans: list[Any] = []  # routed and claimed after the lanes ended: unclaimed at the end
 
     busy = pressure.Busy(redis, settings.queue_name)
 
     async def router() -> None:
         nonlocal routing
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and lanes_left:
             routing = True
             trickle = await busy()
             try:
@@ -293,7 +294,14 @@ async def pump(ctx: dict[str, Any]) -> int:
                     router_idle.clear()
                 claimed = time.monotonic()
                 for i in range(0, len(rows), CLAIM_BATCH):
-                    await routed.put((claimed, rows[i:i + CLAIM_BATCH]))
+                    # The lanes may all have ended while this call ran (they saw nothing left
+                    # to do): a blocking put would then wait forever. Those rows go back.
+                    while lanes_left and routed.full():
+                        await asyncio.sleep(0.01)
+                    if lanes_left:
+                        routed.put_nowait((claimed, rows[i:i + CLAIM_BATCH]))
+                    else:
+                        orphans.extend(rows[i:i + CLAIM_BATCH])
             finally:
                 routing = False
             if n and trickle:
@@ -345,7 +353,7 @@ async def pump(ctx: dict[str, Any]) -> int:
                 tg.create_task(lane(i == 0))
     finally:
         keeper.cancel()
-        left = [r["id"] for _, rows in _drain(routed) for r in rows]
+        left = [r["id"] for _, rows in _drain(routed) for r in rows] + [r["id"] for r in orphans]
         if left:  # handed over but never sent (a lane failed): back to the pool now, not at lease end
             try:
                 await store.unclaim(ctx["pool"], left)
