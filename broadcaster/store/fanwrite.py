@@ -38,7 +38,8 @@ async def pending_users(
     that is forced for the rest of the transaction: tables filled moments ago have no
     statistics, and a plan that thinks them tiny scans them whole once per batch id."""
     await conn.execute(
-        "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)"
+        "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),"
+        " set_config('plan_cache_mode', 'force_custom_plan', true)"  # no plan cached from a tiny table
     )
     # LATERAL ... LIMIT 1 cannot be flattened into a join, so each id is one index probe.
     return list(await conn.fetch(

@@ -84,9 +84,11 @@ _REFS = """LEFT JOIN LATERAL (SELECT * FROM messages m WHERE o.event_type = 'mes
 
 async def outbox_batch(conn: Tx, limit: int) -> list[OutboxEvent]:
     """Call in a transaction. The references are probed by primary key, forced for the rest of
-    the transaction: a plan made while a campaign was filling messages from empty (no
-    statistics yet) scanned the whole table once per event, 30 s and more per batch."""
-    await conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
+    the transaction, and planned afresh each time: a cached plan made while a campaign was
+    filling messages from empty scanned the whole table once per event (30 s and more per
+    batch, after the table had grown)."""
+    await conn.execute("SELECT set_config('enable_seqscan', 'off', true),"
+                       " set_config('plan_cache_mode', 'force_custom_plan', true)")
     rows = await conn.fetch(
         f"SELECT o.id, o.app_id, o.event_type, o.campaign_id, ({_BODY})::text AS payload FROM outbox o"
         f" {_REFS} ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED", limit,
