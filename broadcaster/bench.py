@@ -187,7 +187,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
     progress(f"fan-out with webhooks {fan2['recipients_per_s']:,.0f} recipients/s")
 
     if args.plot:
-        _plot(args.plot, fan["timeline"], ceil)
+        _plot(args.plot, fan["timeline"], ceil, ceil_seq)
     return {
         "fanout": {
             "recipients_per_s": round(fan["recipients_per_s"]),
@@ -290,7 +290,7 @@ async def _webhooks(dsn: str, app_id: int, sink: Sink, k: int) -> dict[str, floa
     return {"deliveries_per_s": round(got() / seconds), "delivered": got(), "events": k}
 
 
-def _plot(path: str, timeline: list[tuple[float, int]], ceil: float) -> None:
+def _plot(path: str, timeline: list[tuple[float, int]], ceil: float, ceil_seq: float) -> None:
     try:
         import matplotlib
 
@@ -304,7 +304,10 @@ def _plot(path: str, timeline: list[tuple[float, int]], ceil: float) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(xs, ys, label="messages sent (campaign stats)")
     ax.plot([0, max(xs or [1])], [0, ceil * max(xs or [1])], "--",
-            label=f"PostgreSQL ceiling ({ceil:,.0f}/s)")
+            label=f"PostgreSQL ceiling, same rows ({ceil:,.0f}/s)")
+    ax.plot([0, max(xs or [1])], [0, ceil_seq * max(xs or [1])], ":",
+            label=f"PostgreSQL ceiling, sequential ids ({ceil_seq:,.0f}/s)")
+    ax.set_ylim(0, max(ys or [1]) * 1.05)
     ax.set_xlabel("seconds since start")
     ax.set_ylabel("messages sent")
     ax.set_title("broadcaster fan-out")

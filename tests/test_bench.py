@@ -18,13 +18,14 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     out_path = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "broadcaster", "bench", "--recipients", "2000",
-         "--json", str(out_path)],
+         "--json", str(out_path), "--plot", str(tmp_path / "fanout.png")],
         env=env, cwd=ROOT, capture_output=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     result = orjson.loads(proc.stdout)
     assert orjson.loads(out_path.read_bytes()) == result
     assert b"[bench" in proc.stderr  # progress is shown
+    assert (tmp_path / "fanout.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result["recipients"] == 2000
     assert set(result["machine"]) >= {"cpus", "memory_gb", "postgres_version", "redis_version", "python"}
     fan = result["fanout"]
