@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 MARK_MS = 1500  # a batch writing marks the queue busy this long
-TRICKLE_EVENTS = 500  # while busy: at most this many events routed ...
-TRICKLE_PAUSE_S = 0.25  # ... per this pause (about 2,000 events/s)
+TRICKLE_EVENTS = 250  # while busy: at most this many events routed ...
+TRICKLE_PAUSE_S = 0.25  # ... per this pause (about 1,000 events/s)
 _CACHE_S = 0.1
 
 
