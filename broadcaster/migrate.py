@@ -18,7 +18,7 @@ def migrations_dir() -> Path:
     env = os.environ.get("BROADCASTER_MIGRATIONS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "migrations"
+    return Path(__file__).resolve().parent / "migrations"
 
 
 def discover(directory: Path | None = None) -> list[tuple[int, str, Path]]:

@@ -37,7 +37,7 @@ async def add_many(
 
 async def depth(conn: asyncpg.Pool | asyncpg.Connection) -> int:
     """Events not yet delivered (the outbox depth gauge of /metrics): not yet routed to their
-    receivers, plus deliveries still pending (webhook_deliveries, migrations/0006)."""
+    receivers, plus deliveries still pending (webhook_deliveries, broadcaster/migrations/0006)."""
     return int(await conn.fetchval(
         "SELECT (SELECT count(*) FROM outbox)"
         " + (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending')"
