@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import asyncpg
 
 from tests.helpers import Api, assert_error
@@ -126,27 +128,57 @@ async def test_bad_query_input_is_400(api: Api, other_api: Api):
     st, p1 = await api.post(path, {"limit": 1})
     cursor = p1["next"]
     cases = [
-        ({"limit": 0}, "limit"),
+        ({"limit": -1}, "limit"),
         ({"limit": 10_001}, "limit"),
+        ({"limit": "many"}, "limit"),
         ({"filter": {"name": "x"}}, "filter.name"),
         ({"filter": {"target_id": {"$regex": "a"}}}, "filter.target_id.$regex"),
         ({"filter": {"target_id": {"$gt": 5}}}, "filter.target_id.$gt"),
         ({"sort": [{"field": "size", "direction": 1}]}, "sort"),
         ({"limit": 1, "next": cursor[:-3] + "AAA"}, "next"),
         ({"limit": 1, "next": "garbage!"}, "next"),
-        ({"limit": 1, "next": cursor, "filter": {"target_id": {"$gt": "a"}}}, "different query"),
-        ({"limit": 1, "next": cursor, "sort": [{"field": "target_id", "direction": -1}]}, "different query"),
         ({"limit": 1, "prev": cursor}, "prev"),
+        ({"limit": 1, "next": cursor, "prev": cursor}, "mutually exclusive"),
     ]
     for payload, words in cases:
         st, body = await api.post(path, payload)
         assert_error(st, body, 400, 4, words)
+    # limit 0 is the default page (the hosted API's 0..10000)
+    st, body = await api.post(path, {"limit": 0})
+    assert st == 200 and [t["target_id"] for t in body["targets"]] == ["a", "b", "c"], body
     # the same cursor on another segment, or from another app
     st, body = await api.post("/segments/s2/targets/query", {"limit": 1, "next": cursor})
-    assert_error(st, body, 400, 4, "different query")
+    assert_error(st, body, 400, 4, "another resource")
     await _explicit(other_api)
     st, body = await other_api.post(path, {"limit": 1, "next": cursor})
     assert_error(st, body, 400, 4, "next")
+
+
+async def test_a_cursor_continues_its_own_query(api: Api):
+    """SPEC 1: the filter and sort travel in the cursor; another filter or sort sent with it is
+    ignored, only limit changes (the hosted API's SDK test_segment_targets pages like this)."""
+    await _explicit(api)
+    ids = [f"t{i:02d}" for i in range(10)]
+    await api.post("/segments/s1/addtargets", {"target_ids": ids})
+    path = "/segments/s1/targets/query"
+    st, p1 = await api.post(path, {"limit": 3})
+    assert [t["target_id"] for t in p1["targets"]] == ids[:3]
+    st, p2 = await api.post(path, {"limit": 3, "next": p1["next"],
+                                   "filter": {"target_id": {"$lte": "t01"}},
+                                   "sort": [{"field": "target_id", "direction": -1}]})
+    assert st == 200, p2
+    assert [t["target_id"] for t in p2["targets"]] == ids[3:6] and "next" in p2 and "prev" in p2
+    st, p3 = await api.post(path, {"limit": 10, "next": p2["next"]})
+    assert [t["target_id"] for t in p3["targets"]] == ids[6:] and "next" not in p3
+    st, back = await api.post(path, {"limit": 2, "prev": p3["prev"], "sort": [{"field": "created_at"}]})
+    assert [t["target_id"] for t in back["targets"]] == ids[4:6]
+    # a filtered descending query keeps its filter and order across pages
+    st, d1 = await api.post(path, {"limit": 2, "filter": {"target_id": {"$lte": "t04"}},
+                                   "sort": [{"field": "target_id", "direction": -1}]})
+    st, d2 = await api.post(path, {"limit": 5, "next": d1["next"]})
+    assert [t["target_id"] for t in d1["targets"] + d2["targets"]] == ["t04", "t03", "t02", "t01", "t00"]
+    assert "next" not in d2
+    assert all(t["segment_id"] == "s1" for t in d2["targets"])
 
 
 async def test_targets_page_is_an_index_range_scan(api: Api, pool: asyncpg.Pool):
@@ -161,7 +193,7 @@ async def test_targets_page_is_an_index_range_scan(api: Api, pool: asyncpg.Pool)
     )
     # no ANALYZE: right after an import the statistics know nothing of the segment
     for sort in (("target_id", 1), ("target_id", -1), ("created_at", 1), ("created_at", -1)):
-        for position in (None, ["u5000"] if sort[0] == "target_id" else ["2026-01-01T00:00:00Z", "u5"]):
+        for position in (None, ["u5000"] if sort[0] == "target_id" else [dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "u5"]):
             sql, args = targets.page_sql(key, [], [key], sort, position, False, 10_000)
             rows = await targets.fetch_index_ordered(pool, sql, args, explain=True)
             plan = "\n".join(r[0] for r in rows)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-from broadcaster import cursors, lifecycle, timefmt
+from broadcaster import cursors, filters, lifecycle, timefmt
+from broadcaster.api import pager
 from broadcaster.errors import bad_request
 from broadcaster.http import ok, query_payload, read_json
 from broadcaster.jobs import campaigns as jobs
 from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import campaigns, fanout, ledger, recipients, segments
+from broadcaster.store import campaigns, fanout, ledger, recipients
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, str_list, string
 
 routes = web.RouteTableDef()
 SORT_DEFAULT = [("created_at", -1), ("id", 1)]
+USERS_PAGE = 100  # campaign.users per page when no limit is given
 
 
 async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -96,29 +99,43 @@ async def create_campaign(request: web.Request) -> web.Response:
     return ok(request, {"campaign": await _view(request, r)}, status=201)
 
 
+def users_page_request(request: web.Request, app_id: int, campaign_id: str) -> cursors.PageRequest:
+    """The campaign users page a GetCampaign asks for: `?limit=&next=&prev=` as the npm SDK
+    sends it, or `?payload={"users": {limit, next, prev}}`."""
+    users = query_payload(request).get("users")
+    if users is not None and not isinstance(users, dict):
+        raise bad_request("payload.users must be an object {limit, next, prev}")
+    src, prefix = (users, "users.") if users is not None else (request.query, "")
+    limit = cursors.limit_of(src.get("limit"), f"{prefix}limit", default=USERS_PAGE, hi=1000)
+    return cursors.begin(src, ("campaign-users", app_id, campaign_id), {}, request.app[SETTINGS].cursor_secret,
+                         limit=limit, field_prefix=prefix)
+
+
+async def users_page(request: web.Request, r: Any, req: cursors.PageRequest) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """One page of a user_ids campaign's users (user objects, by id); segment campaigns have none."""
+    ids = sorted(r["user_ids"])
+    pos = cursors.typed_position(req, ["text"])
+    if pos is None:
+        window = ids[:req.limit + 1]
+    elif req.backwards:
+        end = bisect.bisect_left(ids, pos[0])
+        window = ids[max(0, end - req.limit - 1):end][::-1]
+    else:
+        start = bisect.bisect_right(ids, pos[0])
+        window = ids[start:start + req.limit + 1]
+    page, links = cursors.finish(req, window, lambda u: [u], request.app[SETTINGS].cursor_secret)
+    found = await fanout.fetch_users(request.app[POOL], r["app_id"], page) if page else {}
+    return [found.get(u, {"id": u}) for u in page], links
+
+
 @routes.get("/campaigns/{id}", name="GetCampaign")
 async def get_campaign(request: web.Request) -> web.Response:
     app = current_app(request)
     r = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
-    out: dict[str, Any] = {"campaign": await _view(request, r)}
-    users = query_payload(request).get("users")
-    if r["user_ids"] and users is not None:
-        if not isinstance(users, dict):
-            raise bad_request("users must be an object {limit, next}")
-        limit = integer(users, "limit", path="users.limit", lo=1, hi=1000, default=100)
-        assert limit is not None
-        ids = sorted(r["user_ids"])
-        start = 0
-        fp = cursors.fingerprint("campaign-users", app.id, r["id"])
-        if users.get("next"):
-            after = cursors.decode(users["next"], "users.next", "next", fp, request.app[SETTINGS].cursor_secret)[0]
-            start = next((i for i, u in enumerate(ids) if u > after), len(ids))
-        page = ids[start:start + limit]
-        rows = await fanout.fetch_users(request.app[POOL], app.id, page) if page else {}
-        out["users"] = [rows.get(u, {"id": u}) for u in page]
-        if start + limit < len(ids):
-            out["users_next"] = cursors.encode([page[-1]], "next", fp, request.app[SETTINGS].cursor_secret)
-    return ok(request, out)
+    req = users_page_request(request, app.id, r["id"])
+    view = await _view(request, r)
+    view["users"], links = await users_page(request, r, req)
+    return ok(request, {"campaign": view, "users": links})
 
 
 @routes.put("/campaigns/{id}", name="UpdateCampaign")
@@ -144,55 +161,25 @@ async def delete_campaign(request: web.Request) -> web.Response:
     return ok(request, {})
 
 
+CAMPAIGN_SCHEMA = filters.Schema(columns={
+    "id": filters.Column("id", "text"), "name": filters.Column("name", "text"),
+    "status": filters.Column("status", "text"), "sender_id": filters.Column("sender_id", "text"),
+    "segments": filters.Column("segment_ids", "text_array"),
+    "created_at": filters.Column("created_at", "time"), "updated_at": filters.Column("updated_at", "time"),
+})
+
+
 @routes.post("/campaigns/query", name="QueryCampaigns")
 async def query_campaigns(request: web.Request) -> web.Response:
-    from broadcaster import filters
-
     app = current_app(request)
     body = await read_json(request)
-    limit = integer(body, "limit", lo=1, hi=1000, default=100)
-    assert limit is not None
-    c = filters.Column
-    schema = filters.Schema(columns={
-        "id": c("id", "text"), "name": c("name", "text"), "status": c("status", "text"),
-        "sender_id": c("sender_id", "text"), "segments": c("segment_ids", "text_array"),
-        "created_at": c("created_at", "time"), "updated_at": c("updated_at", "time"),
-    })
-    params = filters.Params(start=[app.id])
-    where = filters.compile_filter(body.get("filter") or {}, schema, params)
-    order = filters.compile_sort(body.get("sort"), schema, default=list(SORT_DEFAULT))
-    if not any(col == "id" for col, _ in order):
-        order.append(("id", 1))
-    cols, dirs = [col for col, _ in order], [d for _, d in order]
-    fp = cursors.fingerprint("campaigns", app.id, body.get("filter") or {}, order)
     secret = request.app[SETTINGS].cursor_secret
-    nxt, prv = body.get("next"), body.get("prev")
-    if nxt and prv:
-        raise bad_request("next and prev are mutually exclusive")
-    backwards = bool(prv)
-    position = cursors.decode(prv or nxt, "prev" if prv else "next", "prev" if prv else "next", fp, secret) if (nxt or prv) else None
-    if position is not None:
-        if len(position) != len(cols):
-            raise bad_request("cursor does not match this query")
-        values = [timefmt.parse(v, "cursor") if col.endswith("_at") else v for col, v in zip(cols, position, strict=True)]
-        where = f"({where}) AND " + segments.keyset_where(cols, dirs, values, params, backwards)
-    run_order = [(col, -d if backwards else d) for col, d in order]
-    rows = await campaigns.query(request.app[POOL], app.id, where, params.values[1:], run_order, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if backwards:
-        rows.reverse()
-    stats = await ledger.stats_many(request.app[POOL], app.id, [r["id"] for r in rows])
-    out: dict[str, Any] = {"campaigns": [campaigns.view(r, stats.get(r["id"])) for r in rows]}
-
-    def pos(r: Any) -> list[Any]:
-        return [timefmt.fmt(r[col]) if col.endswith("_at") else r[col] for col in cols]
-
-    if rows and (more or backwards):
-        out["next"] = cursors.encode(pos(rows[-1]), "next", fp, secret)
-    if rows and (more if backwards else position is not None):
-        out["prev"] = cursors.encode(pos(rows[0]), "prev", fp, secret)
-    return ok(request, out)
+    p = pager.plan(body, ("campaigns", app.id), CAMPAIGN_SCHEMA, SORT_DEFAULT, secret,
+                   app_id=app.id, default_limit=100, max_limit=1000)
+    rows = await campaigns.query(request.app[POOL], app.id, p.where, p.params, p.order, p.req.limit + 1)
+    page, links = pager.finish(p, rows, lambda r, c: r[c], secret)
+    stats = await ledger.stats_many(request.app[POOL], app.id, [r["id"] for r in page])
+    return ok(request, {"campaigns": [campaigns.view(r, stats.get(r["id"])) for r in page], **links})
 
 
 @routes.post("/campaigns/{id}/start", name="StartCampaign")

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from broadcaster import cursors, timefmt
+from broadcaster.api import pager
 from broadcaster.errors import bad_request, not_found
 from broadcaster.http import ok, read_json
 from broadcaster.ids import new_id
@@ -20,7 +21,6 @@ from broadcaster.validate import (
     ID_RE,
     boolean,
     ident,
-    integer,
     no_nul,
     obj,
     str_list,
@@ -40,6 +40,8 @@ def serialize(seg: SegmentRow) -> dict[str, Any]:
         "filter": seg.filter, "all_users": seg.all_users,
         "all_sender_channels": seg.all_sender_channels, "size": seg.size,
         "created_at": timefmt.fmt(seg.created_at), "updated_at": timefmt.fmt(seg.updated_at),
+        # A deleted segment is gone (its targets are purged in the background): never set.
+        "deleted_at": None,
     }
 
 
@@ -155,58 +157,14 @@ def _segment_schema() -> Any:
 
 @routes.post("/segments/query", name="QuerySegments")
 async def query_segments(request: web.Request) -> web.Response:
-    from broadcaster import filters
-
     app = current_app(request)
     body = await read_json(request)
-    limit = integer(body, "limit", lo=1, hi=1000, default=100)
-    assert limit is not None
-    schema = _segment_schema()
-    params = filters.Params(start=[app.id])
-    where = filters.compile_filter(body.get("filter") or {}, schema, params)
-    order = filters.compile_sort(body.get("sort"), schema, default=SEGMENT_SORT_DEFAULT)
-    if not any(col == "id" for col, _ in order):
-        order.append(("id", 1))
-    cols = [c for c, _ in order]
-    dirs = [d for _, d in order]
-    time_cols = {v.sql for v in schema.columns.values() if v.kind == "time"}
-    fp = cursors.fingerprint("segments", app.id, body.get("filter") or {}, order)
     secret = request.app[SETTINGS].cursor_secret
-    position, backwards = _cursor(body, fp, secret)
-    if position is not None:
-        if len(position) != len(cols):
-            raise bad_request("cursor does not match this query")
-        values = [timefmt.parse(v, "cursor") if c in time_cols else v for c, v in zip(cols, position, strict=True)]
-        where = f"({where}) AND " + segments.keyset_where(cols, dirs, values, params, backwards)
-    run_order = [(c, -d if backwards else d) for c, d in order]
-    rows = await segments.query(request.app[POOL], app.id, where, params.values[1:], run_order, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if backwards:
-        rows.reverse()
-    out: dict[str, Any] = {"segments": [serialize(r) for r in rows]}
-
-    def pos(r: SegmentRow) -> list[Any]:
-        return [timefmt.fmt(getattr(r, c)) if c in time_cols else getattr(r, c) for c in cols]
-
-    # Forwards: a next page when more rows were fetched, a previous one when we came by cursor.
-    # Backwards: the mirror image.
-    if rows and (backwards or more):
-        out["next"] = cursors.encode(pos(rows[-1]), "next", fp, secret)
-    if rows and (more if backwards else position is not None):
-        out["prev"] = cursors.encode(pos(rows[0]), "prev", fp, secret)
-    return ok(request, out)
-
-
-def _cursor(body: dict[str, Any], fp: str, secret: str) -> tuple[list[Any] | None, bool]:
-    nxt, prv = body.get("next"), body.get("prev")
-    if nxt and prv:
-        raise bad_request("next and prev are mutually exclusive")
-    if nxt:
-        return cursors.decode(nxt, "next", "next", fp, secret), False
-    if prv:
-        return cursors.decode(prv, "prev", "prev", fp, secret), True
-    return None, False
+    p = pager.plan(body, ("segments", app.id), _segment_schema(), SEGMENT_SORT_DEFAULT, secret,
+                   app_id=app.id, default_limit=100, max_limit=1000)
+    rows = await segments.query(request.app[POOL], app.id, p.where, p.params, p.order, p.req.limit + 1)
+    page, links = pager.finish(p, rows, getattr, secret)
+    return ok(request, {"segments": [serialize(r) for r in page], **links})
 
 
 # ---- explicit targets ----
@@ -250,7 +208,7 @@ async def target_exists(request: web.Request) -> web.Response:
     found = await targets.get(pool, seg.key, target_id) if valid else None
     if found is None:
         raise not_found(f"target {target_id[:300]!r} in segment {seg.id!r}")
-    return ok(request, {"target": found})
+    return ok(request, {"target": {**found, "segment_id": seg.id}})
 
 
 @routes.post("/segments/{id}/targets/query", name="QuerySegmentTargets")
@@ -259,25 +217,19 @@ async def query_targets(request: web.Request) -> web.Response:
     body = await read_json(request)
     pool = request.app[POOL]
     seg = await segments.get(pool, app.id, request.match_info["id"])
-    limit = integer(body, "limit", lo=1, hi=MAX_TARGETS, default=100)
-    assert limit is not None
-    sort = targets.parse_sort(body.get("sort"))
-    params: list[Any] = [seg.key]
-    conds = targets.compile_filter(body.get("filter"), params)
-    fp = cursors.fingerprint("targets", app.id, seg.key, body.get("filter") or {}, list(sort))
     secret = request.app[SETTINGS].cursor_secret
-    position, backwards = _cursor(body, fp, secret)
-    if position is not None and len(position) != (2 if sort[0] == "created_at" else 1):
-        raise bad_request("cursor does not match this query")
-    sql, args = targets.page_sql(seg.key, conds, params, sort, position, backwards, limit)
+    limit = cursors.limit_of(body.get("limit"), "limit", default=100, hi=MAX_TARGETS)
+    # The segment key, not its id: a cursor of a deleted segment does not page a new one
+    # created under the same id.
+    req = cursors.begin(body, ("targets", app.id, seg.key),
+                        {"filter": body.get("filter") or {}, "sort": body.get("sort")}, secret, limit=limit)
+    sort = targets.parse_sort(req.query.get("sort"))
+    params: list[Any] = [seg.key]
+    conds = targets.compile_filter(req.query.get("filter") or None, params)
+    position = cursors.typed_position(req, ["time", "text"] if sort[0] == "created_at" else ["text"])
+    sql, args = targets.page_sql(seg.key, conds, params, sort, position, req.backwards, limit)
     rows = await targets.fetch_index_ordered(pool, sql, args)
-    more = len(rows) > limit
-    page = [dict(r) for r in rows[:limit]]
-    if backwards:
-        page.reverse()
-    out: dict[str, Any] = {"targets": page}
-    if page and (backwards or more):
-        out["next"] = cursors.encode(targets.position_of(page[-1], sort[0]), "next", fp, secret)
-    if page and (more if backwards else position is not None):
-        out["prev"] = cursors.encode(targets.position_of(page[0], sort[0]), "prev", fp, secret)
-    return ok(request, out)
+    page, links = cursors.finish(req, [dict(r) for r in rows], lambda r: targets.position_of(r, sort[0]), secret)
+    for r in page:
+        r["segment_id"] = seg.id
+    return ok(request, {"targets": page, **links})

@@ -166,6 +166,7 @@ def page_sql(
     position: list[Any] | None, backwards: bool, limit: int,
 ) -> tuple[str, list[Any]]:
     """The page query: keyset bound after/before `position`, limit+1 rows to know if more."""
+    assert position is None or len(position) == (2 if sort[0] == "created_at" else 1)
     field, direction = sort
     # Qualified: a bare created_at in ORDER BY would name the formatted text output column.
     keys = ["t.created_at", "t.target_id"] if field == "created_at" else ["t.target_id"]
@@ -173,10 +174,7 @@ def page_sql(
     where = ["t.seg = $1", *conds]
     args = [seg_key, *params[1:]]
     if position is not None:
-        vals: list[Any] = []
-        for k, v in zip(keys, position, strict=True):
-            vals.append(timefmt.parse(v, "cursor") if k == "t.created_at" else v)
-            args.append(vals[-1])
+        args.extend(position)  # typed: created_at a datetime, target_id a string
         first = len(args) - len(keys) + 1
         lhs = ", ".join(keys)
         rhs = ", ".join(f"${first + i}" for i in range(len(keys)))
