@@ -83,7 +83,8 @@ async def _run(args: argparse.Namespace, n: int, dsn: str, redis_url: str, sink:
     port = devstack.free_port()
     env = {**os.environ, "BROADCASTER_DATABASE_URL": dsn, "BROADCASTER_REDIS_URL": redis_url,
            "BROADCASTER_PORT": str(port), "BROADCASTER_LOG_LEVEL": "WARNING",
-           "BROADCASTER_QUEUE_NAME": f"bc:bench:{os.getpid()}"}
+           "BROADCASTER_QUEUE_NAME": f"bc:bench:{os.getpid()}",
+           "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1"}  # the sink listens on 127.0.0.1
     if args.batch_size:
         env["BROADCASTER_BATCH_SIZE"] = str(args.batch_size)
     procs.append(subprocess.Popen([sys.executable, "-m", "broadcaster", "serve"], env=env))

@@ -101,7 +101,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         else:
             redis = devstack.start_redis(base / "redis", port=args.redis_port or None)
             redis_url = redis.url
-        settings = Settings.from_env().with_(database_url=dsn, redis_url=redis_url)
+        # local receivers are the point of a dev stack: the egress guard would refuse them
+        settings = Settings.from_env().with_(database_url=dsn, redis_url=redis_url,
+                                             webhook_allow_private=True)
         asyncio.run(migrate(dsn))
         creds = asyncio.run(_app_create(dsn, "dev", reuse=True))
         base_url = f"http://{settings.host}:{settings.port}"

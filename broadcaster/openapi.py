@@ -150,13 +150,17 @@ SCHEMAS: J = {
     "FailedWebhook": obj({"id": {"type": "string", "format": "uuid"}, "event_type": STR,
                           "receiver": STR, "campaign_id": nullable(STR), "series": INT,
                           "webhook_url": STR, "attempts": INT, "last_status": nullable(INT),
-                          "last_error": nullable(STR), "payload": ANY_OBJ,
+                          "last_error": nullable({"type": "string", "description":
+                                                  "a category (http_404, timeout, refused, "
+                                                  "receiver removed, ...), never the answer's body"}),
+                          "payload": ANY_OBJ,
                           "failed_at": TIME, "created_at": TIME}),
     "EventHook": obj({"id": STR, "webhook_url": {"type": "string", "format": "uri"},
                       "event_types": arr({"enum": list(EVENT_TYPES)}), "enabled": BOOL},
                      "webhook_url"),
     "AppSettings": obj({
-        "webhook_url": {"type": "string", "description": "http(s) URL or empty"},
+        "webhook_url": {"type": "string", "description": "http(s) URL or empty; public addresses "
+                        "only unless BROADCASTER_WEBHOOK_ALLOW_PRIVATE=1 (400 otherwise)"},
         "webhook_events": arr({"enum": list(EVENT_TYPES)}),
         "webhook_rate_limit": {"type": "number", "minimum": 0, "default": 1000},
         "event_hooks": arr(ref("EventHook")),

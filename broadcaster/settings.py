@@ -35,6 +35,10 @@ class Settings:
     worker_metrics_port: int = 0
     webhook_timeout_s: float = 5.0
     webhook_retry_hours: float = 24.0
+    # Webhooks to loopback/private/link-local addresses (webhooks/egress.py); `broadcaster dev`
+    # and the tests' local receivers need it, a deployment should not.
+    webhook_allow_private: bool = False
+    webhook_retention_days: float = 7.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -58,6 +62,8 @@ class Settings:
             worker_metrics_port=int(_env("WORKER_METRICS_PORT", str(d.worker_metrics_port))),
             webhook_timeout_s=float(_env("WEBHOOK_TIMEOUT_S", str(d.webhook_timeout_s))),
             webhook_retry_hours=float(_env("WEBHOOK_RETRY_HOURS", str(d.webhook_retry_hours))),
+            webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").strip().lower() in ("1", "true", "yes"),
+            webhook_retention_days=float(_env("WEBHOOK_RETENTION_DAYS", str(d.webhook_retention_days))),
         )
 
     def with_(self, **changes: Any) -> Settings:
@@ -78,5 +84,7 @@ class Settings:
             "BROADCASTER_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "BROADCASTER_WEBHOOK_TIMEOUT_S": str(self.webhook_timeout_s),
             "BROADCASTER_WEBHOOK_RETRY_HOURS": str(self.webhook_retry_hours),
+            "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1" if self.webhook_allow_private else "0",
+            "BROADCASTER_WEBHOOK_RETENTION_DAYS": str(self.webhook_retention_days),
             "BROADCASTER_LOG_LEVEL": self.log_level,
         }

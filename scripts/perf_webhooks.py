@@ -115,7 +115,8 @@ async def limiter_overhead(dsn: str, redis_url: str, app: apps.AppRow, checks: i
     await r.aclose()
     # the same through the real API: GET /app of two apps, limited and unlimited, requests
     # alternating so both see the same machine load
-    settings = Settings(database_url=dsn, redis_url=redis_url, log_level="WARNING")
+    settings = Settings(database_url=dsn, redis_url=redis_url, log_level="WARNING",
+                        webhook_allow_private=True)
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     port = devstack.free_port()
@@ -163,7 +164,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             pg_version = await conn.fetchval("SHOW server_version")
             await conn.close()
             env = {**os.environ, "BROADCASTER_DATABASE_URL": dsn, "BROADCASTER_REDIS_URL": redis_url,
-                   "BROADCASTER_LOG_LEVEL": "WARNING", "BROADCASTER_QUEUE_NAME": f"perf:{os.getpid()}"}
+                   "BROADCASTER_LOG_LEVEL": "WARNING", "BROADCASTER_QUEUE_NAME": f"perf:{os.getpid()}",
+                   "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1"}
             worker = subprocess.Popen([sys.executable, "-m", "broadcaster", "worker"], env=env)
             await asyncio.sleep(2)
             meter = CpuMeter(worker.pid, base)

@@ -118,6 +118,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         pool_max=5,
         max_body_bytes=1024 * 1024,
         log_level="WARNING",
+        webhook_allow_private=True,  # the receivers of the suite listen on 127.0.0.1
     )
 
 

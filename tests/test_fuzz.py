@@ -100,7 +100,7 @@ def target(pg_admin_url: str, template_db: str, redis_url: str) -> Iterator[Targ
     asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE {template_db}"))
     s = Settings(database_url=_db_url(pg_admin_url, name), redis_url=redis_url,
                  queue_name=f"bc:fuzz:{name}", cursor_secret="fuzz", pool_min=1, pool_max=5,
-                 max_body_bytes=256 * 1024, log_level="CRITICAL")
+                 max_body_bytes=256 * 1024, log_level="CRITICAL", webhook_allow_private=True)
     creds = asyncio.run(_create_app(s.database_url, "fuzz-app"))
     srv = LiveServer(s).start()
     http = requests.Session()

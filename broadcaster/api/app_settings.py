@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from broadcaster import appconfig
+from broadcaster.errors import bad_request
 from broadcaster.http import ok, read_json
-from broadcaster.keys import POOL
+from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.store import apps
+from broadcaster.store import webhooks as whstore
+from broadcaster.webhooks import egress, policy, resolve
 
 routes = web.RouteTableDef()
 
@@ -21,10 +26,30 @@ async def get_app(request: web.Request) -> web.Response:
     return ok(request, {"app": appconfig.public_view(fresh.name, fresh.settings)})
 
 
+def _urls(patch: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field path, url) of every receiver URL the patch sets."""
+    out = [("webhook_url", patch["webhook_url"])] if patch.get("webhook_url") else []
+    for i, h in enumerate(patch.get("event_hooks") or []):
+        out.append((f"event_hooks[{i}].webhook_url", h["webhook_url"]))
+    return out
+
+
 @routes.patch("/app", name="UpdateApp")
 async def update_app(request: web.Request) -> web.Response:
     row = current_app(request)
     patch = appconfig.validate_patch(await read_json(request))
+    allow = request.app[SETTINGS].webhook_allow_private
+    for field, url in _urls(patch):
+        try:
+            await resolve.check_url(url, allow)
+        except egress.EgressRefused as e:
+            raise bad_request(f"{field} {url[:200]!r} is refused: {e}; webhooks go to public"
+                              " addresses only (BROADCASTER_WEBHOOK_ALLOW_PRIVATE=1 allows others)") from None
     if patch:
-        await apps.update_settings(request.app[POOL], row.id, patch)
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            old = await apps.settings_for_update(conn, row.id)
+            new = await apps.update_settings(conn, row.id, patch)
+            ended = policy.ended_receivers(old, new)
+            if ended:  # their retries must not go on to a URL the tenant took away
+                await whstore.end_receivers(conn, row.id, ended)
     return ok(request)

@@ -14,6 +14,7 @@ from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.store import webhooks as store
+from broadcaster.webhooks import policy
 
 routes = web.RouteTableDef()
 
@@ -77,5 +78,8 @@ async def replay(request: web.Request) -> web.Response:
             except ValueError:
                 raise bad_request(f"ids[{i}] is not a webhook id: {x[:80]!r}") from None
     since = timefmt.parse(since_raw, "since") if since_raw is not None else None
-    n = await store.replay(request.app[POOL], app.id, webhook_ids=webhook_ids, since=since)
+    # to receivers that still exist and are enabled, at their current URL (the dispatcher
+    # always sends to the URL configured now, not the one recorded with the delivery)
+    n = await store.replay(request.app[POOL], app.id, webhook_ids=webhook_ids, since=since,
+                           receivers=policy.active_receivers(app.settings))
     return ok(request, {"replayed": n})

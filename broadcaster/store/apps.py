@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,14 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, name: str) -> AppRow:
     return _row(r)
 
 
+async def settings_for_update(conn: asyncpg.Connection | PoolConnectionProxy, app_id: int) -> dict[str, Any]:
+    """The settings, locked until the transaction ends (to compare a change with them)."""
+    r = await conn.fetchval("SELECT settings FROM apps WHERE id = $1 FOR UPDATE", app_id)
+    return dict(r or {})
+
+
 async def update_settings(
-    conn: asyncpg.Pool | asyncpg.Connection, app_id: int, patch: dict[str, Any]
+    conn: asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy, app_id: int, patch: dict[str, Any]
 ) -> dict[str, Any]:
     """Merge top-level keys into the settings object atomically (concurrent PATCHes compose)."""
     r = await conn.fetchval(

@@ -268,16 +268,31 @@ async def failed_page(
 
 async def replay(
     conn: Conn, app_id: int, *, webhook_ids: Sequence[str] | None,
-    since: datetime | None,
+    since: datetime | None, receivers: Sequence[str],
 ) -> int:
-    """Failed deliveries back to pending with a new attempt series (same webhook_id)."""
+    """Failed deliveries of the given (existing, enabled) receivers back to pending with a new
+    attempt series (same webhook_id)."""
     n = await conn.fetchval(
         "WITH r AS (UPDATE webhook_deliveries SET state = 'pending', held = false, attempt = 0,"
         "  series = series + 1, series_started_at = now(), next_at = now(), failed_at = NULL"
-        " WHERE app_id = $1 AND state = 'failed'"
+        " WHERE app_id = $1 AND state = 'failed' AND receiver = ANY($4::text[])"
         "  AND ($2::uuid[] IS NULL OR webhook_id = ANY($2::uuid[]))"
         "  AND ($3::timestamptz IS NULL OR failed_at >= $3)"
         " RETURNING 1) SELECT count(*) FROM r",
-        app_id, list(webhook_ids) if webhook_ids is not None else None, since,
+        app_id, list(webhook_ids) if webhook_ids is not None else None, since, list(receivers),
+    )
+    return int(n or 0)
+
+
+async def end_receivers(conn: Tx, app_id: int, ended: dict[str, str]) -> int:
+    """Pending deliveries of receivers that were removed or disabled end as failed, with the
+    reason as last_error. Returns how many."""
+    n = await conn.fetchval(
+        "WITH e AS (UPDATE webhook_deliveries d SET state = 'failed', failed_at = now(),"
+        "  held = false, last_error = x.why"
+        " FROM unnest($2::text[], $3::text[]) AS x(receiver, why)"
+        " WHERE d.app_id = $1 AND d.receiver = x.receiver AND d.state = 'pending'"
+        " RETURNING 1) SELECT count(*) FROM e",
+        app_id, list(ended), list(ended.values()),
     )
     return int(n or 0)

@@ -13,9 +13,11 @@ import hashlib
 import hmac
 import logging
 import random
+import socket
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,7 +27,7 @@ from redis.exceptions import RedisError
 
 from broadcaster import metrics, pressure, sendrate
 from broadcaster.store import webhooks as store
-from broadcaster.webhooks import http1, policy
+from broadcaster.webhooks import egress, http1, policy, resolve
 
 logger = logging.getLogger("broadcaster.webhooks")
 
@@ -90,7 +92,7 @@ async def route_leased(
 
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, http: aiohttp.ClientSession, timeout_s: float,
-                 retry_hours: float) -> None:
+                 retry_hours: float, allow_private: bool = False) -> None:
         self.pool = pool
         self.redis = redis
         self.http = http
@@ -99,7 +101,9 @@ class Dispatcher:
         self.window_s = retry_hours * 3600
         self._redis_warned = 0.0
         self._macs: dict[str, Any] = {}
-        self.fast = http1.Client()  # plain-http receivers; https and the unusual go through aiohttp
+        self.allow_private = allow_private
+        # plain-http receivers; https and the unusual go through aiohttp
+        self.fast = http1.Client(resolve.Resolver(allow_private))
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim and deliver one batch; returns how many deliveries were attempted."""
@@ -144,10 +148,15 @@ class Dispatcher:
     async def _send_group(
         self, app: Any, app_id: int, receiver: str, rate: float, rows: list[Any], send_by: float,
         giveback: list[int],
-    ) -> list[tuple[Any, int | None, str | None, str | None]]:
+    ) -> list[Result]:
         if app is None:  # app deleted: nothing to sign with, nobody to tell
-            return [(r, 400, None, "app no longer exists") for r in rows]
-        tasks: list[asyncio.Future[list[tuple[Any, int | None, str | None, str | None]]]] = []
+            return [Result(r, None, None, "app no longer exists", final=True) for r in rows]
+        # a receiver's URL may have changed since the event was routed: use today's; one
+        # removed or switched off since gets nothing more (PATCH /app ends its rows too)
+        url = policy.receiver_url(app["settings"] or {}, receiver)
+        if url is None:
+            return [Result(r, None, None, "receiver removed", final=True) for r in rows]
+        tasks: list[asyncio.Future[list[Result]]] = []
         chunk = max(1, int(rate / 10)) if rate > 0 else len(rows)
         for i in range(0, len(rows), chunk):
             part = rows[i:i + chunk]
@@ -158,21 +167,19 @@ class Dispatcher:
                     break
                 if wait > 0:
                     await asyncio.sleep(wait)
-            # a receiver's URL may have changed since the event was routed: use today's
-            url = policy.receiver_url(app["settings"] or {}, receiver)
             tasks.append(asyncio.ensure_future(self._post_all(part, url, app["api_key"], app["api_secret"])))
         return [x for part in await asyncio.gather(*tasks) for x in part]
 
-    async def _post_all(self, rows: list[Any], url: str | None, api_key: str, secret: str,
-                        ) -> list[tuple[Any, int | None, str | None, str | None]]:
+    async def _post_all(self, rows: list[Any], url: str, api_key: str, secret: str,
+                        ) -> list[Result]:
         """POST rows with at most SENDERS in flight: a few long-lived coroutines, not a task
         per request queueing on the connector."""
-        out: list[tuple[Any, int | None, str | None, str | None]] = []
+        out: list[Result] = []
         it = iter(rows)
 
         async def sender() -> None:
             for r in it:
-                out.append(await self._post(r, url or r["url"], api_key, secret))
+                out.append(await self._post(r, url, api_key, secret))
 
         await asyncio.gather(*(sender() for _ in range(min(SENDERS, len(rows)))))
         return out
@@ -185,7 +192,7 @@ class Dispatcher:
         m.update(body)
         return m.hexdigest()
 
-    async def _post(self, row: Any, url: str, api_key: str, secret: str) -> tuple[Any, int | None, str | None, str | None]:
+    async def _post(self, row: Any, url: str, api_key: str, secret: str) -> Result:
         body = row["payload"].encode()
         signature = self._sign(body, secret)
         fast = http1.target(url) if _header_safe(api_key) else None
@@ -199,10 +206,13 @@ class Dispatcher:
                                              signature.encode(), str(row["webhook_id"]).encode(),
                                              row["attempt"], api_key.encode()),
                                          body, self.timeout.total or 0)
-                status, text = r.status, r.body
+                status = r.status
                 ra = r.headers.get(b"retry-after")
                 retry_after = ra.decode("latin-1") if ra is not None else None
             else:
+                host = egress.url_host(url)
+                if not self.allow_private and host is not None:
+                    egress.check_host(host)  # aiohttp skips its resolver for literal addresses
                 headers = {
                     "Content-Type": "application/json",
                     "X-Signature": signature,
@@ -213,26 +223,31 @@ class Dispatcher:
                 }
                 async with self.http.post(url, data=body, headers=headers, timeout=self.timeout,
                                           allow_redirects=False) as resp:
-                    text = await resp.read()
+                    await resp.read()  # read to keep the connection; never recorded
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
-            error = None if 200 <= status < 300 else f"HTTP {status}: {text[:200].decode('utf-8', 'replace')}"
-            return row, status, retry_after, error
+            # the status and a category only: a receiver's answer is never stored or shown
+            error = None if 200 <= status < 300 else f"http_{status}"
+            return Result(row, status, retry_after, error)
+        except egress.EgressRefused as e:
+            return Result(row, None, None, f"egress_refused: {e}", final=True)
         except TimeoutError:
-            return row, None, None, f"timeout after {self.timeout.total}s"
+            return Result(row, None, None, f"timeout after {self.timeout.total}s")
         except (aiohttp.ClientError, OSError) as e:
-            return row, None, None, f"{type(e).__name__}: {e}"[:300]
+            return Result(row, None, None, error_category(e))
         finally:
             metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - started)
 
-    async def _record(self, results: list[tuple[Any, int | None, str | None, str | None]]) -> None:
+    async def _record(self, results: list[Result]) -> None:
         delivered: list[int] = []
         retries: list[tuple[int, float, int | None, str | None]] = []
         failures: list[tuple[int, int | None, str | None]] = []
         released: set[store.Key] = set()
-        for row, status, retry_after, error in results:
-            d = policy.decide(status, row["attempt"], retry_after=retry_after, series_age_s=row["age_s"],
-                              window_s=self.window_s, jitter=random.random())
+        for res in results:
+            row, status, error = res.row, res.status, res.error
+            d = (policy.Decision("failed") if res.final else
+                 policy.decide(status, row["attempt"], retry_after=res.retry_after,
+                               series_age_s=row["age_s"], window_s=self.window_s, jitter=random.random()))
             metrics.WEBHOOK_DELIVERIES.labels(d.outcome).inc()
             if d.outcome == "delivered":
                 delivered.append(row["id"])
@@ -263,11 +278,14 @@ async def pump(ctx: dict[str, Any]) -> int:
     if slot_key is None:
         return 0
     # its own connector: enough connections for every sender, kept alive between batches
+    allow = settings.webhook_allow_private
     http = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30,
+                                       resolver=resolve.GuardedResolver(allow)),
         skip_auto_headers=("Accept", "Accept-Encoding"), auto_decompress=False,
     )
-    d = Dispatcher(ctx["pool"], redis, http, settings.webhook_timeout_s, settings.webhook_retry_hours)
+    d = Dispatcher(ctx["pool"], redis, http, settings.webhook_timeout_s, settings.webhook_retry_hours,
+                   allow)
     deadline = time.monotonic() + PUMP_SECONDS
     done = 0
 
@@ -374,6 +392,33 @@ def _drain(q: asyncio.Queue[tuple[float, list[Any]]]) -> list[tuple[float, list[
     while not q.empty():
         out.append(q.get_nowait())
     return out
+
+
+@dataclass(frozen=True)
+class Result:
+    row: Any
+    status: int | None  # None: no HTTP answer (network error, timeout, refused by the guard)
+    retry_after: str | None
+    error: str | None  # a category (http_404, timeout, refused, ...), never the answer's bytes
+    final: bool = False  # no retry whatever the status
+
+
+def error_category(e: BaseException) -> str:
+    """What went wrong, in words that carry nothing the receiver sent."""
+    if isinstance(e, ConnectionRefusedError):
+        return "refused"
+    if isinstance(e, ConnectionResetError | BrokenPipeError):
+        return "reset"
+    if isinstance(e, socket.gaierror):
+        return "dns"
+    if isinstance(e, http1.ProtocolError | aiohttp.ClientResponseError | aiohttp.ServerDisconnectedError):
+        return "protocol"
+    if isinstance(e, aiohttp.ClientConnectorError) and isinstance(e.os_error, ConnectionRefusedError):
+        return "refused"
+    if isinstance(e, aiohttp.ClientConnectorError | aiohttp.ClientOSError) and isinstance(
+            e.__cause__ or e.__context__, socket.gaierror):
+        return "dns"
+    return "connection"
 
 
 def _header_safe(value: str) -> bool:

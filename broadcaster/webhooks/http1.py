@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import urlsplit
 
 MAX_RESPONSE = 1 << 20  # a receiver's answer is read whole; more than this is an error
@@ -20,6 +21,10 @@ _NO_BODY = (204, 304)
 
 class ProtocolError(ConnectionError):
     """The receiver's answer is not HTTP/1.x we can read (an OSError: a network failure)."""
+
+
+class Resolver(Protocol):
+    async def resolve(self, host: str, port: int) -> list[tuple[int, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -168,10 +173,24 @@ class _Conn(asyncio.Protocol):
 
 
 class Client:
-    """Kept-alive connections per (host, port); one request at a time on each."""
+    """Kept-alive connections per (host, port); one request at a time on each. New
+    connections go to an address `resolver` returned (the egress guard checked it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolver: Resolver) -> None:
         self.idle: dict[tuple[str, int], list[_Conn]] = {}
+        self.resolver = resolver
+
+    async def _connect(self, t: Target) -> _Conn:
+        loop = asyncio.get_running_loop()
+        last: OSError | None = None
+        for family, addr in await self.resolver.resolve(t.host, t.port):
+            try:
+                _, conn = await loop.create_connection(_Conn, addr, t.port, family=family)
+                return conn
+            except OSError as e:
+                last = e
+        assert last is not None
+        raise last
 
     async def post(self, t: Target, headers: bytes, body: bytes, timeout: float) -> Response:
         """headers: the request's own header lines, each ending in CRLF. Raises OSError on
@@ -183,7 +202,7 @@ class Client:
                 if reused and conn is None:
                     continue
                 if conn is None:
-                    _, conn = await asyncio.get_running_loop().create_connection(_Conn, t.host, t.port)
+                    conn = await self._connect(t)
                 try:
                     resp = await self._exchange(conn, req)
                 except ConnectionError:

@@ -42,6 +42,35 @@ def receiver_url(settings: dict[str, Any], receiver: str) -> str | None:
     return None
 
 
+def configured(settings: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Every receiver id the settings name: (url, enabled)."""
+    out: dict[str, tuple[str, bool]] = {}
+    if settings.get("webhook_url"):
+        out[MAIN_RECEIVER] = (settings["webhook_url"], True)
+    for hook in settings.get("event_hooks") or []:
+        if isinstance(hook, dict) and hook.get("webhook_url"):
+            out[f"hook:{hook.get('id')}"] = (hook["webhook_url"], bool(hook.get("enabled", True)))
+    return out
+
+
+def ended_receivers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, str]:
+    """Receivers a settings change removed or switched off: receiver id -> why, the reason
+    their pending deliveries end with."""
+    before, after = configured(old), configured(new)
+    out: dict[str, str] = {}
+    for rid, (_, enabled) in before.items():
+        if rid not in after:
+            out[rid] = "receiver removed"
+        elif enabled and not after[rid][1]:
+            out[rid] = "receiver disabled"
+    return out
+
+
+def active_receivers(settings: dict[str, Any]) -> list[str]:
+    """Receiver ids that exist and are enabled (the only ones replay sends to)."""
+    return [rid for rid, (_, enabled) in configured(settings).items() if enabled]
+
+
 def rate_of(settings: dict[str, Any]) -> float:
     """Requests/s per receiver; 0 = unlimited."""
     v = settings.get("webhook_rate_limit", DEFAULT_RATE)
