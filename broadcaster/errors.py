@@ -4,11 +4,13 @@ from __future__ import annotations
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str, details: list[int] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        # The hosted API's APIError.details: error-specific integers, usually none.
+        self.details = list(details or [])
 
 
 def bad_request(message: str) -> ApiError:

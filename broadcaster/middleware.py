@@ -36,13 +36,16 @@ def current_app(request: web.Request) -> AppRow:
     return row
 
 
-def error_response(request: web.Request, status: int, code: int, message: str) -> web.Response:
+def error_response(
+    request: web.Request, status: int, code: int, message: str, details: list[int] | None = None,
+) -> web.Response:
     body = {
         "code": code,
         "message": message,
         "StatusCode": status,
         "duration": duration(request),
         "more_info": f"{request.app[SETTINGS].docs_url}#code-{code}",
+        "details": details or [],
     }
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
@@ -68,7 +71,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as e:
-        return error_response(request, e.status, e.code, e.message)
+        return error_response(request, e.status, e.code, e.message, e.details)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         return error_response(request, 413, 22, f"request body is larger than the maximum of {limit} bytes")

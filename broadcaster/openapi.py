@@ -67,7 +67,9 @@ SCHEMAS: J = {
                  "22 too large, 9 rate limited, -1 internal"},
         "message": {"type": "string", "description": "names the field (dot path) and the problem"},
         "StatusCode": {"type": "integer"}, "duration": STR, "more_info": STR,
-    }, "code", "message", "StatusCode", "duration", "more_info"),
+        "details": {"type": "array", "items": {"type": "integer"},
+                    "description": "error-specific details (the hosted API's APIError.details); usually empty"},
+    }, "code", "message", "StatusCode", "duration", "more_info", "details"),
     "Empty": obj({"duration": STR}, "duration"),
     "Filter": {**ANY_OBJ, "description": "MongoDB-like: {field: value} or {field: {$op: value}}; "
                "$eq $ne $gt $gte $lt $lte $in $nin $exists $contains $autocomplete, "

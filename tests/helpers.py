@@ -72,6 +72,7 @@ def assert_error(status: int, body: dict[str, Any], http: int, code: int, *words
     assert body["StatusCode"] == http, body
     assert body["duration"].endswith("ms"), body
     assert body["more_info"], body
+    assert isinstance(body["details"], list), body  # the hosted API's APIError.details
     for w in words:
         assert w in body["message"], (w, body["message"])
 

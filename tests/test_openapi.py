@@ -52,7 +52,7 @@ def test_document_is_well_formed():
     ids = [o["operationId"] for o in ops.values()]
     assert len(ids) == len(set(ids)), "operationIds are unique"
     assert set(doc["components"]["schemas"]["Error"]["required"]) == {
-        "code", "message", "StatusCode", "duration", "more_info"}
+        "code", "message", "StatusCode", "duration", "more_info", "details"}
     refs = set(re.findall(r'"\$ref":"#/components/(\w+)/(\w+)"', orjson.dumps(doc).decode()))
     for section, name in refs:
         assert name in doc["components"][section], f"dangling $ref {section}/{name}"

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import bisect
 import uuid
 from typing import Any
 
 from aiohttp import web
 
 from broadcaster import cursors, filters, lifecycle, timefmt
-from broadcaster.api import pager
+from broadcaster.api import campaign_out, pager
 from broadcaster.errors import bad_request
-from broadcaster.http import ok, query_payload, read_json
+from broadcaster.http import ok, read_json
 from broadcaster.jobs import campaigns as jobs
 from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import campaigns, fanout, ledger, recipients
+from broadcaster.store import campaign_view, campaigns, fanout, ledger, recipients
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, str_list, string
 
 routes = web.RouteTableDef()
 SORT_DEFAULT = [("created_at", -1), ("id", 1)]
-USERS_PAGE = 100  # campaign.users per page when no limit is given
+MAX_MEMBERS = 1000  # channel_template.members and members_template, the hosted API's limit
 
 
 async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -38,6 +37,9 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
     sender_mode = string(body, "sender_mode")
     if sender_mode not in (None, "include", "exclude"):
         raise bad_request(f"sender_mode must be 'include' or 'exclude' (or omitted), got {sender_mode!r}")
+    visibility = string(body, "sender_visibility")
+    if visibility not in (None, "hidden", "archived"):
+        raise bad_request(f"sender_visibility must be 'hidden' or 'archived' (or omitted), got {visibility!r}")
     mt = obj(body, "message_template", required=True)
     assert mt is not None
     string(mt, "text", path="message_template.text", required=True, max_len=20_000)
@@ -53,11 +55,12 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
         string(ct, "id", path="channel_template.id", max_len=1000, allow_empty=False)
         string(ct, "team", path="channel_template.team")
         obj(ct, "custom", path="channel_template.custom")
-        str_list(ct, "members", path="channel_template.members", max_items=100, pattern=ID_RE)
+        str_list(ct, "members", path="channel_template.members", max_items=MAX_MEMBERS, pattern=ID_RE)
         mtpl = ct.get("members_template")
         if mtpl is not None:
-            if not isinstance(mtpl, list) or len(mtpl) > 100:
-                raise bad_request("channel_template.members_template must be a list of at most 100 objects")
+            if not isinstance(mtpl, list) or len(mtpl) > MAX_MEMBERS:
+                raise bad_request(
+                    f"channel_template.members_template must be a list of at most {MAX_MEMBERS} objects")
             for i, m in enumerate(mtpl):
                 p = f"channel_template.members_template[{i}]"
                 if not isinstance(m, dict):
@@ -80,13 +83,9 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
         "sender_id": sender_id, "sender_mode": sender_mode, "message_template": mt,
         "create_channels": create_channels, "channel_template": ct,
         "skip_push": bool(boolean(body, "skip_push")), "skip_webhook": bool(boolean(body, "skip_webhook")),
+        "sender_visibility": visibility, "show_channels": bool(boolean(body, "show_channels")),
     }
     return data, kind
-
-
-async def _view(request: web.Request, r: Any) -> dict[str, Any]:
-    stats = await ledger.stats_many(request.app[POOL], r["app_id"], [r["id"]])
-    return campaigns.view(r, stats.get(r["id"]))
 
 
 @routes.post("/campaigns", name="CreateCampaign")
@@ -96,46 +95,14 @@ async def create_campaign(request: web.Request) -> web.Response:
     cid = ident(body["id"], "id") if body.get("id") is not None else str(uuid.uuid4())
     data, _ = await _validate(request, body)
     r = await campaigns.create(request.app[POOL], app.id, cid, data)
-    return ok(request, {"campaign": await _view(request, r)}, status=201)
-
-
-def users_page_request(request: web.Request, app_id: int, campaign_id: str) -> cursors.PageRequest:
-    """The campaign users page a GetCampaign asks for: `?limit=&next=&prev=` as the npm SDK
-    sends it, or `?payload={"users": {limit, next, prev}}`."""
-    users = query_payload(request).get("users")
-    if users is not None and not isinstance(users, dict):
-        raise bad_request("payload.users must be an object {limit, next, prev}")
-    src, prefix = (users, "users.") if users is not None else (request.query, "")
-    limit = cursors.limit_of(src.get("limit"), f"{prefix}limit", default=USERS_PAGE, hi=1000)
-    return cursors.begin(src, ("campaign-users", app_id, campaign_id), {}, request.app[SETTINGS].cursor_secret,
-                         limit=limit, field_prefix=prefix)
-
-
-async def users_page(request: web.Request, r: Any, req: cursors.PageRequest) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """One page of a user_ids campaign's users (user objects, by id); segment campaigns have none."""
-    ids = sorted(r["user_ids"])
-    pos = cursors.typed_position(req, ["text"])
-    if pos is None:
-        window = ids[:req.limit + 1]
-    elif req.backwards:
-        end = bisect.bisect_left(ids, pos[0])
-        window = ids[max(0, end - req.limit - 1):end][::-1]
-    else:
-        start = bisect.bisect_right(ids, pos[0])
-        window = ids[start:start + req.limit + 1]
-    page, links = cursors.finish(req, window, lambda u: [u], request.app[SETTINGS].cursor_secret)
-    found = await fanout.fetch_users(request.app[POOL], r["app_id"], page) if page else {}
-    return [found.get(u, {"id": u}) for u in page], links
+    return await campaign_out.answer(request, r, status=201)
 
 
 @routes.get("/campaigns/{id}", name="GetCampaign")
 async def get_campaign(request: web.Request) -> web.Response:
     app = current_app(request)
     r = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
-    req = users_page_request(request, app.id, r["id"])
-    view = await _view(request, r)
-    view["users"], links = await users_page(request, r, req)
-    return ok(request, {"campaign": view, "users": links})
+    return await campaign_out.answer(request, r, req=campaign_out.users_page_request(request, app.id, r["id"]))
 
 
 @routes.put("/campaigns/{id}", name="UpdateCampaign")
@@ -148,7 +115,7 @@ async def update_campaign(request: web.Request) -> web.Response:
         row = await campaigns.get(conn, app.id, cid, lock="UPDATE")
         lifecycle.check("update", row["status"])
         r = await campaigns.update(conn, app.id, cid, data)
-    return ok(request, {"campaign": await _view(request, r)})
+    return ok(request, {"campaign": await campaign_out.view(request, r)})
 
 
 @routes.delete("/campaigns/{id}", name="DeleteCampaign")
@@ -178,8 +145,10 @@ async def query_campaigns(request: web.Request) -> web.Response:
                    app_id=app.id, default_limit=100, max_limit=1000)
     rows = await campaigns.query(request.app[POOL], app.id, p.where, p.params, p.order, p.req.limit + 1)
     page, links = pager.finish(p, rows, lambda r, c: r[c], secret)
+    user_limit = cursors.limit_of(body.get("user_limit"), "user_limit", default=campaign_out.USERS_PAGE, hi=1000)
     stats = await ledger.stats_many(request.app[POOL], app.id, [r["id"] for r in page])
-    return ok(request, {"campaigns": [campaigns.view(r, stats.get(r["id"])) for r in page], **links})
+    rel = await campaign_view.related(request.app[POOL], app.id, page, user_limit=user_limit)
+    return ok(request, {"campaigns": [campaigns.view(r, stats.get(r["id"]), **rel[r["id"]]) for r in page], **links})
 
 
 @routes.post("/campaigns/{id}/start", name="StartCampaign")
@@ -200,7 +169,7 @@ async def start_campaign(request: web.Request) -> web.Response:
             r = await campaigns.start(conn, row, kind, sched, stop_at)
         if r["status"] == "in_progress":
             await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
-    return ok(request, {"campaign": await _view(request, r)})
+    return await campaign_out.answer(request, r)
 
 
 async def _transition(request: web.Request, action: str, event: str) -> web.Response:
@@ -212,7 +181,7 @@ async def _transition(request: web.Request, action: str, event: str) -> web.Resp
             r = await campaigns.set_status(conn, row, action, event=event)
         if action == "resume":
             await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
-    return ok(request, {"campaign": await _view(request, r)})
+    return ok(request, {"campaign": await campaign_out.view(request, r)})
 
 
 @routes.post("/campaigns/{id}/stop", name="StopCampaign")
@@ -239,7 +208,7 @@ async def test_campaign(request: web.Request) -> web.Response:
     row = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
     async with request.app[POOL].acquire() as conn, conn.transaction():
         sent = await fanout.send_test(conn, row, jobs.templates_for(row), users)
-    return ok(request, {"campaign": await _view(request, row), "sent": sent})
+    return ok(request, {"campaign": await campaign_out.view(request, row), "sent": sent})
 
 
 @routes.get("/campaigns/{id}/recipients", name="QueryCampaignRecipients")
@@ -279,7 +248,7 @@ async def delete_recipient(request: web.Request) -> web.Response:
 async def get_stats(request: web.Request) -> web.Response:
     app = current_app(request)
     r = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
-    view = await _view(request, r)
+    view = await campaign_out.view(request, r)
     timeline = await ledger.timeline(request.app[POOL], app.id, r["id"])
     return ok(request, {"stats": view["stats"], "timeline": timeline, "status": r["status"]})
 

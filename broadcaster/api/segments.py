@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from broadcaster import cursors, timefmt
+from broadcaster import cursors
 from broadcaster.api import pager
 from broadcaster.errors import bad_request, not_found
 from broadcaster.http import ok, read_json
@@ -35,14 +35,7 @@ EXCLUSIVE = "filter, all_users and all_sender_channels are mutually exclusive"
 
 
 def serialize(seg: SegmentRow) -> dict[str, Any]:
-    return {
-        "id": seg.id, "type": seg.type, "name": seg.name, "description": seg.description,
-        "filter": seg.filter, "all_users": seg.all_users,
-        "all_sender_channels": seg.all_sender_channels, "size": seg.size,
-        "created_at": timefmt.fmt(seg.created_at), "updated_at": timefmt.fmt(seg.updated_at),
-        # A deleted segment is gone (its targets are purged in the background): never set.
-        "deleted_at": None,
-    }
+    return segments.wire(seg)
 
 
 def check_filter(flt: dict[str, Any], seg_type: str) -> None:

@@ -9,18 +9,19 @@ import asyncpg
 
 from broadcaster import lifecycle, timefmt
 from broadcaster.errors import conflict, not_found
-from broadcaster.store import ledger, outbox
+from broadcaster.store import campaign_view, ledger, outbox
 from broadcaster.store.ledger import Conn, Tx
 
 COLUMNS = (
     "app_id, id, name, description, status, segment_ids, user_ids, sender_id, sender_mode,"
     " message_template, create_channels, channel_template, skip_push, skip_webhook,"
     " scheduled_for, stop_at, created_at, updated_at, kind, started_at, completed_at,"
-    " plan_after, plan_batches, planned, recipients_total"
+    " plan_after, plan_batches, planned, recipients_total, sender_visibility, show_channels"
 )
 EDITABLE = (
     "name", "description", "segment_ids", "user_ids", "sender_id", "sender_mode",
     "message_template", "create_channels", "channel_template", "skip_push", "skip_webhook",
+    "sender_visibility", "show_channels",
 )
 
 
@@ -104,7 +105,9 @@ async def set_status(
 
 async def add_event(conn: Tx, r: asyncpg.Record, event: str) -> None:
     stats = await ledger.stats_many(conn, r["app_id"], [r["id"]])
-    payload = {"type": event, "campaign": view(r, stats.get(r["id"])), "created_at": timefmt.fmt(timefmt.now())}
+    rel = (await campaign_view.related(conn, r["app_id"], [r], user_limit=None))[r["id"]]
+    payload = {"type": event, "campaign": view(r, stats.get(r["id"]), **rel),
+               "created_at": timefmt.fmt(timefmt.now()), "custom": {}}
     await outbox.add(conn, r["app_id"], event, payload, campaign_id=r["id"])  # type: ignore[arg-type]
 
 
@@ -153,14 +156,28 @@ async def due(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-def view(r: asyncpg.Record, stats: dict[str, Any] | None) -> dict[str, Any]:
+def view(
+    r: asyncpg.Record, stats: dict[str, Any] | None, *, segments: list[dict[str, Any]] | None = None,
+    sender: dict[str, Any] | None = None, users: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The hosted API's CampaignResponse plus our stats; `segments` (objects), `sender` (the
+    user object) and `users` (a page of user objects) are fetched by the caller
+    (api/campaign_view.py) and omitted from webhook event bodies when not given."""
     s = stats or {}
     now = timefmt.now()
     sent = int(s.get("sent", 0))
+    related: dict[str, Any] = {}
+    if segments is not None:
+        related["segments"] = segments
+    if sender is not None:
+        related["sender"] = sender
+    if users is not None:
+        related["users"] = users
     return {
         "id": r["id"], "name": r["name"], "description": r["description"], "status": r["status"],
         "segment_ids": list(r["segment_ids"]), "user_ids": list(r["user_ids"]),
         "sender_id": r["sender_id"], "sender_mode": r["sender_mode"],
+        "sender_visibility": r["sender_visibility"], "show_channels": r["show_channels"], **related,
         "message_template": r["message_template"], "create_channels": r["create_channels"],
         "channel_template": r["channel_template"], "skip_push": r["skip_push"],
         "skip_webhook": r["skip_webhook"], "scheduled_for": timefmt.fmt(r["scheduled_for"]),

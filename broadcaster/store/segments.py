@@ -10,6 +10,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from broadcaster.errors import bad_request, conflict, not_found
+from broadcaster.timefmt import fmt
 from broadcaster.validate import ID_RE
 
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
@@ -50,6 +51,18 @@ class SegmentRow:
         if self.all_sender_channels:
             return "all_sender_channels"
         return "explicit"
+
+
+def wire(seg: SegmentRow) -> dict[str, Any]:
+    """The hosted API's SegmentResponse."""
+    return {
+        "id": seg.id, "type": seg.type, "name": seg.name, "description": seg.description,
+        "filter": seg.filter, "all_users": seg.all_users,
+        "all_sender_channels": seg.all_sender_channels, "size": seg.size,
+        "created_at": fmt(seg.created_at), "updated_at": fmt(seg.updated_at),
+        # A deleted segment is gone (its targets are purged in the background): never set.
+        "deleted_at": None,
+    }
 
 
 def row(r: asyncpg.Record) -> SegmentRow:

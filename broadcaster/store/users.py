@@ -141,6 +141,14 @@ async def get(conn: Conn, app_id: int, user_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM users WHERE app_id = $1 AND id = $2", app_id, user_id)
 
 
+async def get_many(conn: Conn, app_id: int, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The wire shape of each of `ids` that is a user (soft-deleted ones carry deleted_at)."""
+    rows = await conn.fetch(
+        f"SELECT {', '.join(COLUMNS)} FROM users WHERE app_id = $1 AND id = ANY($2::text[])", app_id, list(ids),
+    )
+    return {r["id"]: user_dict(r) for r in rows}
+
+
 async def existing_ids(conn: Conn, app_id: int, ids: Sequence[str]) -> set[str]:
     """Which of `ids` are users that exist and are not deleted."""
     rows = await conn.fetch(
