@@ -9,56 +9,39 @@ length plus the elapsed time checked on every chunk the template yields.
 
 from __future__ import annotations
 
-import operator
+import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2 import TemplateSyntaxError, nodes
+from jinja2.sandbox import SecurityError
 
+from broadcaster import sandbox
 from broadcaster.errors import bad_request
+from broadcaster.sandbox import VALUE_CAP, BudgetError
 
 TEXT_CAP = 5_000  # characters of rendered message text
 FIELD_CAP = 1_000  # characters of a rendered id / custom value
-VALUE_CAP = 20_000  # any intermediate string or list built while rendering
-RANGE_CAP = 1_000
-RENDER_SECONDS = 0.05  # per render
+RANGE_CAP = sandbox.RANGE_CAP
+RENDER_SECONDS = 0.02  # wall clock per render, checked on every guarded step
+BATCH_SECONDS = 0.25  # wall clock for all renders of one batch (see batch_budget)
+TEST_SEND_SECONDS = 0.1  # all renders of one test send (up to 100 users)
+CACHE_BYTES = 4_000_000  # template source held compiled per process
+
+__all__ = ["VALUE_CAP", "BudgetError", "CampaignTemplates", "RenderError", "compile_campaign"]
 
 
 class RenderError(Exception):
-    """A render failed or exceeded its budget; it errors that one recipient only."""
+    """A render failed or exceeded its budget; it errors that one recipient only. Budget
+    failures read `template_budget: ...` (the ledger's reason)."""
 
 
-def _bounded(value: Any) -> Any:
-    if isinstance(value, str | list | tuple) and len(value) > VALUE_CAP:
-        raise RenderError(f"a value grew beyond {VALUE_CAP} characters/items")
-    return value
-
-
-def _safe_mul(a: Any, b: Any) -> Any:
-    for seq, k in ((a, b), (b, a)):
-        if isinstance(seq, str | list | tuple) and isinstance(k, int):
-            if len(seq) * max(k, 0) > VALUE_CAP:
-                raise RenderError(f"a value grew beyond {VALUE_CAP} characters/items")
-    return operator.mul(a, b)
-
-
-def _safe_pow(a: Any, b: Any) -> Any:
-    if isinstance(b, int | float) and abs(b) > 64:
-        raise RenderError("exponent too large")
-    return operator.pow(a, b)
-
-
-def _safe_range(*args: int) -> range:
-    r = range(*args)
-    if len(r) > RANGE_CAP:
-        raise RenderError(f"range() is limited to {RANGE_CAP} items")
-    return r
-
-
-# Filters campaign texts plausibly need; each result is bounded.
+# Filters campaign texts plausibly need; each one is a guarded step with a sized result.
 _FILTERS = (
     "abs", "capitalize", "default", "d", "e", "escape", "first", "float", "int", "join",
     "last", "length", "count", "lower", "replace", "round", "string", "title", "trim",
@@ -67,39 +50,36 @@ _FILTERS = (
 )
 
 
-class _Env(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "+"})
-
-    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "*":
-            return _safe_mul(left, right)
-        if operator_ == "**":
-            return _safe_pow(left, right)
-        return _bounded(operator.add(left, right))
-
-
-def _wrap(f: Callable[..., Any]) -> Callable[..., Any]:
-    def bounded_filter(*args: Any, **kwargs: Any) -> Any:
-        return _bounded(f(*args, **kwargs))
-
-    for attr in ("jinja_pass_arg",):
-        if hasattr(f, attr):
-            setattr(bounded_filter, attr, getattr(f, attr))
-    return bounded_filter
-
-
-def _make_env() -> _Env:
-    env = _Env(undefined=ChainableUndefined, autoescape=False, auto_reload=False, cache_size=0)
-    env.filters = {k: _wrap(v) for k, v in env.filters.items() if k in _FILTERS}
+def _make_env() -> sandbox.GuardedEnv:
+    env = sandbox.GuardedEnv()
+    env.filters = {k: sandbox.guard_filter(k, v) for k, v in env.filters.items() if k in _FILTERS}
     env.tests = dict(env.tests)
-    env.globals = {"range": _safe_range}
+    env.globals = {"range": sandbox.safe_range, sandbox.LOOP_GUARD: sandbox.loop_guard}
     return env
 
 
 ENV = _make_env()
+
+
+# A ContextVar, not a thread-local: concurrent asyncio tasks on one thread each keep their own.
+_BATCH: ContextVar[float] = ContextVar("template_batch_deadline", default=float("inf"))
+
+
+@contextmanager
+def batch_budget(seconds: float | None = None) -> Iterator[None]:
+    """All renders inside share one wall-clock budget (a batch of recipients): once spent,
+    the remaining recipients of the batch error with template_budget without rendering.
+    Wrap synchronous rendering only (an await inside would count other tasks' time)."""
+    token = _BATCH.set(min(_BATCH.get(), time.perf_counter() + (BATCH_SECONDS if seconds is None else seconds)))
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+
+
 _FORBIDDEN = (
     nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport, nodes.Macro, nodes.CallBlock,
-    nodes.Block, nodes.FilterBlock,
+    nodes.Block, nodes.FilterBlock, nodes.AssignBlock,
 )
 
 
@@ -170,25 +150,34 @@ class Tpl:
         if self.simple is not None:
             text = "".join(p if isinstance(p, str) else _lookup(ctx, p) for p in self.simple)
             if len(text) > self.cap:
-                raise RenderError(f"{self.name} output exceeds {self.cap} characters")
+                raise RenderError(f"template_budget: {self.name} output exceeds {self.cap} characters")
             return text
-        started = time.perf_counter()
+        now = time.perf_counter()
+        batch_deadline = _BATCH.get()
+        if now > batch_deadline:
+            raise RenderError(f"template_budget: {self.name}: the batch's render time budget is spent")
+        meter = sandbox.METER
+        meter.steps = 0
+        meter.deadline = min(now + RENDER_SECONDS, batch_deadline)
         out: list[str] = []
         size = 0
         try:
             for chunk in self.compiled.root_render_func(self.compiled.new_context(ctx)):
                 size += len(chunk)
                 if size > self.cap:
-                    raise RenderError(f"{self.name} output exceeds {self.cap} characters")
-                if time.perf_counter() - started > RENDER_SECONDS:
-                    raise RenderError(f"{self.name} render exceeded its time budget")
+                    raise RenderError(f"template_budget: {self.name} output exceeds {self.cap} characters")
+                sandbox.tick()
                 out.append(chunk)
         except RenderError:
             raise
+        except BudgetError as e:
+            raise RenderError(f"template_budget: {self.name}: {str(e).removeprefix('template_budget: ')}") from None
         except SecurityError as e:
             raise RenderError(f"{self.name}: unsafe operation: {e}") from None
         except Exception as e:  # any runtime failure of a user template is that recipient's error
             raise RenderError(f"{self.name}: {type(e).__name__}: {e}"[:500]) from None
+        finally:
+            meter.deadline = float("inf")
         return "".join(out)
 
 
@@ -201,6 +190,7 @@ def compile_one(source: str, name: str, cap: int = FIELD_CAP) -> Tpl:
     except TemplateSyntaxError as e:
         raise bad_request(f"{name} has a template syntax error at line {e.lineno}: {e.message}") from None
     _check_structure(tree, name)
+    sandbox.guard_loops(tree)
     try:
         compiled = ENV.from_string(tree)
     except TemplateSyntaxError as e:
@@ -279,3 +269,43 @@ def user_view(row: Any) -> dict[str, Any]:
     out.update(id=row["id"], name=row["name"] or "", role=row["role"], teams=list(row["teams"] or []),
                language=row["language"] or "")
     return out
+
+
+def _source_size(mt: Any, ct: Any) -> int:
+    return sandbox.size((mt, ct), limit=1 << 40)
+
+
+class TemplateCache:
+    """Compiled campaigns per process, least recently used first out, bounded by the total
+    size of their sources (a compiled template's memory follows its source, not its count)."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Any, tuple[Any, CampaignTemplates, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, version: Any, mt: dict[str, Any], ct: dict[str, Any] | None) -> CampaignTemplates:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] == version:
+                self._items.move_to_end(key)
+                return hit[1]
+        tpl = compile_campaign(mt, ct)
+        n = _source_size(mt, ct)
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= old[2]
+            if n <= self.max_bytes:
+                self._items[key] = (version, tpl, n)
+                self.bytes += n
+            while self.bytes > self.max_bytes:
+                self.bytes -= self._items.popitem(last=False)[1][2]
+        return tpl
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+CACHE = TemplateCache()

@@ -191,9 +191,13 @@ async def test_test_send_and_hostile_templates(api: Api, pool: Any, start_worker
                 "{% for i in range(1000000) %}y{% endfor %}{% else %}ok" + hostile + "{% endif %}"}))
     assert st == 201, body
     st, body = await api.post("/campaigns/h/test", {"users": ["u1", "u2", "nobody"]})
+    assert_error(st, body, 400, 4, "template_budget")
+    assert "message_template.text" in body["message"] and "'u2'" in body["message"]
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE text = 'ok'") == 0
+    st, body = await api.post("/campaigns/h/test", {"users": ["u1", "nobody"]})
     assert st == 200, body
     sent = {x["user_id"]: x for x in body["sent"]}
-    assert sent["u1"]["text"] == "ok" and sent["u2"]["status"] == "errored"
+    assert sent["u1"]["text"] == "ok"
     assert sent["nobody"]["error"] == "user_not_found"
     assert body["campaign"]["status"] == "draft" and body["campaign"]["stats"]["stats_messages_sent"] == 0
     st, body = await api.post("/campaigns/h/test", {"users": [f"x{i}" for i in range(101)]})

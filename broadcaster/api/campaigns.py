@@ -208,6 +208,9 @@ async def test_campaign(request: web.Request) -> web.Response:
     row = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
     async with request.app[POOL].acquire() as conn, conn.transaction():
         sent = await fanout.send_test(conn, row, jobs.templates_for(row), users)
+        over = next((s for s in sent if str(s.get("error") or "").startswith("template_budget")), None)
+        if over is not None:  # raised inside the transaction: nothing of this test send is kept
+            raise bad_request(f"test send refused, user {over['user_id']!r}: {over['error']}")
     return ok(request, {"campaign": await campaign_out.view(request, row), "sent": sent})
 
 

@@ -21,23 +21,16 @@ from broadcaster import metrics, pressure, sendrate, timefmt
 from broadcaster.errors import ApiError
 from broadcaster.store import campaigns, fanout, fanwrite
 from broadcaster.store.ledger import Conn, Tx
-from broadcaster.templating import CampaignTemplates, compile_campaign, user_view
+from broadcaster.templating import CACHE as TEMPLATE_CACHE
+from broadcaster.templating import CampaignTemplates, batch_budget, user_view
 
 logger = logging.getLogger("broadcaster.jobs.campaigns")
-_TEMPLATES: dict[tuple[int, str], tuple[Any, CampaignTemplates]] = {}
 
 
 def templates_for(camp: asyncpg.Record) -> CampaignTemplates:
-    """Compiled once per campaign (and version) per process."""
-    key = (camp["app_id"], camp["id"])
-    hit = _TEMPLATES.get(key)
-    if hit is not None and hit[0] == camp["updated_at"]:
-        return hit[1]
-    if len(_TEMPLATES) > 256:
-        _TEMPLATES.clear()
-    tpl = compile_campaign(camp["message_template"], camp["channel_template"])
-    _TEMPLATES[key] = (camp["updated_at"], tpl)
-    return tpl
+    """Compiled once per campaign (and version) per process; the cache is bounded by bytes."""
+    return TEMPLATE_CACHE.get((camp["app_id"], camp["id"]), camp["updated_at"],
+                              camp["message_template"], camp["channel_template"])
 
 
 async def enqueue_plan(redis: ArqRedis, app_id: int, cid: str) -> None:
@@ -168,13 +161,15 @@ async def _write_users(
     rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], ids, *bounds)
     existing = None
     if not camp["create_channels"]:
-        probe = fanwrite.render(camp, tpl, rows, sender, None)
+        with batch_budget():
+            probe = fanwrite.render(camp, tpl, rows, sender, None)
         ctype = (camp["channel_template"] or {}).get("type") or "messaging"
         chids = probe.chids if probe.chids is not None else [
             idgen.distinct_channel_id((sender["id"], u)) for u in probe.users]
         cids = sorted({f"{ctype}:{c}" for c in chids})
         existing = set(await fanout.live_channels(conn, camp["app_id"], cids))
-    batch = fanwrite.render(camp, tpl, rows, sender, existing)
+    with batch_budget():
+        batch = fanwrite.render(camp, tpl, rows, sender, existing)
     sh = fanwrite.shape(camp, tpl.text.source, tpl.custom.value, tpl.channel_custom.value)
     return await fanwrite.write(conn, camp, no, sh, batch, len(ids), events, sender, timefmt.fmt(timefmt.now()) or "")
 
@@ -196,13 +191,15 @@ async def _write_generic(
         pairs = await fanout.one_to_one_receivers(conn, app_id, list(chans), camp["sender_id"])
         users = await fanout.fetch_users(conn, app_id, list(set(pairs.values())))
         receivers = {c: users[u] for c, u in pairs.items() if u in users}
-        batch = fanout.build_channel_batch(camp, tpl, ids, chans, receivers, sender)
+        with batch_budget():
+            batch = fanout.build_channel_batch(camp, tpl, ids, chans, receivers, sender)
     else:
         users = await fanout.fetch_users(conn, app_id, ids)
         existing = None
         if not camp["create_channels"]:
             existing = set(await _candidate_channels(conn, camp, tpl, ids, users, sender))
-        batch = fanout.build_user_batch(camp, tpl, ids, users, sender, existing)
+        with batch_budget():
+            batch = fanout.build_user_batch(camp, tpl, ids, users, sender, existing)
     return await fanout.write_batch(conn, camp, no, batch, total, events, sender)
 
 
@@ -211,7 +208,8 @@ async def _candidate_channels(
     users: dict[str, dict[str, Any]], sender: dict[str, Any],
 ) -> list[str]:
     """Without create_channels: which of the recipients' channels exist (live)."""
-    probe = fanout.build_user_batch(camp, tpl, ids, users, sender, None)
+    with batch_budget():
+        probe = fanout.build_user_batch(camp, tpl, ids, users, sender, None)
     cids = sorted({c for c in probe.cids if c})
     return list(await fanout.live_channels(conn, camp["app_id"], cids))
 
