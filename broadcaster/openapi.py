@@ -83,7 +83,8 @@ SCHEMAS: J = {
     "UserRef": obj({"id": ID}, "id"),
     "Channel": obj({"id": STR, "type": STR, "cid": STR, "team": STR, "created_by": ref("User"),
                     "member_count": INT, "created_at": TIME, "updated_at": TIME}, "cid"),
-    "Member": obj({"user_id": STR, "user": ref("User"), "channel_role": STR}),
+    "Member": obj({"user_id": STR, "user": ref("User"), "channel_role": STR, "created_at": TIME,
+                   "updated_at": TIME, "archived_at": TIME, "pinned_at": TIME}),
     "Message": obj({"id": STR, "text": STR, "type": STR, "user": ref("User"), "cid": STR,
                     "attachments": arr(ANY_OBJ), "campaign_id": STR, "created_at": TIME}, "id"),
     "ChannelData": obj({
@@ -250,7 +251,15 @@ CHANNELS_QUERY: J = obj({"filter_conditions": ref("Filter"), "sort": ref("Sort")
                          "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
                          "message_limit": {**LIMIT_300, "default": 25},
                          "member_limit": {**LIMIT_300, "default": 100},
-                         "state": {"type": "boolean", "description": "false: channels only"}})
+                         "state": {"type": "boolean", "description": "false: channels only"},
+                         "user_id": {**ID, "description": "whose channels: hidden and archived "
+                                     "ones are left out unless filter_conditions has hidden: "
+                                     "true / archived: true (also pinned: true|false)"},
+                         "user": ref("UserRef")})
+MEMBER_REF: J = obj({"user_id": ID, "user": ref("UserRef"),
+                     "clear_history": {"enum": [False], "description": "not supported"}})
+MEMBER_PATCH: J = obj({"set": obj({"archived": BOOL, "pinned": BOOL}), "unset": arr(STR)})
+MEMBER_OUT: J = obj({"channel_member": ref("Member"), "duration": STR}, "channel_member")
 TASK: J = obj({"task_id": STR, "result": {"type": "object", "additionalProperties": obj(
     {"status": {"enum": ["ok", "not_found"]}})}, "duration": STR}, "task_id")
 TEXT = {"content": {"text/plain": {"schema": STR}}}
@@ -322,6 +331,19 @@ OPERATIONS: list[tuple[str, str, J]] = [
         "MarkRead", "Channels", "Mark a channel read for a user",
         obj({"event": ANY_OBJ, "duration": STR}),
         body=obj({"user_id": ID, "user": ref("UserRef")}))),
+    ("post", "/channels/{type}/{id}/hide", op(
+        "HideChannel", "Channels", "Hide the channel for a member until someone else writes in it",
+        body=MEMBER_REF, body_required=True)),
+    ("post", "/channels/{type}/{id}/show", op(
+        "ShowChannel", "Channels", "Show a channel the member had hidden", body=MEMBER_REF,
+        body_required=True)),
+    ("patch", "/channels/{type}/{id}/member/{user_id}", op(
+        "UpdateMemberPartial", "Channels", "Partial update of a member: set {archived, pinned, "
+        "...custom}, unset [...]", MEMBER_OUT, body=MEMBER_PATCH, body_required=True)),
+    ("patch", "/channels/{type}/{id}/member", op(
+        "UpdateMemberPartialQuery", "Channels", "The same with ?user_id= (the hosted API's "
+        "document form)", MEMBER_OUT, body=MEMBER_PATCH, body_required=True,
+        params=(q("user_id", ID, required=True),))),
     ("post", "/channels/delete", op("DeleteChannels", "Channels", "Delete channels by cid",
                                     TASK, errors="400", body_required=True, body=obj({
                                         "cids": arr(CID, 1, 100), "hard_delete": BOOL},
@@ -418,7 +440,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
         params=(q("endpoints", STR, "comma-separated operation names"),))),
 ]
 
-PATH_PARAMS: J = {"type": CTYPE, "id": {"type": "string", "minLength": 1},
+PATH_PARAMS: J = {"type": CTYPE, "id": {"type": "string", "minLength": 1}, "user_id": ID,
                   "target_id": {"type": "string", "minLength": 1}, "file": STR}
 DESCRIPTION = """Self-hosted campaign fan-out, wire-compatible with the hosted chat API.
 

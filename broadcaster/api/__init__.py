@@ -7,7 +7,7 @@ import importlib
 from aiohttp import web
 
 ROUTE_MODULES = (
-    "system", "app_settings", "users", "channels", "segments", "campaigns", "webhooks",
+    "system", "app_settings", "users", "channels", "members", "segments", "campaigns", "webhooks",
     "ratelimits", "docs", "metrics",
 )
 

@@ -41,7 +41,7 @@ def _custom(d: dict[str, Any], reserved: frozenset[str], path: str) -> dict[str,
     return custom
 
 
-def _user_ref(d: dict[str, Any], path: str, id_key: str = "user_id", obj_key: str = "user") -> str | None:
+def user_ref(d: dict[str, Any], path: str, id_key: str = "user_id", obj_key: str = "user") -> str | None:
     """A user given as `<id_key>` or `<obj_key>: {"id"}` (the SDKs send either)."""
     uid = d.get(id_key)
     if uid is None and isinstance(d.get(obj_key), dict):
@@ -59,7 +59,7 @@ def _members(data: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for i, m in enumerate(raw):
         if isinstance(m, dict):
-            uid = _user_ref(m, f"data.members[{i}]")
+            uid = user_ref(m, f"data.members[{i}]")
             if uid is None:
                 raise bad_request(f"data.members[{i}].user_id is required")
         else:
@@ -68,7 +68,27 @@ def _members(data: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _path_cid(request: web.Request) -> tuple[str, str | None]:
+MEMBER_STATES = ("hidden", "archived", "pinned")
+
+
+def member_states(flt: Any) -> tuple[Any, dict[str, bool]]:
+    """Split the per-member pseudo-fields (top level of filter_conditions) from the filter."""
+    if not isinstance(flt, dict) or not any(k in flt for k in MEMBER_STATES):
+        return flt, {}
+    rest, states = dict(flt), {}
+    for key in MEMBER_STATES:
+        if key not in rest:
+            continue
+        v = rest.pop(key)
+        if isinstance(v, dict) and list(v) == ["$eq"]:
+            v = v["$eq"]
+        if not isinstance(v, bool):
+            raise bad_request(f"filter_conditions.{key} must be true or false (or {{\"$eq\": true|false}})")
+        states[key] = v
+    return rest, states
+
+
+def path_cid(request: web.Request) -> tuple[str, str | None]:
     ctype = request.match_info["type"]
     if not TYPE_RE.match(ctype):
         raise bad_request(f"type is not a valid channel type: {ctype[:80]!r}")
@@ -118,7 +138,7 @@ async def _get_or_create(request: web.Request, ctype: str, cid_id: str | None) -
     created = False
     if row is None:
         creator = data.get("created_by_id")
-        creator = ident(creator, "data.created_by_id") if creator is not None else _user_ref(
+        creator = ident(creator, "data.created_by_id") if creator is not None else user_ref(
             data, "data", "created_by_id", "created_by")
         if creator is None:
             raise bad_request("data.created_by_id (or data.created_by.id) is required to create a channel")
@@ -143,13 +163,13 @@ async def _get_or_create(request: web.Request, ctype: str, cid_id: str | None) -
 
 @routes.post("/channels/{type}/{id}/query", name="GetOrCreateChannel")
 async def get_or_create_channel(request: web.Request) -> web.Response:
-    ctype, cid_id = _path_cid(request)
+    ctype, cid_id = path_cid(request)
     return await _get_or_create(request, ctype, cid_id)
 
 
 @routes.post("/channels/{type}/query", name="GetOrCreateDistinctChannel")
 async def get_or_create_distinct_channel(request: web.Request) -> web.Response:
-    ctype, _ = _path_cid(request)
+    ctype, _ = path_cid(request)
     return await _get_or_create(request, ctype, None)
 
 
@@ -158,7 +178,16 @@ async def query_channels(request: web.Request) -> web.Response:
     app = current_app(request)
     body = await read_json(request)
     params = filters.Params(start=[app.id])
-    where = filters.compile_filter(body.get("filter_conditions"), filters.CHANNEL_SCHEMA, params, field="filter_conditions")
+    flt, states = member_states(body.get("filter_conditions"))
+    where = filters.compile_filter(flt, filters.CHANNEL_SCHEMA, params, field="filter_conditions")
+    user_id = user_ref(body, "body")
+    if states and user_id is None:
+        raise bad_request(f"filter_conditions.{next(iter(states))} needs user_id (or user.id): whose channels")
+    if user_id is not None:
+        # Hidden and archived channels of that user are left out unless the filter asks (SPEC 5).
+        wanted = {"hidden": False, "archived": False, **states}
+        user_param = params.add(user_id)
+        where = " AND ".join([f"({where})", *(store.member_state_sql(user_param, k, v) for k, v in wanted.items())])
     order = filters.compile_sort(body.get("sort"), filters.CHANNEL_SCHEMA, default=DEFAULT_SORT)
     if not any(c == "cid" for c, _ in order):
         order.append(("cid", 1))  # a total order keeps offset pages stable
@@ -177,11 +206,11 @@ async def query_channels(request: web.Request) -> web.Response:
 @routes.post("/channels/{type}/{id}/message", name="SendMessage")
 async def send_message(request: web.Request) -> web.Response:
     app = current_app(request)
-    ctype, cid_id = _path_cid(request)
+    ctype, cid_id = path_cid(request)
     body = await read_json(request, required=True)
     msg = obj(body, "message", required=True)
     assert msg is not None
-    user_id = _user_ref(msg, "message")
+    user_id = user_ref(msg, "message")
     if user_id is None:
         raise bad_request("message.user_id (or message.user.id) is required")
     text = msg.get("text") or ""
@@ -210,9 +239,9 @@ async def send_message(request: web.Request) -> web.Response:
 @routes.post("/channels/{type}/{id}/read", name="MarkRead")
 async def mark_read(request: web.Request) -> web.Response:
     app = current_app(request)
-    ctype, cid_id = _path_cid(request)
+    ctype, cid_id = path_cid(request)
     body = await read_json(request, required=True)
-    user_id = _user_ref(body, "body")
+    user_id = user_ref(body, "body")
     if user_id is None:
         raise bad_request("user_id (or user.id) is required")
     cid = f"{ctype}:{cid_id}"

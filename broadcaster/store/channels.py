@@ -50,8 +50,11 @@ def member_dict(row: Mapping[str, Any] | asyncpg.Record) -> dict[str, Any]:
     out.update({
         "user_id": row["user_id"], "user": user_dict(row, "u_", row["user_id"]),
         "channel_role": row["channel_role"],
-        "created_at": fmt(row["created_at"]), "updated_at": fmt(row["created_at"]),
+        "created_at": fmt(row["created_at"]), "updated_at": fmt(row["updated_at"] or row["created_at"]),
     })
+    for opt in ("archived_at", "pinned_at"):
+        if row[opt] is not None:
+            out[opt] = fmt(row[opt])
     return out
 
 
@@ -179,6 +182,9 @@ async def insert_message(
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             ON CONFLICT (app_id, id) DO NOTHING
             RETURNING *
+        ), shown AS (  -- a channel hidden by a member shows again when someone else writes
+            UPDATE members SET hidden = false, updated_at = now()
+            WHERE app_id = $1 AND cid = $3 AND hidden AND user_id <> $4 AND EXISTS (SELECT 1 FROM m)
         )
         SELECT m.*, {user_cols("u", "u_")} FROM m LEFT JOIN users u ON u.app_id = m.app_id AND u.id = m.user_id
         """,
@@ -239,3 +245,52 @@ async def delete(conn: Tx, app_id: int, cids: Sequence[str], hard: bool) -> set[
         for table in ("members", "messages", "channel_reads"):
             await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND cid = ANY($2::text[])", app_id, list(cids))
         return {r["cid"] for r in rows}
+
+
+# ---- per-member state: hidden, archived, pinned, custom ----
+
+MEMBER_SELECT = f"""
+SELECT m.*, {user_cols("u", "u_")} FROM members m
+LEFT JOIN users u ON u.app_id = m.app_id AND u.id = m.user_id
+WHERE m.app_id = $1 AND m.cid = $2 AND m.user_id = $3
+"""
+
+
+async def set_hidden(conn: Conn, app_id: int, cid: str, user_id: str, hidden: bool) -> bool:
+    """Hide or show the channel for one member; False when the user is not a member."""
+    status = await conn.execute(
+        "UPDATE members SET hidden = $4, updated_at = now() WHERE app_id = $1 AND cid = $2 AND user_id = $3",
+        app_id, cid, user_id, hidden,
+    )
+    return status != "UPDATE 0"
+
+
+async def update_member(
+    conn: Conn, app_id: int, cid: str, user_id: str, *, archived: bool | None, pinned: bool | None,
+    custom_set: dict[str, Any], custom_unset: list[str],
+) -> asyncpg.Record | None:
+    """The member partial update; None when the user is not a member. archived/pinned: True
+    stamps now (kept when already set), False clears, None leaves it."""
+    found = await conn.fetchval(
+        """
+        UPDATE members SET
+            archived_at = CASE WHEN $4::boolean IS NULL THEN archived_at
+                               WHEN $4 THEN COALESCE(archived_at, now()) END,
+            pinned_at = CASE WHEN $5::boolean IS NULL THEN pinned_at
+                             WHEN $5 THEN COALESCE(pinned_at, now()) END,
+            custom = (custom - $7::text[]) || $6::jsonb,
+            updated_at = now()
+        WHERE app_id = $1 AND cid = $2 AND user_id = $3 RETURNING true
+        """,
+        app_id, cid, user_id, archived, pinned, custom_set, custom_unset,
+    )
+    return await conn.fetchrow(MEMBER_SELECT, app_id, cid, user_id) if found else None
+
+
+def member_state_sql(user_param: str, state: str, wanted: bool) -> str:
+    """A QueryChannels condition on the channels table: `user_param`'s member row is (or is
+    not) hidden / archived / pinned. Not a member counts as not hidden, archived or pinned."""
+    column = {"hidden": "m.hidden", "archived": "m.archived_at IS NOT NULL", "pinned": "m.pinned_at IS NOT NULL"}[state]
+    exists = (f"EXISTS (SELECT 1 FROM members m WHERE m.app_id = channels.app_id AND m.cid = channels.cid"
+              f" AND m.user_id = {user_param} AND {column})")
+    return exists if wanted else f"NOT {exists}"

@@ -1,0 +1,72 @@
+"""Hide, show, archive and pin per member through the official SDK, seen through QueryChannels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from stream_chat.base.exceptions import StreamAPIException
+
+
+def _cids(sdk: Any, user: str, **flt: Any) -> list[str]:
+    res = sdk.query_channels({"members": {"$in": [user]}, **flt}, {"cid": 1}, user_id=user)
+    return [c["channel"]["cid"] for c in res["channels"]]
+
+
+def test_hide_show_archive_through_query_channels(sdk: Any) -> None:
+    sdk.upsert_users([{"id": "shop"}, {"id": "ann"}, {"id": "bob"}])
+    chans = {}
+    for name in ("a", "b", "c"):
+        ch = sdk.channel("messaging", name, {"members": ["shop", "ann"]})
+        ch.create("shop")
+        chans[name] = ch
+    everything = ["messaging:a", "messaging:b", "messaging:c"]
+    assert _cids(sdk, "shop") == everything
+
+    chans["a"].hide("shop")
+    assert _cids(sdk, "shop") == ["messaging:b", "messaging:c"]
+    assert _cids(sdk, "shop", hidden=True) == ["messaging:a"]
+    assert _cids(sdk, "ann") == everything  # hidden for shop only
+    # the shop's own message does not bring it back; someone else writing does
+    chans["a"].send_message({"text": "from shop"}, "shop")
+    assert _cids(sdk, "shop", hidden=True) == ["messaging:a"]
+    chans["a"].send_message({"text": "reply"}, "ann")
+    assert _cids(sdk, "shop") == everything
+    chans["b"].hide("shop")
+    chans["b"].show("shop")
+    assert _cids(sdk, "shop") == everything
+
+    got = chans["c"].archive("shop")
+    assert got["channel_member"]["user_id"] == "shop" and got["channel_member"]["archived_at"].endswith("Z")
+    assert _cids(sdk, "shop") == ["messaging:a", "messaging:b"]
+    assert _cids(sdk, "shop", archived=True) == ["messaging:c"]
+    assert _cids(sdk, "shop", archived={"$eq": False}) == ["messaging:a", "messaging:b"]
+    chans["c"].pin("shop")
+    assert _cids(sdk, "shop", archived=True, pinned=True) == ["messaging:c"]
+    chans["c"].unarchive("shop")
+    assert _cids(sdk, "shop") == everything
+    assert _cids(sdk, "shop", pinned=True) == ["messaging:c"]
+    # custom member data through the same partial update
+    upd = chans["c"].update_member_partial("ann", {"nickname": "A"}, [])
+    assert upd["channel_member"]["nickname"] == "A"
+    # without a user there is no per-member state to filter on
+    assert len(sdk.query_channels({"members": {"$in": ["shop"]}})["channels"]) == 3
+
+
+def test_member_state_bad_input(sdk: Any) -> None:
+    sdk.upsert_users([{"id": "shop"}, {"id": "ann"}, {"id": "bob"}])
+    ch = sdk.channel("messaging", "x", {"members": ["shop", "ann"]})
+    ch.create("shop")
+    cases = [
+        (lambda: ch.hide("bob"), 400, "not a member"),
+        (lambda: sdk.channel("messaging", "nope").hide("shop"), 404, "nope"),
+        (lambda: sdk.query_channels({"hidden": True}), 400, "user_id"),
+        (lambda: sdk.query_channels({"hidden": "yes"}, user_id="shop"), 400, "filter_conditions.hidden"),
+        (lambda: ch.update_member_partial("shop", {"archived": "yes"}), 400, "set.archived"),
+        (lambda: ch.update_member_partial("shop", {"channel_role": "admin"}), 400, "channel_role"),
+        (lambda: ch.archive("bob"), 404, "bob"),
+    ]
+    for call, status, words in cases:
+        with pytest.raises(StreamAPIException) as e:
+            call()
+        assert e.value.status_code == status and words in e.value.error_message, (words, e.value.error_message)
