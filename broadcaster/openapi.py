@@ -415,7 +415,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
         "QueryCampaignRecipients", "Campaigns", "The per-recipient ledger (extension)",
         paged("recipients", ref("Recipient")), params=(
             q("status", {"enum": ["pending", "sent", "skipped", "errored", "read"]}),
-            q("limit", limit(1000, 100)), q("next", STR)))),
+            q("limit", limit(1000, 100)), q("next", STR), q("prev", STR)))),
     ("delete", "/campaigns/{id}/recipients/{target_id}", op(
         "DeleteCampaignRecipient", "Campaigns", "Exclude a recipient not yet sent")),
     ("get", "/campaigns/{id}/stats", op(

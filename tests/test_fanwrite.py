@@ -35,6 +35,9 @@ async def make(api: Api, pool: Any, cid: str, ctype: str, **over: Any) -> Any:
     await pool.execute(
         "INSERT INTO campaign_batches (app_id, campaign_id, batch_no, upto_id, n) VALUES ($1, $2, 0, 'zzz', 5)",
         api.creds.app_id, cid)
+    await pool.execute(
+        "INSERT INTO campaign_audience (app_id, campaign_id, target_id) SELECT $1, $2, unnest($3::text[])",
+        api.creds.app_id, cid, IDS)
     return await campaigns.get(pool, api.creds.app_id, cid)
 
 
@@ -95,7 +98,7 @@ async def test_one_statement_batch_equals_row_path(api: Api, pool: Any) -> None:
             r_old = await fanout.write_batch(conn, old, 0, b, len(IDS), True, sender)
         tpl = compile_campaign(new["message_template"], new["channel_template"])
         async with conn.transaction():
-            rows = await fanwrite.pending_users(conn, app_id, "new", IDS, None, "zzz")
+            rows = await fanwrite.pending_users(conn, app_id, "new", None, "zzz")
             assert [r["id"] for r in rows] == ["ghost", "u1", "u2", "u4"]
             nb = fanwrite.render(new, tpl, rows, sender, None)
             sh = fanwrite.shape(new, tpl.text.source, tpl.custom.value, tpl.channel_custom.value)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from broadcaster import cursors, filters, lifecycle, timefmt
 from broadcaster.api import campaign_out, pager
-from broadcaster.errors import bad_request
+from broadcaster.errors import bad_request, not_found
 from broadcaster.http import ok, read_json
 from broadcaster.jobs import campaigns as jobs
 from broadcaster.keys import POOL, REDIS, SETTINGS
@@ -166,7 +166,7 @@ async def start_campaign(request: web.Request) -> web.Response:
             kind = "user"
             if row["segment_ids"]:
                 kind = (await recipients.load_audience(conn, app.id, row["segment_ids"], row["sender_id"])).kind
-            r = await campaigns.start(conn, row, kind, sched, stop_at)
+            r = await campaigns.start(conn, row, kind, sched, stop_at, request.app[SETTINGS].batch_size)
         if r["status"] == "in_progress":
             await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
     return await campaign_out.answer(request, r)
@@ -217,8 +217,7 @@ async def test_campaign(request: web.Request) -> web.Response:
 @routes.get("/campaigns/{id}/recipients", name="QueryCampaignRecipients")
 async def query_recipients(request: web.Request) -> web.Response:
     app = current_app(request)
-    cid = request.match_info["id"]
-    await ledger.ensure_campaign(request.app[POOL], app.id, cid)
+    camp = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
     q = dict(request.query)
     status = q.get("status") or None
     if status is not None and status not in ledger.STATUSES:
@@ -226,13 +225,21 @@ async def query_recipients(request: web.Request) -> web.Response:
     limit = integer({"limit": int(q["limit"]) if q.get("limit", "").isdigit() else q.get("limit")},
                     "limit", lo=1, hi=1000, default=100)
     assert limit is not None
-    fp = cursors.fingerprint("recipients", app.id, cid, status)
+    if q.get("next") and q.get("prev"):
+        raise bad_request("next and prev are mutually exclusive")
+    fp = cursors.fingerprint("recipients", app.id, camp["id"], status)
     secret = request.app[SETTINGS].cursor_secret
     after = cursors.decode(q["next"], "next", "next", fp, secret)[0] if q.get("next") else None
-    rows = [] if status == "pending" else await ledger.page(request.app[POOL], app.id, cid, status, after, limit + 1)
-    out: dict[str, Any] = {"recipients": [ledger.row_view(r) for r in rows[:limit]]}
-    if len(rows) > limit:
-        out["next"] = cursors.encode([rows[limit - 1]["target_id"]], "next", fp, secret)
+    before = cursors.decode(q["prev"], "prev", "prev", fp, secret)[0] if q.get("prev") else None
+    rows = await ledger.page(request.app[POOL], app.id, camp["id"], status, planned=bool(camp["planned"]),
+                             after=after, before=before, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[-limit:] if before is not None else rows[:limit]
+    out: dict[str, Any] = {"recipients": [ledger.row_view(r) for r in rows]}
+    if rows and (more if before is None else True):
+        out["next"] = cursors.encode([rows[-1]["target_id"]], "next", fp, secret)
+    if rows and (more if before is not None else after is not None):
+        out["prev"] = cursors.encode([rows[0]["target_id"]], "prev", fp, secret)
     return ok(request, out)
 
 
@@ -243,6 +250,9 @@ async def delete_recipient(request: web.Request) -> web.Response:
         row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
         if row["status"] in ("completed", "stopped"):
             raise bad_request(f"cannot remove a recipient of a campaign whose status is {row['status']!r}")
+        target = request.match_info["target_id"]
+        if row["planned"] and not await ledger.in_audience(conn, app.id, row["id"], target):
+            raise not_found(f"recipient {target!r} of campaign {row['id']!r}")
         await ledger.exclude(conn, app.id, row["id"], request.match_info["target_id"])
     return ok(request, {})
 

@@ -1,4 +1,4 @@
-"""Campaign jobs: the planner, one job per batch, and the 1 s tick.
+"""Campaign jobs: one job per batch, and the 1 s tick.
 
 Every job is idempotent. PostgreSQL holds the truth (status, batch boundaries, done flags,
 leases); Redis only carries jobs, so a lost job (worker SIGKILLed, Redis restarted) is found
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import asyncpg
@@ -20,7 +19,7 @@ from broadcaster import ids as idgen
 from broadcaster import metrics, pressure, sendrate, timefmt
 from broadcaster.errors import ApiError
 from broadcaster.store import campaigns, fanout, fanwrite
-from broadcaster.store.ledger import Conn, Tx
+from broadcaster.store.ledger import Tx
 from broadcaster.templating import CACHE as TEMPLATE_CACHE
 from broadcaster.templating import CampaignTemplates, batch_budget, user_view
 
@@ -33,24 +32,16 @@ def templates_for(camp: asyncpg.Record) -> CampaignTemplates:
                               camp["message_template"], camp["channel_template"])
 
 
-async def enqueue_plan(redis: ArqRedis, app_id: int, cid: str) -> None:
-    # A time-bucketed id: a planner lost with its worker is replaced within seconds, and
-    # concurrent planners are harmless (each step locks the campaign row).
-    await redis.enqueue_job("campaign_plan", app_id, cid, _job_id=f"plan:{app_id}:{cid}:{int(time.time() // 5)}")
-
-
 async def enqueue_batch(redis: ArqRedis, app_id: int, cid: str, no: int, tries: int) -> None:
     await redis.enqueue_job("campaign_batch", app_id, cid, no, _job_id=f"batch:{app_id}:{cid}:{no}:{tries}")
 
 
-async def kick(redis: ArqRedis, conn: Conn, app_id: int, cid: str, *, all_open: bool) -> None:
-    """(Re-)enqueue the work of an in-progress campaign: its planner, and its open batches
-    (all of them after a resume, only the lost ones from the tick)."""
+async def kick(redis: ArqRedis, conn: Tx, app_id: int, cid: str, *, all_open: bool) -> None:
+    """(Re-)enqueue the open batches of an in-progress campaign (all of them after a start or
+    resume, only the lost ones from the tick). Its audience and batches were fixed at start."""
     camp = await campaigns.get(conn, app_id, cid)
     if camp["status"] != "in_progress":
         return
-    if not camp["planned"]:
-        await enqueue_plan(redis, app_id, cid)
     if all_open:
         rows = await conn.fetch(
             "UPDATE campaign_batches SET tries = tries + 1,"
@@ -62,24 +53,8 @@ async def kick(redis: ArqRedis, conn: Conn, app_id: int, cid: str, *, all_open: 
         lost = await fanout.open_batches(conn, app_id, cid)
     for no, tries in lost:
         await enqueue_batch(redis, app_id, cid, no, tries)
-
-
-async def campaign_plan(ctx: dict[str, Any], app_id: int, cid: str) -> int:
-    pool, redis, settings = ctx["pool"], ctx["redis"], ctx["settings"]
-    planned = 0
-    async with pool.acquire() as conn:
-        while True:
-            try:
-                no = await fanout.plan_step(conn, app_id, cid, settings.batch_size)
-            except ApiError:  # the campaign was deleted
-                break
-            if no is None:
-                break
-            await enqueue_batch(redis, app_id, cid, no, 0)
-            planned += 1
+    if all_open and not lost:  # an empty audience, or a resume with every batch done
         await campaigns.try_complete(conn, app_id, cid)
-    metrics.JOBS.labels("campaign_plan", "ok").inc()
-    return planned
 
 
 async def _app_settings(conn: Tx, app_id: int) -> dict[str, Any]:
@@ -127,13 +102,9 @@ async def _run_batch(
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")
         if camp["status"] != "in_progress":
             return "inactive", False
-        b = await conn.fetchrow(
-            "SELECT after_id, upto_id, done FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2"
-            " AND batch_no = $3 FOR UPDATE", app_id, cid, no,
-        )
+        b = await fanout.batch_row(conn, app_id, cid, no)
         if b is None or b["done"]:
             return "done", False
-        ids = await fanout.audience_ids(conn, camp, b["after_id"], upto=b["upto_id"])
         srow = await conn.fetchrow(
             "SELECT id, name, role, teams, language, custom FROM users WHERE app_id = $1 AND id = $2",
             app_id, camp["sender_id"],
@@ -142,9 +113,10 @@ async def _run_batch(
         maybe_last = True
         if fast:
             sent, errored, skipped, created, others = await _write_users(
-                conn, camp, tpl, no, ids, (b["after_id"], b["upto_id"]), sender, events)
+                conn, camp, tpl, no, b["n"], (b["after_id"], b["upto_id"]), sender, events)
             maybe_last = bool(camp["planned"]) and not others
         else:
+            ids = await fanout.audience_range(conn, app_id, cid, b["after_id"], b["upto_id"])
             sent, errored, skipped, created = await _write_generic(conn, camp, tpl, no, ids, sender, events)
     metrics.CAMPAIGN_MESSAGES.labels("sent").inc(sent)
     metrics.CAMPAIGN_MESSAGES.labels("errored").inc(errored)
@@ -154,11 +126,11 @@ async def _run_batch(
 
 
 async def _write_users(
-    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, no: int, ids: list[str],
+    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, no: int, n: int,
     bounds: tuple[str | None, str], sender: dict[str, Any], events: bool,
 ) -> tuple[int, int, int, int, int]:
     """User audiences (the common case): one read, Python renders, one write statement."""
-    rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], ids, *bounds)
+    rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], *bounds)
     existing = None
     if not camp["create_channels"]:
         with batch_budget():
@@ -171,7 +143,7 @@ async def _write_users(
     with batch_budget():
         batch = fanwrite.render(camp, tpl, rows, sender, existing)
     sh = fanwrite.shape(camp, tpl.text.source, tpl.custom.value, tpl.channel_custom.value)
-    return await fanwrite.write(conn, camp, no, sh, batch, len(ids), events, sender, timefmt.fmt(timefmt.now()) or "")
+    return await fanwrite.write(conn, camp, no, sh, batch, n, events, sender, timefmt.fmt(timefmt.now()) or "")
 
 
 async def _write_generic(
@@ -234,17 +206,16 @@ async def campaign_tick(ctx: dict[str, Any]) -> None:
                     async with conn.transaction():
                         row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
                         if row["status"] == "scheduled":
-                            await campaigns.fire(conn, row)
+                            await campaigns.fire(conn, row, ctx["settings"].batch_size)
                     await kick(redis, conn, app_id, cid, all_open=True)
                 elif r["status"] == "in_progress":
                     await kick(redis, conn, app_id, cid, all_open=False)
-                    if r["planned"]:
-                        await campaigns.try_complete(conn, app_id, cid)
+                    await campaigns.try_complete(conn, app_id, cid)
             except ApiError:
                 continue  # deleted or changed meanwhile
             except Exception:
                 logger.exception("campaign tick failed", extra={"fields": {"campaign": cid}})
 
 
-FUNCTIONS = [campaign_plan, campaign_batch]
+FUNCTIONS = [campaign_batch]
 CRON = [cron(campaign_tick, second=None, unique=True, timeout=30)]

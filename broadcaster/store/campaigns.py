@@ -9,8 +9,14 @@ import asyncpg
 
 from broadcaster import lifecycle, timefmt
 from broadcaster.errors import conflict, not_found
-from broadcaster.store import campaign_view, ledger, outbox
+from broadcaster.store import campaign_view, ledger, outbox, recipients
 from broadcaster.store.ledger import Conn, Tx
+
+# A queued batch job not started by then is presumed lost (its worker died after arq handed
+# it over, before the job took its running lease) and is enqueued again under a new job id.
+# Short on purpose: a duplicate of a still-queued job is harmless (the batch row lock and
+# done flag make the second one a no-op), while a long lease delays recovery after a crash.
+QUEUED_LEASE_S = 30
 
 COLUMNS = (
     "app_id, id, name, description, status, segment_ids, user_ids, sender_id, sender_mode,"
@@ -69,7 +75,7 @@ async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
 
 
 async def delete(conn: Tx, app_id: int, cid: str) -> None:
-    for table in ("campaign_batches", "campaign_recipients", "campaign_minutes"):
+    for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience"):
         await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
     await conn.execute("DELETE FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)
 
@@ -113,8 +119,9 @@ async def add_event(conn: Tx, r: asyncpg.Record, event: str) -> None:
 
 async def start(
     conn: Tx, row: asyncpg.Record, kind: str, scheduled_for: datetime | None,
-    stop_at: datetime | None,
+    stop_at: datetime | None, batch_size: int,
 ) -> asyncpg.Record:
+    """Start (or schedule) a draft locked FOR UPDATE; starting now fixes the audience."""
     lifecycle.check("start", row["status"])
     status = lifecycle.start_status(timefmt.now(), scheduled_for)
     r = await set_status(
@@ -122,14 +129,32 @@ async def start(
         extra_sql=", kind = $4, scheduled_for = $5, stop_at = $6"
         + (", started_at = now()" if status == "in_progress" else ""),
         extra=(kind, scheduled_for, stop_at),
-        event="campaign.started" if status == "in_progress" else None,
     )
+    if status == "in_progress":
+        r = await _fix_audience(conn, r, batch_size)
+        await add_event(conn, r, "campaign.started")
     return r
 
 
-async def fire(conn: Tx, row: asyncpg.Record) -> asyncpg.Record:
-    """A scheduled campaign whose time has come."""
-    return await set_status(conn, row, "fire", extra_sql=", started_at = now()", event="campaign.started")
+async def fire(conn: Tx, row: asyncpg.Record, batch_size: int) -> asyncpg.Record:
+    """A scheduled campaign whose time has come: in_progress, audience fixed now."""
+    r = await set_status(conn, row, "fire", extra_sql=", started_at = now()")
+    r = await _fix_audience(conn, r, batch_size)
+    await add_event(conn, r, "campaign.started")
+    return r
+
+
+async def _fix_audience(conn: Tx, r: asyncpg.Record, batch_size: int) -> asyncpg.Record:
+    total, batches = await recipients.fix(
+        conn, r["app_id"], r["id"], kind=r["kind"] or "user", segment_ids=r["segment_ids"],
+        user_ids=r["user_ids"], sender_id=r["sender_id"], batch_size=batch_size, lease_s=QUEUED_LEASE_S,
+    )
+    out = await conn.fetchrow(
+        "UPDATE campaigns SET planned = true, recipients_total = $3, plan_batches = $4"
+        f" WHERE app_id = $1 AND id = $2 RETURNING {COLUMNS}", r["app_id"], r["id"], total, batches,
+    )
+    assert out is not None
+    return out
 
 
 async def try_complete(conn: Tx, app_id: int, cid: str) -> bool:

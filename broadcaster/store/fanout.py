@@ -17,7 +17,7 @@ import orjson
 
 from broadcaster import ids as idgen
 from broadcaster import timefmt
-from broadcaster.store import campaigns, recipients
+from broadcaster.store.campaigns import QUEUED_LEASE_S
 from broadcaster.store.ledger import Conn, Tx
 from broadcaster.templating import (
     TEST_SEND_SECONDS,
@@ -28,53 +28,25 @@ from broadcaster.templating import (
 )
 from broadcaster.validate import ID_RE
 
-# A queued batch job not started by then is presumed lost (its worker died after arq handed
-# it over, before the job took its running lease) and is enqueued again under a new job id.
-# Short on purpose: a duplicate of a still-queued job is harmless (the batch row lock and
-# done flag make the second one a no-op), while a long lease delays recovery after a crash.
-QUEUED_LEASE_S = 30
 RUNNING_LEASE_S = 10  # a started one not done by then (worker killed) is re-enqueued
 
 
-async def audience_ids(
-    conn: Tx, camp: asyncpg.Record, after: str | None, *,
-    limit: int | None = None, upto: str | None = None,
-) -> list[str]:
-    if camp["user_ids"]:
-        rows = await conn.fetch(
-            "SELECT DISTINCT u FROM unnest($1::text[]) u WHERE ($2::text IS NULL OR u > $2)"
-            " AND ($3::text IS NULL OR u <= $3) AND u <> $4 ORDER BY u LIMIT $5",
-            camp["user_ids"], after, upto, camp["sender_id"], limit,
-        )
-        return [r[0] for r in rows]
-    aud = recipients.Audience(camp["app_id"], camp["kind"], tuple(camp["segment_ids"]), camp["sender_id"])
-    if upto is not None:
-        return await recipients.range_ids(conn, aud, after=after, upto=upto)
-    return await recipients.page(conn, aud, after=after, limit=limit or 1000)
+async def audience_range(conn: Tx, app_id: int, cid: str, after: str | None, upto: str) -> list[str]:
+    """The batch's range (after, upto] of the campaign's fixed audience, ascending."""
+    rows = await conn.fetch(
+        "SELECT target_id FROM campaign_audience WHERE app_id = $1 AND campaign_id = $2"
+        " AND target_id > coalesce($3, '') AND target_id <= $4 ORDER BY target_id",
+        app_id, cid, after, upto,
+    )
+    return [r[0] for r in rows]
 
 
-async def plan_step(conn: Tx, app_id: int, cid: str, batch_size: int) -> int | None:
-    """Record the next batch boundary; returns its number, or None when planning is over."""
-    async with conn.transaction():
-        camp = await campaigns.get(conn, app_id, cid, lock="NO KEY UPDATE")
-        if camp["status"] != "in_progress" or camp["planned"]:
-            return None
-        got = await audience_ids(conn, camp, camp["plan_after"], limit=batch_size)
-        if not got:
-            await conn.execute("UPDATE campaigns SET planned = true WHERE app_id = $1 AND id = $2", app_id, cid)
-            return None
-        no = camp["plan_batches"]
-        await conn.execute(
-            "INSERT INTO campaign_batches (app_id, campaign_id, batch_no, after_id, upto_id, n, lease_until)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, now() + interval '{QUEUED_LEASE_S} s') ON CONFLICT DO NOTHING",
-            app_id, cid, no, camp["plan_after"], got[-1], len(got),
-        )
-        await conn.execute(
-            "UPDATE campaigns SET plan_after = $3, plan_batches = plan_batches + 1,"
-            " recipients_total = recipients_total + $4 WHERE app_id = $1 AND id = $2",
-            app_id, cid, got[-1], len(got),
-        )
-        return int(no)
+async def batch_row(conn: Tx, app_id: int, cid: str, no: int) -> asyncpg.Record | None:
+    """The batch's range and state, locked: two copies of one job serialise here."""
+    return await conn.fetchrow(
+        "SELECT after_id, upto_id, n, done FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2"
+        " AND batch_no = $3 FOR UPDATE", app_id, cid, no,
+    )
 
 
 async def open_batches(conn: Conn, app_id: int, cid: str) -> list[tuple[int, int]]:

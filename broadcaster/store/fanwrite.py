@@ -28,10 +28,10 @@ from broadcaster.validate import ID_RE
 
 
 async def pending_users(
-    conn: Tx, app_id: int, cid: str, ids: list[str], after: str | None, upto: str,
+    conn: Tx, app_id: int, cid: str, after: str | None, upto: str,
 ) -> list[asyncpg.Record]:
-    """The batch's targets (ids, all in (after, upto]) without a ledger row yet, in order,
-    with their live user if any.
+    """The batch's recipients (its range (after, upto] of the campaign's fixed audience)
+    without a ledger row yet, in order, with their live user if any.
 
     Call inside the batch's transaction. Ledger rows of a batch not yet done are rare
     (excluded recipients): one range scan finds them. Users are probed by primary key, and
@@ -43,14 +43,15 @@ async def pending_users(
     )
     # LATERAL ... LIMIT 1 cannot be flattened into a join, so each id is one index probe.
     return list(await conn.fetch(
-        "SELECT a.id, u.id IS NOT NULL AS found, u.name, u.role, u.teams, u.language, u.custom"
-        " FROM json_array_elements_text($3::json) WITH ORDINALITY AS a(id, ord)"
+        "SELECT a.target_id AS id, u.id IS NOT NULL AS found, u.name, u.role, u.teams, u.language, u.custom"
+        " FROM campaign_audience a"
         " LEFT JOIN LATERAL (SELECT u.id, u.name, u.role, u.teams, u.language, u.custom FROM users u"
-        "   WHERE u.app_id = $1 AND u.id = a.id AND u.deleted_at IS NULL LIMIT 1) u ON true"
-        " WHERE a.id NOT IN (SELECT r.target_id FROM campaign_recipients r WHERE r.app_id = $1"
-        "   AND r.campaign_id = $2 AND r.target_id > coalesce($4, '') AND r.target_id <= $5)"
-        " ORDER BY a.ord",
-        app_id, cid, ids, after, upto,
+        "   WHERE u.app_id = $1 AND u.id = a.target_id AND u.deleted_at IS NULL LIMIT 1) u ON true"
+        " WHERE a.app_id = $1 AND a.campaign_id = $2 AND a.target_id > coalesce($3, '') AND a.target_id <= $4"
+        " AND a.target_id NOT IN (SELECT r.target_id FROM campaign_recipients r WHERE r.app_id = $1"
+        "   AND r.campaign_id = $2 AND r.target_id > coalesce($3, '') AND r.target_id <= $4)"
+        " ORDER BY a.target_id",
+        app_id, cid, after, upto,
     ))
 
 

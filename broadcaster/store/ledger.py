@@ -61,16 +61,57 @@ def row_view(r: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
+_LEDGER_COLS = "target_id, user_id, channel_cid, message_id, status, error, sent_at, read_at"
+# Every recipient of the fixed audience, with its ledger row if it has one (none = pending):
+# a merge of two primary-key walks in target order.
+_AUDIENCE_PAGE = (
+    "SELECT a.target_id, r.user_id, r.channel_cid, r.message_id, coalesce(r.status, 'pending') AS status,"
+    " r.error, r.sent_at, r.read_at FROM campaign_audience a LEFT JOIN campaign_recipients r"
+    " ON r.app_id = a.app_id AND r.campaign_id = a.campaign_id AND r.target_id = a.target_id"
+    " WHERE a.app_id = $1 AND a.campaign_id = $2 AND {pending} {keyset} ORDER BY a.target_id {dir} LIMIT {limit}"
+)
+_LEDGER_PAGE = (
+    f"SELECT {_LEDGER_COLS} FROM campaign_recipients a WHERE a.app_id = $1 AND a.campaign_id = $2"
+    " AND ($3::text IS NULL OR a.status = $3) {keyset} ORDER BY a.target_id {dir} LIMIT {limit}"
+)
+
+
 async def page(
-    conn: Conn, app_id: int, cid: str, status: str | None, after: str | None, limit: int,
+    conn: Conn, app_id: int, cid: str, status: str | None, *, planned: bool,
+    after: str | None = None, before: str | None = None, limit: int,
 ) -> list[asyncpg.Record]:
-    """Ledger rows in target_id order (a keyset walk of the primary key)."""
-    return await conn.fetch(
-        "SELECT target_id, user_id, channel_cid, message_id, status, error, sent_at, read_at"
-        " FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2"
-        " AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR target_id > $4)"
-        f" ORDER BY target_id LIMIT {int(limit)}", app_id, cid, status, after,
-    )
+    """Recipients in target_id order: after `after` (ascending), or the `limit` ones just
+    before `before` (returned ascending). Once the audience is fixed (planned) every recipient
+    is listed, `pending` until its batch commits; before that only ledger rows (exclusions)."""
+    keyset, arg = "", after
+    if before is not None:
+        keyset, arg = "AND a.target_id < $4", before
+    elif after is not None:
+        keyset = "AND a.target_id > $4"
+    d = "DESC" if before is not None else "ASC"
+    args: list[Any] = [app_id, cid]
+    if planned and status in (None, "pending"):
+        sql = _AUDIENCE_PAGE.format(
+            pending="r.target_id IS NULL" if status == "pending" else "true",
+            keyset=keyset.replace("$4", "$3"), dir=d, limit=int(limit))
+    elif status == "pending":
+        return []
+    else:
+        sql = _LEDGER_PAGE.format(keyset=keyset, dir=d, limit=int(limit))
+        args.append(status)
+    if keyset:
+        args.append(arg)
+    rows = list(await conn.fetch(sql, *args))
+    if before is not None:
+        rows.reverse()
+    return rows
+
+
+async def in_audience(conn: Conn, app_id: int, cid: str, target_id: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM campaign_audience WHERE app_id = $1 AND campaign_id = $2 AND target_id = $3",
+        app_id, cid, target_id,
+    ))
 
 
 async def exclude(conn: Tx, app_id: int, cid: str, target_id: str) -> None:

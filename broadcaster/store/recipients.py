@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from broadcaster.errors import bad_request, not_found
 from broadcaster.store import segments, targets
-from broadcaster.store.segments import SegmentRow
+from broadcaster.store.segments import SegmentRow, Tx
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,11 @@ def _segment_select(
     return f"SELECT {col} AS id FROM {src}{where} ORDER BY {col}{limit_sql}"
 
 
-async def _run(
-    conn: segments.Conn, audience: Audience, after: str | None,
+def _union_sql(
+    rows: list[SegmentRow], audience: Audience, params: Any, after: str | None,
     upto: str | None, limit: int | None,
-) -> list[str]:
-    from broadcaster import filters
-
-    rows = await segments.get_many(conn, audience.app_id, list(audience.segment_ids))
-    params = filters.Params()
+) -> str | None:
+    """The distinct ordered ids of the audience in (after, upto] as one SQL text (None: empty)."""
     bounds: list[str] = []
     if after is not None:
         bounds.append("{col} > " + params.add(after))
@@ -95,13 +92,75 @@ async def _run(
     limit_sql = f" LIMIT {params.add(limit)}" if limit is not None else ""
     subs = [s for seg in rows if (s := _segment_select(seg, audience, params, bounds, limit_sql))]
     if not subs:
-        return []
+        return None
     if len(subs) == 1:
-        sql = subs[0]
-    else:
-        union = " UNION ALL ".join(f"({s})" for s in subs)
-        sql = f"SELECT DISTINCT id FROM ({union}) u ORDER BY id{limit_sql}"
+        return subs[0]
+    union = " UNION ALL ".join(f"({s})" for s in subs)
+    return f"SELECT DISTINCT id FROM ({union}) u ORDER BY id{limit_sql}"
+
+
+async def _run(
+    conn: segments.Conn, audience: Audience, after: str | None,
+    upto: str | None, limit: int | None,
+) -> list[str]:
+    from broadcaster import filters
+
+    rows = await segments.get_many(conn, audience.app_id, list(audience.segment_ids))
+    params = filters.Params()
+    sql = _union_sql(rows, audience, params, after, upto, limit)
+    if sql is None:
+        return []
     return [r[0] for r in await targets.fetch_index_ordered(conn, sql, params.values)]
+
+
+# One statement fixes the audience: the distinct ordered ids are numbered once (a window over
+# the already ordered merge of index scans: no sort), copied into campaign_audience, and
+# every batch_size-th id (and the last) becomes a batch boundary (after, upto] with its size.
+_FIX = """
+WITH src AS MATERIALIZED (
+  SELECT s.id, row_number() OVER (ORDER BY s.id) AS rn FROM ({source}) s
+), ins AS (
+  INSERT INTO campaign_audience (app_id, campaign_id, target_id) SELECT $1, $2, id FROM src
+), total AS (
+  SELECT count(*) AS n FROM src
+), bounds AS (
+  SELECT src.id, src.rn FROM src, total WHERE src.rn % $3 = 0 OR src.rn = total.n
+), b AS (
+  INSERT INTO campaign_batches (app_id, campaign_id, batch_no, after_id, upto_id, n, lease_until)
+  SELECT $1, $2, row_number() OVER w - 1, lag(id) OVER w, id, rn - coalesce(lag(rn) OVER w, 0),
+         now() + make_interval(secs => $4)
+  FROM bounds WINDOW w AS (ORDER BY rn)
+  RETURNING 1
+)
+SELECT (SELECT n FROM total) AS recipients, (SELECT count(*) FROM b) AS batches
+"""
+
+
+async def fix(
+    conn: Tx, app_id: int, campaign_id: str, *, kind: str, segment_ids: Sequence[str],
+    user_ids: Sequence[str], sender_id: str, batch_size: int, lease_s: float,
+) -> tuple[int, int]:
+    """Fix a starting campaign's audience and its batch boundaries, inside the caller's
+    transaction (the one that makes it in_progress); returns (recipients, batches).
+
+    The segments are locked FOR SHARE first: target additions and removals (which update
+    their segment row) wait for this transaction, so the audience is one consistent state."""
+    from broadcaster import filters
+
+    params = filters.Params([app_id, campaign_id, batch_size, float(lease_s)])
+    if user_ids:
+        source = (f"SELECT DISTINCT u AS id FROM unnest({params.add(list(user_ids))}::text[]) u"
+                  f" WHERE u <> {params.add(sender_id)}")
+    else:
+        await conn.execute(
+            "SELECT 1 FROM segments WHERE app_id = $1 AND id = ANY($2::text[]) FOR SHARE",
+            app_id, list(segment_ids))
+        rows = await segments.get_many(conn, app_id, list(segment_ids))
+        aud = Audience(app_id, "user" if kind == "user" else "channel", tuple(segment_ids), sender_id)
+        sql = _union_sql(rows, aud, params, None, None, None)
+        source = sql if sql is not None else "SELECT NULL::text AS id WHERE false"
+    r = (await targets.fetch_index_ordered(conn, _FIX.format(source=source), params.values))[0]
+    return int(r["recipients"]), int(r["batches"])
 
 
 async def page(

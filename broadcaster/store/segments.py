@@ -127,12 +127,12 @@ async def update(
 
 
 async def active_campaign_using(conn: Conn, app_id: int, segment_id: str) -> tuple[str, str] | None:
-    """(campaign id, status) of a scheduled/in-progress campaign using the segment, if any."""
+    """(campaign id, status) of a scheduled, in-progress or paused campaign using the segment, if any."""
     if await conn.fetchval("SELECT to_regclass('campaigns')") is None:
         return None  # the campaigns table is not migrated in (yet): nothing can use it
     r = await conn.fetchrow(
         "SELECT id, status FROM campaigns WHERE app_id = $1 AND $2 = ANY(segment_ids)"
-        " AND status IN ('scheduled', 'in_progress') ORDER BY id LIMIT 1",
+        " AND status IN ('scheduled', 'in_progress', 'paused') ORDER BY id LIMIT 1",
         app_id, segment_id,
     )
     return (r["id"], r["status"]) if r else None
