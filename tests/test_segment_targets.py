@@ -217,3 +217,71 @@ async def test_nul_characters_are_400_not_500(api: Api):
     assert_error(st, body, 404, 16)
     st, body = await api.get("/segments/s1/target/x%00y")
     assert_error(st, body, 404, 16)
+
+
+async def test_targets_filter_takes_the_whole_filter_language(api: Api):
+    await _explicit(api)
+    ids = [f"t{i:02d}" for i in range(20)]
+    await api.post("/segments/s1/addtargets", {"target_ids": ids[:10]})
+    st, first = await api.post("/segments/s1/targets/query", {"limit": 1, "sort": [{"field": "created_at"}]})
+    await api.post("/segments/s1/addtargets", {"target_ids": ids[10:]})
+    st, t10 = await api.get("/segments/s1/target/t10")
+    second_call = t10["target"]["created_at"]
+    path = "/segments/s1/targets/query"
+    cases = [
+        ({"target_id": {"$ne": "t00"}}, ids[1:]),
+        ({"target_id": {"$nin": ids[:18]}}, ids[18:]),
+        ({"$or": [{"target_id": "t03"}, {"target_id": {"$gte": "t18"}}]}, ["t03", "t18", "t19"]),
+        ({"$nor": [{"target_id": {"$lt": "t02"}}, {"target_id": {"$gt": "t03"}}]}, ["t02", "t03"]),
+        ({"$and": [{"target_id": {"$gt": "t04"}}, {"target_id": {"$lte": "t06"}}]}, ["t05", "t06"]),
+        ({"target_id": {"$autocomplete": "T1"}}, ids[10:]),
+        ({"target_id": {"$exists": True}}, ids),
+        ({"target_id": {"$exists": False}}, []),
+        ({"created_at": {"$gte": second_call}}, ids[10:]),
+        ({"created_at": {"$lt": second_call}, "target_id": {"$gte": "t08"}}, ["t08", "t09"]),
+        ({"created_at": {"$in": [first["targets"][0]["created_at"]]}}, ids[:10]),
+        ({"created_at": {"$ne": second_call}, "target_id": {"$in": ["t01", "t11"]}}, ["t01"]),
+    ]
+    for flt, want in cases:
+        st, body = await api.post(path, {"filter": flt, "limit": 100})
+        assert st == 200, (flt, body)
+        assert [t["target_id"] for t in body["targets"]] == want, flt
+    # paging through an $or keeps the filter in the cursor
+    st, p1 = await api.post(path, {"filter": {"$or": [{"target_id": {"$lt": "t03"}}, {"target_id": "t15"}]},
+                                   "limit": 2, "sort": [{"field": "target_id", "direction": -1}]})
+    st, p2 = await api.post(path, {"limit": 5, "next": p1["next"]})
+    assert [t["target_id"] for t in p1["targets"] + p2["targets"]] == ["t15", "t02", "t01", "t00"]
+    for flt, words in (({"target_id": {"$contains": "a"}}, "filter.target_id.$contains"),
+                       ({"$or": "x"}, "filter.$or"), ({"created_at": {"$gt": "yesterday"}}, "filter.created_at.$gt"),
+                       ({"target_id": {"$in": [1]}}, "filter.target_id.$in")):
+        st, body = await api.post(path, {"filter": flt})
+        assert_error(st, body, 400, 4, words)
+
+
+async def test_range_filters_bound_the_index_scan(api: Api, pool: asyncpg.Pool):
+    """Comparisons on the sort key are Index Cond bounds; other conditions filter the rows
+    the same ordered range scan walks (still no sort, no sequential or bitmap scan)."""
+    from broadcaster.store import targets
+
+    seg = await _explicit(api)
+    key = await pool.fetchval("SELECT key FROM segments WHERE id = $1", seg["id"])
+    await pool.execute("INSERT INTO segment_targets (seg, target_id) SELECT $1, 'u' || g"
+                       " FROM generate_series(1, 20000) g", key)
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC).isoformat()
+    for sort, flt, bound in (
+        (("target_id", 1), {"target_id": {"$gte": "u3", "$lt": "u4"}}, "target_id >="),
+        (("target_id", -1), {"$and": [{"target_id": {"$lte": "u9"}}]}, "target_id <="),
+        (("created_at", 1), {"created_at": {"$gt": when}}, "created_at >"),
+        (("target_id", 1), {"$or": [{"target_id": "u5"}, {"target_id": {"$gt": "u9"}}]}, None),
+        (("created_at", -1), {"target_id": {"$ne": "u1"}}, None),
+    ):
+        params: list = [key]
+        conds = targets.compile_filter(flt, params)
+        sql, args = targets.page_sql(key, conds, params, sort, None, False, 1000)
+        plan = "\n".join(r[0] for r in await targets.fetch_index_ordered(pool, sql, args, explain=True))
+        assert "Index" in plan and "Sort" not in plan and "Seq Scan" not in plan and "Bitmap" not in plan, plan
+        cond = next(line for line in plan.splitlines() if "Index Cond" in line)
+        if bound:
+            assert bound in cond, plan
+        else:
+            assert "Filter" in plan, plan

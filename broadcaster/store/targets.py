@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from broadcaster import timefmt
+from broadcaster import filters
 from broadcaster.errors import bad_request
 from broadcaster.store import segments
 from broadcaster.store.segments import SegmentRow
@@ -20,7 +20,6 @@ from broadcaster.store.segments import SegmentRow
 # the whole index scan.
 CREATED_AT_TEXT = """to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 SORT_FIELDS = ("target_id", "created_at")
-_OPS = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
 def _nonexplicit(seg: SegmentRow) -> Exception:
@@ -96,55 +95,25 @@ async def purge(conn: segments.Conn, seg_key: int, batch: int = 50_000) -> int:
 
 # ---- the targets/query page (pure compilation + one query) ----
 
+TARGET_SCHEMA = filters.Schema(columns={
+    "target_id": filters.Column("t.target_id", "text"),
+    "created_at": filters.Column("t.created_at", "time"),
+})
+
+
 def compile_filter(flt: Any, params: list[Any], *, path: str = "filter") -> list[str]:
-    """AND-ed SQL conditions for {target_id|created_at: value|{$op: value}} and $and lists.
+    """SQL conditions for a filter of the whole language (SPEC 2) on target_id and created_at.
 
-    params already holds $1 (the segment key); placeholders continue after it."""
-    if flt is None:
+    params already holds $1 (the segment key); placeholders continue after it. Comparisons
+    ($eq $gt $gte $lt $lte, and $in) AND-ed at the top level on the sort key become bounds of
+    the page's index range scan; everything else ($or, $nor, $ne, $nin, $autocomplete,
+    $exists, and conditions on the other field) is checked on the rows that range scan walks."""
+    if flt is None or flt == {}:
         return []
-    if not isinstance(flt, dict):
-        raise bad_request(f"{path} must be an object")
-    out: list[str] = []
-    for field, cond in flt.items():
-        here = f"{path}.{field}"
-        if field == "$and":
-            if not isinstance(cond, list):
-                raise bad_request(f"{here} must be a list of filters")
-            for i, sub in enumerate(cond):
-                out += compile_filter(sub, params, path=f"{here}[{i}]")
-            continue
-        if field not in SORT_FIELDS:
-            raise bad_request(f"{here}: unknown field, targets filter on target_id and created_at")
-        ops = cond if isinstance(cond, dict) else {"$eq": cond}
-        if not ops:
-            raise bad_request(f"{here} must name an operator ($eq $gt $gte $lt $lte $in)")
-        for op, value in ops.items():
-            opath = f"{here}.{op}"
-            if op == "$in":
-                if not isinstance(value, list) or not value or len(value) > 10_000:
-                    raise bad_request(f"{opath} must be a list of 1..10000 values")
-                params.append([_value(field, v, f"{opath}[{i}]") for i, v in enumerate(value)])
-                cast = "text[]" if field == "target_id" else "timestamptz[]"
-                out.append(f"t.{field} = ANY(${len(params)}::{cast})")
-            elif op in _OPS:
-                params.append(_value(field, value, opath))
-                out.append(f"t.{field} {_OPS[op]} ${len(params)}")
-            else:
-                raise bad_request(f"{opath}: unknown operator (use $eq $gt $gte $lt $lte $in)")
-    return out
-
-
-def _value(field: str, value: Any, path: str) -> Any:
-    if field == "created_at":
-        try:
-            return timefmt.parse(value, path)
-        except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
-            raise bad_request(f"{path} is out of the supported time range") from None
-    if not isinstance(value, str):
-        raise bad_request(f"{path} must be a string")
-    if "\x00" in value:
-        raise bad_request(f"{path} must not contain NUL characters")
-    return value
+    p = filters.Params(start=params)
+    sql = filters.compile_filter(flt, TARGET_SCHEMA, p, field=path)
+    params[:] = p.values
+    return [sql]
 
 
 def parse_sort(sort: Any) -> tuple[str, int]:
