@@ -115,7 +115,7 @@ async def update_campaign(request: web.Request) -> web.Response:
         row = await campaigns.get(conn, app.id, cid, lock="UPDATE")
         lifecycle.check("update", row["status"])
         r = await campaigns.update(conn, app.id, cid, data)
-    return ok(request, {"campaign": await campaign_out.view(request, r)})
+    return await campaign_out.answer(request, r)
 
 
 @routes.delete("/campaigns/{id}", name="DeleteCampaign")
