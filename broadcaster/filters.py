@@ -18,7 +18,8 @@ MAX_DEPTH = 8
 COMBINATORS = ("$and", "$or", "$nor")
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains", "$autocomplete")
 _CMP = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-_PATH_PART = re.compile(r"^.{1,255}$", re.S)
+MAX_LEAVES = 1_000  # conditions per filter (each is SQL text and at least one bind parameter)
+_PATH_PART = re.compile(r"\A.{1,255}\Z", re.S)
 # Guards the ::timestamptz cast of a custom string so a non-date string never raises.
 _TS_PY = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$")
 _TS_RE = r"'^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$'"
@@ -31,6 +32,7 @@ class Params:
 
     def __init__(self, start: list[Any] | None = None) -> None:
         self.values: list[Any] = list(start or [])
+        self.leaves = 0
 
     def add(self, value: Any) -> str:
         self.values.append(value)
@@ -133,6 +135,9 @@ def _node(flt: Any, schema: Schema, params: Params, path: str, depth: int) -> st
         if key in COMBINATORS:
             if not isinstance(value, list) or not value:
                 raise bad_request(f"{sub} must be a non-empty list of filters")
+            params.leaves += len(value)
+            if params.leaves > MAX_LEAVES:
+                raise bad_request(f"{sub}: a filter may hold at most {MAX_LEAVES} conditions")
             kids = [_node(v, schema, params, f"{sub}[{i}]", depth + 1) for i, v in enumerate(value)]
             if key == "$and":
                 parts.append("(" + " AND ".join(kids) + ")")
@@ -159,6 +164,9 @@ def _field(name: str, value: Any, schema: Schema, params: Params, path: str, dep
         raise bad_request(f"{path}: cannot mix operators and plain keys")
     else:
         ops = {"$eq": value}
+    params.leaves += len(ops)
+    if params.leaves > MAX_LEAVES:
+        raise bad_request(f"{path}: a filter may hold at most {MAX_LEAVES} conditions")
     col = schema.columns.get(name)
     if col is None:
         if schema.custom is None:
@@ -330,7 +338,7 @@ def _custom_op(custom: str, keys: list[str], op: str, v: Any, params: Params, pa
             ts = parse(v, path)
             return (
                 f"COALESCE(CASE WHEN jsonb_typeof({e}) = 'string' AND ({e} #>> '{{}}') ~ {_TS_RE} "
-                f"THEN ({e} #>> '{{}}')::timestamptz {cmp} {params.add(ts)}::timestamptz END, FALSE)"
+                f"THEN bc_try_timestamptz({e} #>> '{{}}') {cmp} {params.add(ts)}::timestamptz END, FALSE)"
             )
         return f"COALESCE(CASE WHEN jsonb_typeof({e}) = 'string' THEN ({e} #>> '{{}}') {cmp} {params.add(v)}::text END, FALSE)"
     raise bad_request(f"{path} must be a string, number, boolean or timestamp")

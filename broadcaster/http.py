@@ -12,6 +12,21 @@ from broadcaster.errors import bad_request, too_large
 from broadcaster.keys import SETTINGS, T0
 from broadcaster.validate import no_nul
 
+# JSON nesting accepted in bodies: well inside orjson's own limits (it parses 1024 levels but
+# serialises only 254, and responses wrap stored values a few levels deeper).
+MAX_DEPTH = 64
+
+
+def check_depth(data: Any, what: str) -> None:
+    """Iterative (no recursion limit to hit at any depth): a 400 beyond MAX_DEPTH levels."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > MAX_DEPTH:
+            raise bad_request(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        kids = v.values() if isinstance(v, dict) else v
+        stack.extend((k, d + 1) for k in kids if isinstance(k, dict | list))
+
 
 def _default(obj: Any) -> Any:
     from datetime import datetime
@@ -61,6 +76,8 @@ async def read_json(request: web.Request, *, required: bool = False) -> dict[str
         raise bad_request(f"request body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise bad_request("request body must be a JSON object")
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+        check_depth(data, "request body")
     if b"\\u0000" in raw:
         no_nul(data, "")
     return data
@@ -77,6 +94,8 @@ def query_payload(request: web.Request) -> dict[str, Any]:
         raise bad_request(f"payload query parameter is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise bad_request("payload query parameter must be a JSON object")
+    if raw.count("{") + raw.count("[") > MAX_DEPTH:
+        check_depth(data, "payload")
     if "\\u0000" in raw:
         no_nul(data, "payload")
     return data

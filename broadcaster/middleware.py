@@ -17,6 +17,7 @@ from broadcaster.keys import POOL, SETTINGS, T0
 from broadcaster.logs import log, request_id
 from broadcaster.store import apps
 from broadcaster.store.apps import AppRow
+from broadcaster.validate import API_KEY_RE, REQUEST_ID_RE, path_params
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 logger = logging.getLogger("broadcaster.http")
@@ -53,14 +54,18 @@ def error_response(
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[T0] = time.perf_counter()
-    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    # A client's id is used only when it has a strict format; otherwise we use our own and log
+    # theirs (escaped and cut) in a separate field: it never reaches headers or log ids verbatim.
+    theirs = request.headers.get("X-Request-Id")
+    rid = theirs if theirs is not None and REQUEST_ID_RE.match(theirs) else uuid.uuid4().hex
+    extra = {"client_request_id": repr(theirs[:200])} if theirs is not None and rid != theirs else {}
     token = request_id.set(rid)
     try:
         resp = await handler(request)
         resp.headers["X-Request-Id"] = rid
         log(logger, logging.INFO, "request", method=request.method, path=request.path,
             status=resp.status, op=operation(request),
-            ms=round((time.perf_counter() - request[T0]) * 1000, 2))
+            ms=round((time.perf_counter() - request[T0]) * 1000, 2), **extra)
         return resp
     finally:
         request_id.reset(token)
@@ -98,10 +103,13 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     api_key = request.query.get("api_key")
     if not api_key:
         raise unauthorized(2, "api_key query parameter is missing")
+    if not API_KEY_RE.match(api_key):  # NUL, control characters, 10 kB keys: never a key
+        raise unauthorized(2, f"api_key {api_key[:40]!r} is not valid")
     app_row = await apps.by_key(request.app[POOL], api_key)
     if app_row is None:
         raise unauthorized(2, f"api_key {api_key[:40]!r} is not valid")
     token = auth.token_from_header(request.headers.get("Authorization"))
     auth.check_server_token(token, app_row.api_secret)
     request[APP_ROW] = app_row
+    path_params(request.match_info)
     return await handler(request)

@@ -28,7 +28,10 @@ def parse(value: object, field: str) -> datetime:
         raise bad_request(f"{field} is not a valid RFC 3339 timestamp: {value!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise bad_request(f"{field} is out of the supported range (years 1-9999 in UTC): {value!r}") from None
 
 
 def now() -> datetime:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from broadcaster.errors import bad_request
 
-ID_RE = re.compile(r"^[A-Za-z0-9@_\-!.=]{1,255}$")
-CID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}:[A-Za-z0-9@_\-!.=]{1,255}$")
-TYPE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+# \A...\Z, never ^...$: `$` also matches before a trailing newline ("alice\n" is not alice).
+ID_RE = re.compile(r"\A[A-Za-z0-9@_\-!.=]{1,255}\Z")
+CID_RE = re.compile(r"\A[A-Za-z0-9_\-]{1,64}:[A-Za-z0-9@_\-!.=]{1,255}\Z")
+TYPE_RE = re.compile(r"\A[A-Za-z0-9_\-]{1,64}\Z")
+API_KEY_RE = re.compile(r"\A[A-Za-z0-9_\-]{1,128}\Z")
+REQUEST_ID_RE = re.compile(r"\A[A-Za-z0-9._:\-]{1,128}\Z")
 
 _MISSING: Any = object()
 
@@ -122,3 +126,19 @@ def no_nul(value: Any, path: str) -> None:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             no_nul(v, f"{path}[{i}]")
+
+
+_PATH_RULES: dict[str, tuple[tuple[re.Pattern[str], ...], str]] = {
+    "id": ((ID_RE,), "1-255 of letters, digits and @_-!.="),
+    "type": ((TYPE_RE,), "1-64 of letters, digits and _-"),
+    "target_id": ((ID_RE, CID_RE), "a user id or a channel cid type:id"),
+}
+
+
+def path_params(match_info: Mapping[str, str]) -> None:
+    """Path ids are checked like body ids (pattern, length, NUL, no trailing newline): a value
+    that could never name a resource is a 400 naming the parameter, not a database error."""
+    for name, value in match_info.items():
+        rule = _PATH_RULES.get(name)
+        if rule is not None and not any(p.match(value) for p in rule[0]):
+            raise bad_request(f"path parameter {name} is not a valid id: {value[:80]!r} ({rule[1]})")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import asyncpg
+import orjson
 import pytest
 import requests
 import schemathesis
@@ -171,3 +172,31 @@ def test_fuzz(case: schemathesis.Case, target: Target) -> None:
 def _reseed(target: Target) -> None:
     """Every operation starts from the seeded resources (an earlier one may have deleted them)."""
     target.seed()
+
+
+# ---- the probe's inputs (issue 12), through the same checks: no 5xx, 4xx in the error shape ----
+
+_DEEP = '{"k": ' * 300 + "1" + "}" * 300
+PROBES: list[tuple[str, str, dict[str, str], bytes | None]] = [
+    ("GET", "/campaigns/a%00b", {}, None),
+    ("GET", "/campaigns/fz-camp%0A", {}, None),
+    ("DELETE", "/campaigns/fz-camp/recipients/" + "x" * 7000, {}, None),
+    ("GET", "/segments/fz-useg/target/fz-u1%0A", {}, None),
+    ("POST", "/channels/messaging%0A/x/query", {}, b"{}"),
+    ("GET", "/campaigns/fz-camp", {"api_key": "ab\x00cd"}, None),
+    ("POST", "/campaigns/query", {}, orjson.dumps({"filter": {"$or": [{"id": f"u{i}"} for i in range(10_000)]}})),
+    ("POST", "/campaigns/query", {}, orjson.dumps({"filter": {"created_at": {"$gt": "0001-01-01T00:00:00+05:00"}}})),
+    ("POST", "/users", {}, ('{"users": {"d": {"id": "d", "custom": ' + _DEEP + "}}}").encode()),
+    ("GET", "/users", {"payload": '{"filter_conditions": ' + '{"k": ' * 255 + "1" + "}" * 255 + "}"}, None),
+    ("POST", "/users", {}, orjson.dumps({"users": {"alice\n": {"id": "alice\n"}}})),
+    ("POST", "/segments/fz-useg/targets/query", {}, orjson.dumps({"filter": {"$and": [{"target_id": "a"}] * 5_000}})),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "query", "body"), PROBES)
+def test_probe_inputs(target: Target, method: str, path: str, query: dict[str, str], body: bytes | None) -> None:
+    params, headers = target.auth()
+    r = target.http.request(method, f"{target.url}{path}", params={**params, **query}, data=body,
+                            headers={**headers, "Content-Type": "application/json"}, timeout=30)
+    check(f"probe {method} {path[:60]}", r, f"{method} {path[:200]}")
+    assert r.status_code in (400, 401), (path[:200], r.status_code, r.text[:500])

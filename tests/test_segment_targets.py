@@ -213,10 +213,10 @@ async def test_nul_characters_are_400_not_500(api: Api):
     assert_error(st, body, 400, 4, "filter.tier")
     st, body = await api.post("/segments/s1/targets/query", {"filter": {"target_id": "a\x00"}})
     assert_error(st, body, 400, 4, "filter.target_id")
-    st, body = await api.get("/segments/s%00/target/x")
-    assert_error(st, body, 404, 16)
+    st, body = await api.get("/segments/s%00/target/x")  # path ids are validated like body ids
+    assert_error(st, body, 400, 4, "path parameter id")
     st, body = await api.get("/segments/s1/target/x%00y")
-    assert_error(st, body, 404, 16)
+    assert_error(st, body, 400, 4, "path parameter target_id")
 
 
 async def test_targets_filter_takes_the_whole_filter_language(api: Api):
