@@ -132,6 +132,7 @@ _PATH_RULES: dict[str, tuple[tuple[re.Pattern[str], ...], str]] = {
     "id": ((ID_RE,), "1-255 of letters, digits and @_-!.="),
     "type": ((TYPE_RE,), "1-64 of letters, digits and _-"),
     "target_id": ((ID_RE, CID_RE), "a user id or a channel cid type:id"),
+    "user_id": ((ID_RE,), "1-255 of letters, digits and @_-!.="),
 }
 
 

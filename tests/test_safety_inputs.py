@@ -92,10 +92,11 @@ LONG = "x" * 7000
     ("POST", "/channels/messaging%0A/x/query", "type"),
     ("POST", f"/channels/messaging/{LONG}/query", "id"),
     ("POST", "/channels/messaging/a%00/message", "id"),
+    ("PATCH", "/channels/messaging/x/member/u1%0A", "user_id"),
 ])
 async def test_path_ids_are_validated(api: Api, method: str, path: str, name: str) -> None:
     await _seed(api)
-    st, out = await api.request(method, path, {"message": {"text": "x"}} if method == "POST" else None)
+    st, out = await api.request(method, path, {"message": {"text": "x"}} if method in ("POST", "PATCH") else None)
     assert_error(st, out, 400, 4, f"path parameter {name}")
 
 
@@ -155,7 +156,8 @@ async def test_client_request_id_strict(
     api: Api, caplog: pytest.LogCaptureFixture, sent: str, kept: bool,
 ) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.http")
-    resp = await api.client.get("/healthz", headers={"X-Request-Id": sent.encode("utf-8").decode("latin-1")})
+    wire = sent.encode("utf-8").decode("latin-1")  # what the server reads from the raw header
+    resp = await api.client.get("/healthz", headers={"X-Request-Id": wire})
     assert resp.status == 200
     rid = resp.headers["X-Request-Id"]
     if kept:
@@ -163,7 +165,7 @@ async def test_client_request_id_strict(
     else:
         assert rid != sent and len(rid) == 32 and all(c in "0123456789abcdef" for c in rid)
         lines = [getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == "request"]
-        assert [f.get("client_request_id") for f in lines] == [repr(sent[:200])], lines
+        assert [f.get("client_request_id") for f in lines] == [repr(wire[:200])], lines
 
 
 async def test_quoted_path_probe_from_the_issue(api: Api) -> None:
