@@ -5,174 +5,39 @@ with it. Request schemas carry the limits the handlers enforce; response schemas
 fields a client reads and leave room for more (the hosted API adds fields over time).
 """
 
+
 from __future__ import annotations
 
-from typing import Any
-
-from broadcaster.appconfig import EVENT_TYPES
-from broadcaster.validate import CID_RE, ID_RE, TYPE_RE
-
-J = dict[str, Any]
-STR: J = {"type": "string"}
-BOOL: J = {"type": "boolean"}
-INT: J = {"type": "integer"}
-TIME: J = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC with Z on output"}
-ID: J = {"type": "string", "pattern": ID_RE.pattern, "description": "1..255 of A-Z a-z 0-9 @ _ - ! . ="}
-CID: J = {"type": "string", "pattern": CID_RE.pattern, "description": "channel cid `type:id`"}
-CTYPE: J = {"type": "string", "pattern": TYPE_RE.pattern}
-ANY_OBJ: J = {"type": "object", "additionalProperties": True}
-
-
-def ref(name: str) -> J:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def obj(props: J, *required: str, extra: bool = True, **kw: Any) -> J:
-    out: J = {"type": "object", "properties": props, "additionalProperties": extra, **kw}
-    if required:
-        out["required"] = list(required)
-    return out
-
-
-def arr(items: J, lo: int | None = None, hi: int | None = None) -> J:
-    out: J = {"type": "array", "items": items}
-    if lo is not None:
-        out["minItems"] = lo
-    if hi is not None:
-        out["maxItems"] = hi
-    return out
-
-
-def nullable(schema: J) -> J:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def limit(hi: int, default: int) -> J:
-    return {"type": "integer", "minimum": 1, "maximum": hi, "default": default}
-
-
-def paged(items: str, schema: J) -> J:
-    return obj({items: arr(schema), "next": STR, "prev": STR, "duration": STR}, items, "duration")
-
-
-def cursor_body(hi: int, default: int, **props: J) -> J:
-    return obj({"filter": ref("Filter"), "sort": ref("Sort"), "limit": limit(hi, default),
-                "next": STR, "prev": STR, **props})
-
-
-SCHEMAS: J = {
-    "Error": obj({
-        "code": {"type": "integer", "description": "4 bad input, 2 unknown api_key, 5 bad token, "
-                 "40/41/42/43 token expired/nbf/iat/signature, 17 forbidden, 16 not found, "
-                 "22 too large, 9 rate limited, -1 internal"},
-        "message": {"type": "string", "description": "names the field (dot path) and the problem"},
-        "StatusCode": {"type": "integer"}, "duration": STR, "more_info": STR,
-        "details": {"type": "array", "items": {"type": "integer"},
-                    "description": "error-specific details (the hosted API's APIError.details); usually empty"},
-    }, "code", "message", "StatusCode", "duration", "more_info", "details"),
-    "Empty": obj({"duration": STR}, "duration"),
-    "Filter": {**ANY_OBJ, "description": "MongoDB-like: {field: value} or {field: {$op: value}}; "
-               "$eq $ne $gt $gte $lt $lte $in $nin $exists $contains $autocomplete, "
-               "$and $or $nor; at most 8 levels deep"},
-    "Sort": arr(obj({"field": STR, "direction": {"type": "integer", "enum": [1, -1]}},
-                    "field", extra=False), hi=10),
-    "UserInput": obj({"id": ID, "name": STR, "role": STR, "teams": arr(STR), "language": STR},
-                     description="unknown keys are custom fields, returned at the top level"),
-    "User": obj({"id": ID, "name": STR, "role": STR, "teams": arr(STR), "language": STR,
-                 "created_at": TIME, "updated_at": TIME, "deleted_at": TIME}, "id"),
-    "UserRef": obj({"id": ID}, "id"),
-    "Channel": obj({"id": STR, "type": STR, "cid": STR, "team": STR, "created_by": ref("User"),
-                    "member_count": INT, "created_at": TIME, "updated_at": TIME}, "cid"),
-    "Member": obj({"user_id": STR, "user": ref("User"), "channel_role": STR, "created_at": TIME,
-                   "updated_at": TIME, "archived_at": TIME, "pinned_at": TIME}),
-    "Message": obj({"id": STR, "text": STR, "type": STR, "user": ref("User"), "cid": STR,
-                    "attachments": arr(ANY_OBJ), "campaign_id": STR, "created_at": TIME}, "id"),
-    "ChannelData": obj({
-        "created_by_id": ID, "created_by": ref("UserRef"), "team": STR,
-        "members": arr({"anyOf": [ID, obj({"user_id": ID, "channel_role": STR}, "user_id")]},
-                       hi=1000),
-    }, description="unknown keys are custom fields of the channel"),
-    "ChannelQuery": obj({"data": ref("ChannelData"),
-                         "messages": obj({"limit": {"type": "integer", "minimum": 0,
-                                                    "maximum": 300, "default": 25}}),
-                         "members": obj({"limit": {"type": "integer", "minimum": 0,
-                                                   "maximum": 300, "default": 100}}),
-                         "state": BOOL, "watch": BOOL, "presence": BOOL}),
-    "ChannelState": obj({"channel": ref("Channel"), "members": arr(ref("Member")),
-                         "messages": arr(ref("Message")), "read": arr(ANY_OBJ), "duration": STR},
-                        "channel", "duration"),
-    "Segment": obj({
-        "id": STR, "type": {"enum": ["user", "channel"]}, "name": STR, "description": STR,
-        "filter": nullable(ref("Filter")), "all_users": BOOL, "all_sender_channels": BOOL,
-        "size": nullable(INT), "created_at": TIME, "updated_at": TIME, "deleted_at": TIME,
-    }, "id", "type"),
-    "SegmentResponse": obj({"segment": ref("Segment"), "duration": STR}, "segment", "duration"),
-    "TargetIds": obj({"target_ids": arr({"type": "string", "minLength": 1, "maxLength": 320},
-                                        1, 10_000)}, "target_ids",
-                     description="user ids, or channel cids for channel segments"),
-    "MessageTemplate": obj({"text": {"type": "string", "maxLength": 20_000},
-                            "attachments": arr(ANY_OBJ), "poll_id": STR, "custom": ANY_OBJ},
-                           "text", description="Jinja-style: {{ sender.name }}, {{ receiver.id }}"),
-    "ChannelTemplate": obj({
-        "type": CTYPE, "id": STR, "team": STR, "custom": ANY_OBJ, "members": arr(ID, hi=100),
-        "members_template": arr(obj({"user_id": ID, "channel_role": STR, "custom": ANY_OBJ},
-                                    "user_id"), hi=100),
-    }, "type"),
-    "CampaignInput": obj({
-        "id": nullable(ID), "name": STR, "description": STR,
-        "segment_ids": nullable(arr(ID, 1, 25)), "user_ids": nullable(arr(ID, 1, 10_000)),
-        "sender_id": ID, "sender_mode": nullable({"enum": ["include", "exclude"]}),
-        "message_template": ref("MessageTemplate"), "create_channels": BOOL,
-        "channel_template": nullable(ref("ChannelTemplate")), "skip_push": BOOL,
-        "skip_webhook": BOOL,
-    }, "sender_id", "message_template",
-        description="exactly one of segment_ids / user_ids; create_channels needs channel_template"),
-    "CampaignStats": obj({
-        "progress": {"type": "number", "minimum": 0, "maximum": 1},
-        "stats_started_at": nullable(TIME), "stats_completed_at": nullable(TIME),
-        **{k: INT for k in ("stats_messages_sent", "stats_channels_created", "stats_users_sent",
-                            "stats_users_read", "stats_messages_errored",
-                            "stats_recipients_total")},
-    }),
-    "Campaign": obj({
-        "id": STR, "name": STR, "description": STR,
-        "status": {"enum": ["draft", "scheduled", "in_progress", "paused", "completed",
-                            "stopped"]},
-        "segment_ids": arr(STR), "user_ids": arr(STR), "sender_id": STR, "sender_mode": STR,
-        "message_template": ref("MessageTemplate"), "create_channels": BOOL,
-        "channel_template": nullable(ref("ChannelTemplate")), "skip_push": BOOL,
-        "skip_webhook": BOOL, "scheduled_for": nullable(TIME), "stop_at": nullable(TIME),
-        "created_at": TIME, "updated_at": TIME, "stats": ref("CampaignStats"),
-    }, "id", "status"),
-    "CampaignResponse": obj({"campaign": ref("Campaign"), "duration": STR}, "campaign",
-                            "duration"),
-    "Recipient": obj({
-        "target_id": STR, "user_id": STR, "channel_cid": STR, "message_id": STR,
-        "status": {"enum": ["pending", "sent", "skipped", "errored", "read"]},
-        "error": STR, "sent_at": TIME, "read_at": TIME}, "target_id", "status"),
-    "FailedWebhook": obj({"id": {"type": "string", "format": "uuid"}, "event_type": STR,
-                          "receiver": STR, "campaign_id": nullable(STR), "series": INT,
-                          "webhook_url": STR, "attempts": INT, "last_status": nullable(INT),
-                          "last_error": nullable({"type": "string", "description":
-                                                  "a category (http_404, timeout, refused, "
-                                                  "receiver removed, ...), never the answer's body"}),
-                          "payload": ANY_OBJ,
-                          "failed_at": TIME, "created_at": TIME}),
-    "EventHook": obj({"id": STR, "webhook_url": {"type": "string", "format": "uri"},
-                      "event_types": arr({"enum": list(EVENT_TYPES)}), "enabled": BOOL},
-                     "webhook_url"),
-    "AppSettings": obj({
-        "webhook_url": {"type": "string", "description": "http(s) URL or empty; public addresses "
-                        "only unless BROADCASTER_WEBHOOK_ALLOW_PRIVATE=1 (400 otherwise)"},
-        "webhook_events": arr({"enum": list(EVENT_TYPES)}),
-        "webhook_rate_limit": {"type": "number", "minimum": 0, "default": 1000},
-        "event_hooks": arr(ref("EventHook")),
-        "rate_limits": {"type": "object", "description": "{default|<Operation>: per minute}",
-                        "additionalProperties": {"type": "integer", "minimum": 0}},
-        "campaign_send_rate": {"type": "number", "minimum": 0, "default": 0,
-                               "description": "messages/s per app, 0 = unlimited"},
-    }),
-}
+from broadcaster.openapi_schemas import (
+    ANY_OBJ,
+    BOOL,
+    CAMP,
+    CHANNELS_QUERY,
+    CID,
+    CTYPE,
+    CURSOR,
+    ID,
+    INT,
+    MEMBER_OUT,
+    MEMBER_PATCH,
+    MEMBER_REF,
+    SCHEMAS,
+    ST,
+    STR,
+    TASK,
+    TEXT,
+    TIME,
+    USERS_MAP,
+    USERS_QUERY,
+    J,
+    arr,
+    cursor_body,
+    limit,
+    nullable,
+    obj,
+    paged,
+    ref,
+)
 
 RL_HEADERS: J = {
     "X-RateLimit-Limit": {"description": "requests per minute of this operation",
@@ -237,32 +102,6 @@ def q(name: str, schema: J, description: str = "", required: bool = False) -> J:
             "description": description}
 
 
-ST = ref("SegmentResponse")
-CAMP = ref("CampaignResponse")
-USERS_MAP: J = obj({"users": {"type": "object", "additionalProperties": ref("User")},
-                    "duration": STR}, "users", "duration")
-USERS_QUERY: J = obj({"filter_conditions": ref("Filter"), "sort": ref("Sort"),
-                      "limit": limit(1000, 100),
-                      "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
-                      "include_deleted": BOOL})
-LIMIT_300: J = {"type": "integer", "minimum": 0, "maximum": 300}
-CHANNELS_QUERY: J = obj({"filter_conditions": ref("Filter"), "sort": ref("Sort"),
-                         "limit": limit(100, 10),
-                         "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
-                         "message_limit": {**LIMIT_300, "default": 25},
-                         "member_limit": {**LIMIT_300, "default": 100},
-                         "state": {"type": "boolean", "description": "false: channels only"},
-                         "user_id": {**ID, "description": "whose channels: hidden and archived "
-                                     "ones are left out unless filter_conditions has hidden: "
-                                     "true / archived: true (also pinned: true|false)"},
-                         "user": ref("UserRef")})
-MEMBER_REF: J = obj({"user_id": ID, "user": ref("UserRef"),
-                     "clear_history": {"enum": [False], "description": "not supported"}})
-MEMBER_PATCH: J = obj({"set": obj({"archived": BOOL, "pinned": BOOL}), "unset": arr(STR)})
-MEMBER_OUT: J = obj({"channel_member": ref("Member"), "duration": STR}, "channel_member")
-TASK: J = obj({"task_id": STR, "result": {"type": "object", "additionalProperties": obj(
-    {"status": {"enum": ["ok", "not_found"]}})}, "duration": STR}, "task_id")
-TEXT = {"content": {"text/plain": {"schema": STR}}}
 
 # (method, path, operation): the contract every engineer implements.
 OPERATIONS: list[tuple[str, str, J]] = [
@@ -371,27 +210,39 @@ OPERATIONS: list[tuple[str, str, J]] = [
                                    body=cursor_body(1000, 100))),
     ("post", "/segments/{id}/addtargets", op(
         "AddSegmentTargets", "Segments", "Add 1..10,000 targets (atomic; duplicates ignored)",
+        obj({"added": {**INT, "description": "targets new to the segment"},
+             "size": {**INT, "description": "the segment's size after the call"}, "duration": STR},
+            "added", "size", "duration"),
         body=ref("TargetIds"), body_required=True)),
     ("post", "/segments/{id}/deletetargets", op(
         "DeleteSegmentTargets", "Segments", "Remove targets (absent ids are no error)",
+        obj({"deleted": {**INT, "description": "targets that were in the segment"},
+             "size": {**INT, "description": "the segment's size after the call"}, "duration": STR},
+            "deleted", "size", "duration"),
         body=ref("TargetIds"), body_required=True)),
     ("get", "/segments/{id}/target/{target_id}", op(
-        "SegmentTargetExists", "Segments", "200 if the target is in the segment, else 404")),
+        "SegmentTargetExists", "Segments", "200 if the target is in the segment, else 404",
+        obj({"target": ref("SegmentTarget"), "duration": STR}, "target", "duration"))),
     ("post", "/segments/{id}/targets/query", op(
-        "QuerySegmentTargets", "Segments", "Keyset pages of targets",
-        paged("targets", obj({"target_id": STR, "created_at": TIME}, "target_id")),
-        body=cursor_body(10_000, 100))),
+        "QuerySegmentTargets", "Segments", "Keyset pages of targets (one index range scan a page)",
+        paged("targets", ref("SegmentTarget")),
+        body=obj({"filter": {**ref("Filter"), "description": "the filter language on target_id "
+                             "and created_at"},
+                  "sort": {**ref("Sort"), "description": "one of target_id (default, ascending) "
+                           "or created_at"},
+                  "limit": limit(10_000, 100), "next": CURSOR, "prev": CURSOR}))),
     ("post", "/campaigns", op("CreateCampaign", "Campaigns", "Create a draft campaign", CAMP,
                               status="201", errors="400 404 409", body=ref("CampaignInput"),
                               body_required=True)),
     ("get", "/campaigns/{id}", op(
-        "GetCampaign", "Campaigns", "Get a campaign (with a page of its user_ids if asked)",
-        obj({"campaign": ref("Campaign"), "users": arr(ref("User")), "users_next": STR,
-             "duration": STR}, "campaign"), params=(
+        "GetCampaign", "Campaigns", "Get a campaign with a page of campaign.users; the pager is "
+        "the top-level users {next, prev}", CAMP, params=(
+            q("limit", limit(1000, 100), "campaign users per page"), q("next", CURSOR),
+            q("prev", CURSOR),
             {"name": "payload", "in": "query", "required": False,
-             "description": "user page of a user_ids campaign: {\"users\": {limit, next}}",
+             "description": "the same as {\"users\": {limit, next, prev}}",
              "content": {"application/json": {"schema": obj({"users": obj({
-                 "limit": limit(1000, 100), "next": STR})})}}},))),
+                 "limit": limit(1000, 100), "next": STR, "prev": STR})})}}},))),
     ("put", "/campaigns/{id}", op("UpdateCampaign", "Campaigns", "Full update (draft or "
                                   "scheduled)", CAMP, body=ref("CampaignInput"),
                                   body_required=True)),
@@ -399,7 +250,9 @@ OPERATIONS: list[tuple[str, str, J]] = [
                                      "Delete (not while in progress)")),
     ("post", "/campaigns/query", op("QueryCampaigns", "Campaigns", "Query campaigns",
                                     paged("campaigns", ref("Campaign")), errors="400",
-                                    body=cursor_body(1000, 100))),
+                                    body=cursor_body(1000, 100, user_limit={
+                                        **limit(1000, 100),
+                                        "description": "campaign.users per campaign"}))),
     ("post", "/campaigns/{id}/start", op(
         "StartCampaign", "Campaigns", "Start now or at scheduled_for; stop at stop_at", CAMP,
         body=obj({"scheduled_for": nullable(TIME), "stop_at": nullable(TIME)}))),
@@ -446,10 +299,11 @@ DESCRIPTION = """Self-hosted campaign fan-out, wire-compatible with the hosted c
 
 Every non-public request carries `?api_key=KEY` and `Authorization: <server JWT>` (HS256 with
 the app secret, claims `{"server": true}`; a `Bearer ` prefix is accepted) with
-`stream-auth-type: jwt`. Errors are `{code, message, StatusCode, duration, more_info}`.
+`stream-auth-type: jwt`. Errors are `{code, message, StatusCode, duration, more_info, details}`.
 Limited operations answer with `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
 `X-RateLimit-Reset`; a 429 adds `Retry-After`. List endpoints page with opaque `next`/`prev`
-cursors bound to their query."""
+cursors that carry their query: a request with a cursor continues it (only `limit` may
+change); a tampered or foreign cursor is a 400."""
 
 
 def document(server_url: str | None = None) -> J:
