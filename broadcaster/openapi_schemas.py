@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from broadcaster.appconfig import EVENT_TYPES
@@ -12,9 +13,22 @@ STR: J = {"type": "string"}
 BOOL: J = {"type": "boolean"}
 INT: J = {"type": "integer"}
 TIME: J = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC with Z on output"}
-ID: J = {"type": "string", "pattern": ID_RE.pattern, "description": "1..255 of A-Z a-z 0-9 @ _ - ! . ="}
-CID: J = {"type": "string", "pattern": CID_RE.pattern, "description": "channel cid `type:id`"}
-CTYPE: J = {"type": "string", "pattern": TYPE_RE.pattern}
+
+
+def ecma(rx: re.Pattern[str]) -> str:
+    """A Python pattern anchored with \\A...\\Z (no newline slips past $) in the ECMA-262
+    dialect JSON Schema uses, where $ does not match before a final newline."""
+    p = rx.pattern
+    if p.startswith("\\A"):
+        p = "^" + p[2:]
+    if p.endswith("\\Z"):
+        p = p[:-2] + "$"
+    return p
+
+
+ID: J = {"type": "string", "pattern": ecma(ID_RE), "description": "1..255 of A-Z a-z 0-9 @ _ - ! . ="}
+CID: J = {"type": "string", "pattern": ecma(CID_RE), "description": "channel cid `type:id`"}
+CTYPE: J = {"type": "string", "pattern": ecma(TYPE_RE)}
 ANY_OBJ: J = {"type": "object", "additionalProperties": True}
 
 
