@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,7 +44,30 @@ def _nonneg_number(v: Any, name: str) -> float | int:
     return v
 
 
-def validate_patch(body: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Ceilings:
+    """What the operator lets tenants set (0 = no ceiling): BROADCASTER_MAX_RATE_LIMIT_PER_MIN,
+    BROADCASTER_MAX_SEND_RATE. Under a ceiling, 0 (= unlimited) is refused too."""
+
+    rate_limit_per_min: int = 0
+    send_rate: float = 0.0
+
+
+def _under(v: float, ceiling: float, name: str, env: str) -> None:
+    if ceiling <= 0:
+        return
+    if v == 0:
+        raise bad_request(f"{name}: 0 (unlimited) is not allowed, the operator's ceiling is {ceiling:g} ({env})")
+    if v > ceiling:
+        raise bad_request(f"{name} must be at most {ceiling:g}, the operator's ceiling ({env}), got {v:g}")
+
+
+def capped(v: float, ceiling: float) -> float:
+    """A stored or default value under the ceiling in force now (set before it, or a default)."""
+    return v if ceiling <= 0 or 0 < v <= ceiling else ceiling
+
+
+def validate_patch(body: dict[str, Any], ceilings: Ceilings = Ceilings()) -> dict[str, Any]:  # noqa: B008
     """The settings keys to merge; unknown top-level fields are ignored (spec section 1)."""
     out: dict[str, Any] = {}
     if body.get("webhook_url") is not None:
@@ -54,6 +78,7 @@ def validate_patch(body: dict[str, Any]) -> dict[str, Any]:
         out["webhook_rate_limit"] = _nonneg_number(body["webhook_rate_limit"], "webhook_rate_limit")
     if body.get("campaign_send_rate") is not None:
         out["campaign_send_rate"] = _nonneg_number(body["campaign_send_rate"], "campaign_send_rate")
+        _under(out["campaign_send_rate"], ceilings.send_rate, "campaign_send_rate", "BROADCASTER_MAX_SEND_RATE")
     if body.get("event_hooks") is not None:
         hooks = body["event_hooks"]
         if not isinstance(hooks, list):
@@ -89,6 +114,7 @@ def validate_patch(body: dict[str, Any]) -> dict[str, Any]:
                 raise bad_request(f"rate_limits.{k[:64]} is not an operation name")
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise bad_request(f"rate_limits.{k} must be an integer >= 0 (requests per minute)")
+            _under(v, ceilings.rate_limit_per_min, f"rate_limits.{k}", "BROADCASTER_MAX_RATE_LIMIT_PER_MIN")
             clean_rl[k] = v
         out["rate_limits"] = clean_rl
     return out

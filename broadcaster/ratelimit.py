@@ -21,8 +21,9 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from broadcaster import metrics
+from broadcaster.appconfig import capped
 from broadcaster.errors import ApiError
-from broadcaster.keys import REDIS
+from broadcaster.keys import REDIS, SETTINGS
 from broadcaster.middleware import PUBLIC, Handler, current_app, error_response, operation
 
 logger = logging.getLogger("broadcaster.ratelimit")
@@ -93,14 +94,17 @@ def default_limit(op: str) -> int:
     return WRITE_LIMIT
 
 
-def limit_for(settings: dict[str, Any], op: str) -> int:
-    """Per minute; 0 = unlimited. An operation's own setting wins over "default"."""
+def limit_for(settings: dict[str, Any], op: str, ceiling: int = 0) -> int:
+    """Per minute; 0 = unlimited. An operation's own setting wins over "default"; the
+    operator's ceiling (BROADCASTER_MAX_RATE_LIMIT_PER_MIN) bounds all of them."""
     rl = settings.get("rate_limits") or {}
     if op in rl:
-        return int(rl[op])
-    if "default" in rl:
-        return int(rl["default"])
-    return default_limit(op)
+        v = int(rl[op])
+    elif "default" in rl:
+        v = int(rl["default"])
+    else:
+        v = default_limit(op)
+    return int(capped(v, ceiling))
 
 
 def bucket(app_id: int, op: str) -> str:
@@ -160,7 +164,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     if op is None or op in PUBLIC or request.match_info.http_exception is not None:
         return await handler(request)
     app = current_app(request)
-    limit = limit_for(app.settings, op)
+    limit = limit_for(app.settings, op, request.app[SETTINGS].max_rate_limit_per_min)
     if limit <= 0:
         return await handler(request)
     if time.monotonic() < _State.open_until:

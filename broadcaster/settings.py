@@ -39,6 +39,9 @@ class Settings:
     # and the tests' local receivers need it, a deployment should not.
     webhook_allow_private: bool = False
     webhook_retention_days: float = 7.0
+    # Operator ceilings on what tenants may set in PATCH /app (0 = no ceiling).
+    max_rate_limit_per_min: int = 0
+    max_send_rate: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -62,6 +65,8 @@ class Settings:
             worker_metrics_port=int(_env("WORKER_METRICS_PORT", str(d.worker_metrics_port))),
             webhook_timeout_s=float(_env("WEBHOOK_TIMEOUT_S", str(d.webhook_timeout_s))),
             webhook_retry_hours=float(_env("WEBHOOK_RETRY_HOURS", str(d.webhook_retry_hours))),
+            max_rate_limit_per_min=max(0, int(_env("MAX_RATE_LIMIT_PER_MIN", str(d.max_rate_limit_per_min)))),
+            max_send_rate=max(0.0, float(_env("MAX_SEND_RATE", str(d.max_send_rate)))),
             webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").strip().lower() in ("1", "true", "yes"),
             webhook_retention_days=float(_env("WEBHOOK_RETENTION_DAYS", str(d.webhook_retention_days))),
         )
@@ -84,6 +89,8 @@ class Settings:
             "BROADCASTER_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "BROADCASTER_WEBHOOK_TIMEOUT_S": str(self.webhook_timeout_s),
             "BROADCASTER_WEBHOOK_RETRY_HOURS": str(self.webhook_retry_hours),
+            "BROADCASTER_MAX_RATE_LIMIT_PER_MIN": str(self.max_rate_limit_per_min),
+            "BROADCASTER_MAX_SEND_RATE": str(self.max_send_rate),
             "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1" if self.webhook_allow_private else "0",
             "BROADCASTER_WEBHOOK_RETENTION_DAYS": str(self.webhook_retention_days),
             "BROADCASTER_LOG_LEVEL": self.log_level,

@@ -37,7 +37,9 @@ def _urls(patch: dict[str, Any]) -> list[tuple[str, str]]:
 @routes.patch("/app", name="UpdateApp")
 async def update_app(request: web.Request) -> web.Response:
     row = current_app(request)
-    patch = appconfig.validate_patch(await read_json(request))
+    cfg = request.app[SETTINGS]
+    patch = appconfig.validate_patch(await read_json(request),
+                                     appconfig.Ceilings(cfg.max_rate_limit_per_min, cfg.max_send_rate))
     allow = request.app[SETTINGS].webhook_allow_private
     for field, url in _urls(patch):
         try:

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 from broadcaster import ratelimit
 from broadcaster.http import ok
-from broadcaster.keys import REDIS
+from broadcaster.keys import REDIS, SETTINGS
 from broadcaster.middleware import PUBLIC, current_app
 
 routes = web.RouteTableDef()
@@ -24,7 +24,8 @@ async def get_rate_limits(request: web.Request) -> web.Response:
     if wanted:
         names = {x.strip() for x in wanted.split(",") if x.strip()}
         ops = [op for op in ops if op in names]
-    limits = {op: ratelimit.limit_for(app.settings, op) for op in ops}
+    ceiling = request.app[SETTINGS].max_rate_limit_per_min
+    limits = {op: ratelimit.limit_for(app.settings, op, ceiling) for op in ops}
     limited = [(op, lim) for op, lim in limits.items() if lim > 0]
     try:
         async with asyncio.timeout(ratelimit.REDIS_TIMEOUT_S):

@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 
 from broadcaster import ids as idgen
 from broadcaster import metrics, pressure, sendrate, timefmt
+from broadcaster.appconfig import capped
 from broadcaster.errors import ApiError
 from broadcaster.store import campaigns, fanout, fanwrite
 from broadcaster.store.ledger import Tx
@@ -64,7 +65,8 @@ async def _app_settings(conn: Tx, app_id: int) -> dict[str, Any]:
 async def campaign_batch(ctx: dict[str, Any], app_id: int, cid: str, no: int) -> str:
     pool, redis = ctx["pool"], ctx["redis"]
     async with pool.acquire() as conn:
-        outcome, maybe_last = await _run_batch(conn, redis, app_id, cid, no, ctx["settings"].queue_name)
+        outcome, maybe_last = await _run_batch(conn, redis, app_id, cid, no, ctx["settings"].queue_name,
+                                               ctx["settings"].max_send_rate)
         # Only a batch that saw planning over and no other open batch tries to complete the
         # campaign (3 round trips saved per batch); a race between two last batches leaves
         # it to the 1 s tick.
@@ -75,7 +77,7 @@ async def campaign_batch(ctx: dict[str, Any], app_id: int, cid: str, no: int) ->
 
 
 async def _run_batch(
-    conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int, queue: str,
+    conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int, queue: str, max_send_rate: float = 0.0,
 ) -> tuple[str, bool]:
     try:
         camp = await campaigns.get(conn, app_id, cid)
@@ -88,7 +90,8 @@ async def _run_batch(
     if n is None:
         return "done", False
     app_settings = await _app_settings(conn, app_id)
-    wait = await sendrate.reserve(redis, app_id, float(app_settings.get("campaign_send_rate") or 0), n)
+    rate = capped(float(app_settings.get("campaign_send_rate") or 0), max_send_rate)  # the operator's ceiling
+    wait = await sendrate.reserve(redis, app_id, rate, n)
     if wait > 0:
         await fanout.lease(conn, app_id, cid, no, wait + fanout.RUNNING_LEASE_S)
         await asyncio.sleep(wait)
