@@ -32,6 +32,9 @@ class Settings:
     # PostgreSQL's WAL and buffer locks; 6 leaves ~4 batches in flight next to the webhook
     # pump and the planner: ~15-20 % faster than 4 or 8 in back-to-back scripts/perf_fanout.py runs.
     worker_max_jobs: int = 6
+    # While other apps have campaigns in progress, one app's batches run in at most this
+    # share of a worker's job slots (at least one); alone, an app may use them all.
+    app_slot_share: float = 0.5
     worker_metrics_port: int = 0
     webhook_timeout_s: float = 5.0
     webhook_retry_hours: float = 24.0
@@ -62,6 +65,7 @@ class Settings:
             # a batch's message ids number its rows in 5 hex digits (ids.SEQ_MAX)
             batch_size=max(1, min(100_000, int(_env("BATCH_SIZE", str(d.batch_size))))),
             worker_max_jobs=int(_env("WORKER_MAX_JOBS", str(d.worker_max_jobs))),
+            app_slot_share=max(0.0, min(1.0, float(_env("APP_SLOT_SHARE", str(d.app_slot_share))))),
             worker_metrics_port=int(_env("WORKER_METRICS_PORT", str(d.worker_metrics_port))),
             webhook_timeout_s=float(_env("WEBHOOK_TIMEOUT_S", str(d.webhook_timeout_s))),
             webhook_retry_hours=float(_env("WEBHOOK_RETRY_HOURS", str(d.webhook_retry_hours))),
@@ -86,6 +90,7 @@ class Settings:
             "BROADCASTER_QUEUE_NAME": self.queue_name,
             "BROADCASTER_BATCH_SIZE": str(self.batch_size),
             "BROADCASTER_WORKER_MAX_JOBS": str(self.worker_max_jobs),
+            "BROADCASTER_APP_SLOT_SHARE": str(self.app_slot_share),
             "BROADCASTER_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "BROADCASTER_WEBHOOK_TIMEOUT_S": str(self.webhook_timeout_s),
             "BROADCASTER_WEBHOOK_RETRY_HOURS": str(self.webhook_retry_hours),

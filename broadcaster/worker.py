@@ -1,15 +1,33 @@
-"""The worker process's composition root: arq WorkerSettings with startup/shutdown."""
+"""The worker process's composition root: two arq Workers sharing one PostgreSQL pool.
+
+The main Worker runs the queue's jobs (campaign batches, segment sizes and purges). The
+periodic jobs (the 1 s campaign tick, the webhook pump ticks, the size sweep) run in a second
+Worker of the same process on its own queue (`<queue>:periodic`) with its own job slots, so
+they never wait behind batches: with one queue, a backlog of batches (or of an app's
+rate-limited ones) delayed scheduled starts, stop_at and webhook delivery for as long as the
+backlog lasted. The periodic Worker lives inside the main one (started by its on_startup,
+ended by its on_shutdown), so whatever runs, restarts or stops the main Worker does the same
+to both; if the periodic one fails on its own it is rebuilt after a short backoff.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
 from typing import Any
 
 import aiohttp
+from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker
 
 from broadcaster import db, jobs, logs, metrics
 from broadcaster.app import redis_settings
 from broadcaster.settings import Settings
+
+logger = logging.getLogger("broadcaster.worker")
+PERIODIC_RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -17,15 +35,77 @@ async def ping(ctx: dict[str, Any]) -> str:
     return "pong"
 
 
+def periodic_queue(settings: Settings) -> str:
+    return f"{settings.queue_name}:periodic"
+
+
+def build_periodic_worker(settings: Settings, shared: dict[str, Any], redis: ArqRedis) -> Worker:
+    """Cron jobs only; `shared` holds the main Worker's pool and HTTP session. `redis` enqueues
+    into the main queue by default (the tick enqueues batches, the sweep size jobs), while the
+    Worker polls and schedules its crons on its own queue (arq names that one explicitly)."""
+    return Worker(
+        functions=[],
+        cron_jobs=metrics.instrument(jobs.cron_jobs()),
+        redis_pool=redis,
+        queue_name=periodic_queue(settings),
+        ctx={"settings": settings, "pool": shared["pool"], "http": shared["http"]},
+        # the tick, the size sweep and the webhook pump's lanes, with room for overlap
+        max_jobs=8,
+        poll_delay=0.05,
+        job_timeout=3600,
+        keep_result=0,
+        max_tries=1,
+        handle_signals=False,
+    )
+
+
+async def _close(w: Worker) -> None:
+    """Cancel the Worker's jobs (cron jobs are re-enqueued by the next tick anyway) and close
+    its Redis pool; never raises."""
+    w.handle_sig(signal.SIGUSR1)
+    for t in list(w.tasks.values()):
+        with contextlib.suppress(BaseException):
+            await t
+    w.tasks.clear()
+    with contextlib.suppress(Exception):
+        await w.close()
+
+
+async def _run_periodic(settings: Settings, shared: dict[str, Any]) -> None:
+    failures = 0
+    while True:
+        w: Worker | None = None
+        try:
+            redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+            w = build_periodic_worker(settings, shared, redis)
+            await w.async_run()
+        except asyncio.CancelledError:
+            if w is not None:
+                await _close(w)
+            raise
+        except Exception:
+            logger.exception("periodic worker failed; rebuilding it")
+        if w is not None:
+            await _close(w)
+        await asyncio.sleep(PERIODIC_RETRY_S[min(failures, len(PERIODIC_RETRY_S) - 1)])
+        failures += 1
+
+
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    ctx["pool"] = await db.create_pool(settings.database_url, 2, max(4, settings.worker_max_jobs + 2))
+    ctx["pool"] = await db.create_pool(settings.database_url, 2, max(4, settings.worker_max_jobs + 4))
     ctx["http"] = aiohttp.ClientSession()
     if settings.worker_metrics_port:
         metrics.serve_worker_metrics(settings.worker_metrics_port)
+    ctx["periodic"] = asyncio.create_task(_run_periodic(settings, ctx))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    task = ctx.pop("periodic", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
     if "http" in ctx:
         await ctx["http"].close()
     if "pool" in ctx:
@@ -35,7 +115,6 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
 def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     return Worker(
         functions=metrics.instrument([ping, *jobs.functions()]),
-        cron_jobs=metrics.instrument(jobs.cron_jobs()),
         redis_settings=redis_settings(settings),
         queue_name=settings.queue_name,
         on_startup=on_startup,

@@ -7,8 +7,8 @@ by the tick through its expired lease and enqueued again under a new job id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -62,22 +62,68 @@ async def _app_settings(conn: Tx, app_id: int) -> dict[str, Any]:
     return await conn.fetchval("SELECT settings FROM apps WHERE id = $1", app_id) or {}  # type: ignore[no-any-return]
 
 
-async def campaign_batch(ctx: dict[str, Any], app_id: int, cid: str, no: int) -> str:
-    pool, redis = ctx["pool"], ctx["redis"]
+# A batch over its app's share of this worker's slots comes back this much later.
+SHARE_DEFER_S = 0.25
+LIVE_APPS_CACHE_S = 1.0
+
+
+class Slots:
+    """This process's running batches per app, and (cached) which apps have campaigns in
+    progress: an app at its share of the slots yields them while another app has work."""
+
+    def __init__(self) -> None:
+        self.running: dict[int, int] = {}
+        self._live: set[int] = set()
+        self._at = -LIVE_APPS_CACHE_S
+
+    async def others_have_work(self, conn: Tx, app_id: int) -> bool:
+        now = time.monotonic()
+        if now - self._at >= LIVE_APPS_CACHE_S:
+            self._live = await campaigns.live_apps(conn)
+            self._at = now
+        return bool(self._live - {app_id})
+
+
+SLOTS = Slots()
+
+
+async def _defer(
+    redis: ArqRedis, conn: Tx, app_id: int, cid: str, no: int, seconds: float, reserved: bool,
+) -> str:
+    """Hand the batch back to the queue for `seconds` (the job ends, its slot is free). The
+    lease covers the wait, so the tick does not take the batch for lost meanwhile."""
+    if await fanout.lease(conn, app_id, cid, no, seconds + fanout.QUEUED_LEASE_S) is None:
+        return "done"
+    await redis.enqueue_job("campaign_batch", app_id, cid, no, reserved, _defer_by=seconds,
+                            _job_id=f"batch:{app_id}:{cid}:{no}:d{time.time_ns()}")
+    return "deferred"
+
+
+async def campaign_batch(
+    ctx: dict[str, Any], app_id: int, cid: str, no: int, reserved: bool = False,
+) -> str:
+    """reserved: this run already holds its send-rate tokens (it was deferred for them)."""
+    pool, redis, settings = ctx["pool"], ctx["redis"], ctx["settings"]
+    cap = max(1, int(settings.app_slot_share * settings.worker_max_jobs))
     async with pool.acquire() as conn:
-        outcome, maybe_last = await _run_batch(conn, redis, app_id, cid, no, ctx["settings"].queue_name,
-                                               ctx["settings"].max_send_rate)
-        # Only a batch that saw planning over and no other open batch tries to complete the
-        # campaign (3 round trips saved per batch); a race between two last batches leaves
-        # it to the 1 s tick.
+        SLOTS.running[app_id] = SLOTS.running.get(app_id, 0) + 1
+        try:
+            if SLOTS.running[app_id] > cap and await SLOTS.others_have_work(conn, app_id):
+                return await _defer(redis, conn, app_id, cid, no, SHARE_DEFER_S, reserved)
+            outcome, maybe_last = await _run_batch(conn, redis, app_id, cid, no, settings.queue_name, reserved,
+                                                   settings.max_send_rate)
+        finally:
+            SLOTS.running[app_id] -= 1
+        # Only a batch that saw no other open batch tries to complete the campaign (3 round
+        # trips saved per batch); a race between two last batches leaves it to the 1 s tick.
         if outcome == "ok" and maybe_last:
             await campaigns.try_complete(conn, app_id, cid)
-    metrics.JOBS.labels("campaign_batch", outcome).inc()
     return outcome
 
 
 async def _run_batch(
-    conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int, queue: str, max_send_rate: float = 0.0,
+    conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int, queue: str, reserved: bool,
+    max_send_rate: float = 0.0,
 ) -> tuple[str, bool]:
     try:
         camp = await campaigns.get(conn, app_id, cid)
@@ -90,13 +136,11 @@ async def _run_batch(
     if n is None:
         return "done", False
     app_settings = await _app_settings(conn, app_id)
-    rate = capped(float(app_settings.get("campaign_send_rate") or 0), max_send_rate)  # the operator's ceiling
-    wait = await sendrate.reserve(redis, app_id, rate, n)
-    if wait > 0:
-        await fanout.lease(conn, app_id, cid, no, wait + fanout.RUNNING_LEASE_S)
-        await asyncio.sleep(wait)
-        if await fanout.lease(conn, app_id, cid, no) is None:
-            return "done", False
+    if not reserved:
+        rate = capped(float(app_settings.get("campaign_send_rate") or 0), max_send_rate)  # the operator's ceiling
+        wait = await sendrate.reserve(redis, app_id, rate, n)
+        if wait > 0:  # the tokens are ours from then on: come back at that time, holding no slot
+            return await _defer(redis, conn, app_id, cid, no, wait, True), False
     tpl = templates_for(camp)
     events = fanout.webhooks_enabled(camp, app_settings)
     await pressure.mark_busy(redis, queue)
@@ -206,10 +250,18 @@ async def campaign_tick(ctx: dict[str, Any]) -> None:
                     await stop_campaign(conn, app_id, cid)
                     continue
                 if r["status"] == "scheduled" and r["start_due"]:
-                    async with conn.transaction():
-                        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
-                        if row["status"] == "scheduled":
-                            await campaigns.fire(conn, row, ctx["settings"].batch_size)
+                    try:
+                        async with conn.transaction():
+                            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+                            if row["status"] == "scheduled":
+                                await campaigns.fire(conn, row, ctx["settings"].batch_size)
+                    except ApiError as e:
+                        # Its audience cannot be fixed (e.g. a segment's filter PostgreSQL
+                        # cannot evaluate): stopped, not retried every second.
+                        logger.warning("scheduled campaign stopped: its audience cannot be fixed",
+                                       extra={"fields": {"campaign": cid, "error": e.message}})
+                        await stop_campaign(conn, app_id, cid)
+                        continue
                     await kick(redis, conn, app_id, cid, all_open=True)
                 elif r["status"] == "in_progress":
                     await kick(redis, conn, app_id, cid, all_open=False)

@@ -172,6 +172,13 @@ async def try_complete(conn: Tx, app_id: int, cid: str) -> bool:
         return True
 
 
+async def live_apps(conn: Conn) -> set[int]:
+    """Apps with a campaign in progress (the partial index on live campaigns serves it)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT app_id FROM campaigns WHERE status = 'in_progress'")
+    return {int(r[0]) for r in rows}
+
+
 async def due(conn: Conn) -> list[asyncpg.Record]:
     """Live campaigns for the 1 s tick: scheduled starts and stop_at that are due, and runs."""
     return await conn.fetch(

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import asyncpg
+
 from broadcaster.errors import bad_request, not_found
 from broadcaster.store import segments, targets
 from broadcaster.store.segments import SegmentRow, Tx
@@ -159,7 +161,23 @@ async def fix(
         aud = Audience(app_id, "user" if kind == "user" else "channel", tuple(segment_ids), sender_id)
         sql = _union_sql(rows, aud, params, None, None, None)
         source = sql if sql is not None else "SELECT NULL::text AS id WHERE false"
-    r = (await targets.fetch_index_ordered(conn, _FIX.format(source=source), params.values))[0]
+    try:
+        # As targets.fetch_index_ordered (sorts and bitmap scans priced out: fresh imports have
+        # no statistics), in a savepoint that a refused cast rolls back, settings included.
+        async with conn.transaction():
+            prev = await conn.fetchrow(
+                "SELECT current_setting('enable_sort') AS s, current_setting('enable_bitmapscan') AS b,"
+                " set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)")
+            assert prev is not None
+            r = await conn.fetchrow(_FIX.format(source=source), *params.values)
+            assert r is not None
+            await conn.execute("SELECT set_config('enable_sort', $1, true), set_config('enable_bitmapscan', $2, true)",
+                               prev["s"], prev["b"])
+    except asyncpg.DataError as e:
+        # A stored value the filter cannot compare (a cast PostgreSQL refuses): the campaign
+        # does not start, rather than failing later.
+        raise bad_request(
+            f"the audience of segments {list(segment_ids)} cannot be evaluated: {e}") from None
     return int(r["recipients"]), int(r["batches"])
 
 
