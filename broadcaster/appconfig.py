@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from broadcaster import analytics
 from broadcaster.errors import bad_request
 
 EVENT_TYPES = (
@@ -79,6 +80,9 @@ def validate_patch(body: dict[str, Any], ceilings: Ceilings = Ceilings()) -> dic
     if body.get("campaign_send_rate") is not None:
         out["campaign_send_rate"] = _nonneg_number(body["campaign_send_rate"], "campaign_send_rate")
         _under(out["campaign_send_rate"], ceilings.send_rate, "campaign_send_rate", "BROADCASTER_MAX_SEND_RATE")
+    if body.get("attribution_window") is not None:
+        analytics.window(body["attribution_window"])
+        out["attribution_window"] = body["attribution_window"]
     if body.get("event_hooks") is not None:
         hooks = body["event_hooks"]
         if not isinstance(hooks, list):
@@ -129,4 +133,5 @@ def public_view(name: str, settings: dict[str, Any]) -> dict[str, Any]:
         "event_hooks": settings.get("event_hooks", []),
         "rate_limits": settings.get("rate_limits", {}),
         "campaign_send_rate": settings.get("campaign_send_rate", 0),
+        "attribution_window": settings.get("attribution_window", analytics.DEFAULT_WINDOW),
     }

@@ -8,6 +8,7 @@ fields a client reads and leave room for more (the hosted API adds fields over t
 
 from __future__ import annotations
 
+from broadcaster import openapi_funnel
 from broadcaster.openapi_schemas import (
     ANY_OBJ,
     BOOL,
@@ -292,6 +293,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
             "duration": STR}, "server_side"), errors="400",
         params=(q("endpoints", STR, "comma-separated operation names"),))),
 ]
+OPERATIONS += openapi_funnel.operations(op, q)
 
 PATH_PARAMS: J = {"type": CTYPE, "id": {"type": "string", "minLength": 1}, "user_id": ID,
                   "target_id": {"type": "string", "minLength": 1}, "file": STR}

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from broadcaster import lifecycle, timefmt
+from broadcaster.analytics import funnel_stats
 from broadcaster.errors import conflict, not_found
 from broadcaster.store import campaign_view, ledger, outbox, recipients
 from broadcaster.store.ledger import Conn, Tx
@@ -75,7 +76,8 @@ async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
 
 
 async def delete(conn: Tx, app_id: int, cid: str) -> None:
-    for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience"):
+    for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience",
+                  "campaign_converters", "campaign_revenue", "campaign_clicks"):
         await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
     await conn.execute("DELETE FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)
 
@@ -228,5 +230,6 @@ def view(
             "stats_recipients_skipped": int(s.get("skipped", 0)),
             "stats_recipients_total": int(r["recipients_total"]),
             "stats_send_rate": lifecycle.send_rate(sent, r["started_at"], r["completed_at"] or now),
+            **funnel_stats(s, sent),
         },
     }

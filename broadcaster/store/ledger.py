@@ -17,10 +17,12 @@ from broadcaster.errors import bad_request, not_found
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 Tx = asyncpg.Connection | PoolConnectionProxy  # something that can open a transaction
 STATUSES = ("pending", "sent", "skipped", "errored", "read")
+# interaction counters of campaign_minutes (read: on_read; the rest: store/conversions, store/clicks)
+FUNNEL_COUNTERS = ("read", "clicks", "users_clicked", "conversions", "users_converted")
 
 
-async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {i: {} for i in ids}
+async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {i: {"revenue": {}} for i in ids}
     for r in await conn.fetch(
         "SELECT campaign_id, coalesce(sum(n), 0) AS processed, coalesce(sum(sent), 0) AS sent,"
         " coalesce(sum(errored), 0) AS errored, coalesce(sum(skipped), 0) AS skipped,"
@@ -30,10 +32,16 @@ async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[
     ):
         out[r["campaign_id"]].update({k: int(r[k]) for k in ("processed", "sent", "errored", "skipped", "channels_created")})
     for r in await conn.fetch(
-        "SELECT campaign_id, sum(read) AS read FROM campaign_minutes"
+        "SELECT campaign_id, sum(read) AS read, sum(clicks) AS clicks, sum(users_clicked) AS users_clicked,"
+        " sum(conversions) AS conversions, sum(users_converted) AS users_converted FROM campaign_minutes"
         " WHERE app_id = $1 AND campaign_id = ANY($2::text[]) GROUP BY campaign_id", app_id, ids,
     ):
-        out[r["campaign_id"]]["read"] = int(r["read"])
+        out[r["campaign_id"]].update({k: int(r[k]) for k in FUNNEL_COUNTERS})
+    for r in await conn.fetch(
+        "SELECT campaign_id, currency, amount FROM campaign_revenue WHERE app_id = $1"
+        " AND campaign_id = ANY($2::text[]) ORDER BY campaign_id, currency", app_id, ids,
+    ):
+        out[r["campaign_id"]]["revenue"][r["currency"]] = float(r["amount"])
     return out
 
 

@@ -1,0 +1,46 @@
+"""The funnel's part of the OpenAPI document (SPEC 5C): conversions, clicks, funnel views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from broadcaster.openapi_schemas import ID, INT, SCHEMAS, STR, TIME, J, arr, nullable, obj, ref
+
+NUM: J = {"type": "number"}
+
+SCHEMAS.update({
+    "ConversionInput": obj({
+        "id": {**ID, "description": "de-duplicates per app (a repeat is reported as duplicate)"},
+        "user_id": ID,
+        "event": {"type": "string", "minLength": 1, "maxLength": 255},
+        "value": {"type": "number", "description": "needs currency: revenue is summed per currency"},
+        "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217"},
+        "created_at": {**TIME, "description": "when it happened (default now): attribution looks back from it"},
+    }, "user_id", "event"),
+    "ConversionResult": obj({
+        "id": STR, "user_id": STR, "event": STR, "campaign_id": nullable(STR),
+        "message_id": nullable(STR), "status": {"enum": ["attributed", "unattributed", "duplicate"]},
+    }, "id", "user_id", "event", "campaign_id", "message_id", "status"),
+})
+SCHEMAS["CampaignStats"]["properties"].update({
+    "stats_users_clicked": INT, "stats_clicks": INT, "stats_users_converted": INT,
+    "stats_conversions": INT,
+    "stats_revenue": {"type": "object", "additionalProperties": NUM, "description": "{currency: sum}"},
+    "read_rate": NUM, "click_rate": NUM, "conversion_rate": NUM,
+})
+SCHEMAS["AppSettings"]["properties"]["attribution_window"] = {
+    "type": "string", "pattern": "^[1-9][0-9]{0,6}[smhd]$", "default": "7d",
+    "description": "conversions go to the campaign message received last within it (at most 366d)"}
+
+
+def operations(op: Callable[..., J], q: Callable[..., J]) -> list[tuple[str, str, Any]]:
+    return [
+        ("post", "/conversions", op(
+            "TrackConversions", "Campaigns",
+            "Record 1..1,000 conversions (all or nothing), attributed to the last campaign received",
+            obj({"conversions": arr(ref("ConversionResult")), "attributed": INT, "unattributed": INT,
+                 "duplicates": INT, "duration": STR}, "conversions", "attributed", "unattributed", "duplicates"),
+            body_required=True, errors="400",
+            body=obj({"conversions": arr(ref("ConversionInput"), 1, 1000)}, "conversions"))),
+    ]

@@ -1,0 +1,112 @@
+"""Conversions: last-received attribution and the counters written with them (SPEC 5C)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from broadcaster.analytics import Conversion
+from broadcaster.store.ledger import Tx
+
+# For each conversion, the campaign message the user received last within the window before
+# the conversion: the user's channels (members_app_user), in each the newest campaign message
+# of the window (messages_channel, walked backwards from the conversion time), confirmed by
+# the campaign's ledger row for that message (primary key; a test send has none, and a member
+# the campaign did not address, e.g. a members_template agent, is not its recipient). No
+# index of the fan-out's tables is added for this: the batch write stays as fast as it was.
+_ATTRIBUTE = """
+SELECT c.ord, best.campaign_id, best.id AS message_id
+FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS c(user_id, at, ord)
+LEFT JOIN LATERAL (
+  SELECT m.campaign_id, m.id, m.created_at FROM members mb
+  CROSS JOIN LATERAL (
+    SELECT m.campaign_id, m.id, m.created_at FROM messages m
+    WHERE m.app_id = $1 AND m.cid = mb.cid AND m.created_at <= c.at AND m.created_at > c.at - $4::interval
+      AND m.campaign_id IS NOT NULL AND m.user_id <> c.user_id
+      AND EXISTS (SELECT 1 FROM campaign_recipients r WHERE r.app_id = $1 AND r.campaign_id = m.campaign_id
+                  AND r.target_id IN (c.user_id, m.cid) AND r.message_id = m.id)
+    ORDER BY m.created_at DESC, m.id DESC LIMIT 1
+  ) m
+  WHERE mb.app_id = $1 AND mb.user_id = c.user_id
+  ORDER BY m.created_at DESC, m.id DESC LIMIT 1
+) best ON true
+ORDER BY c.ord
+"""
+
+# One statement records the new conversions and, for the attributed ones, the converters
+# (first conversion of a user per campaign), the minute counters and the revenue. Rows are
+# inserted in key order so concurrent calls lock in the same order (no deadlock); a repeated
+# id waits for the first writer and is then skipped: each conversion is counted once.
+_RECORD = """
+WITH inp AS (
+  SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::text[],
+                       $7::timestamptz[], $8::text[], $9::text[]) AS i(id, user_id, event, value, currency, at, camp, mid)
+), ins AS (
+  INSERT INTO conversions (app_id, id, user_id, event, value, currency, created_at, campaign_id, message_id)
+  SELECT $1, id, user_id, event, value, currency, at, camp, mid FROM inp ORDER BY id
+  ON CONFLICT (app_id, id) DO NOTHING
+  RETURNING id, user_id, value, currency, created_at, campaign_id
+), conv AS (
+  INSERT INTO campaign_converters (app_id, campaign_id, user_id, first_at)
+  SELECT DISTINCT ON (campaign_id, user_id) $1, campaign_id, user_id, created_at FROM ins
+  WHERE campaign_id IS NOT NULL ORDER BY campaign_id, user_id, created_at
+  ON CONFLICT DO NOTHING RETURNING campaign_id, first_at
+), mins AS (
+  INSERT INTO campaign_minutes (app_id, campaign_id, minute, conversions, users_converted)
+  SELECT $1, camp, minute, sum(n), sum(u) FROM (
+    SELECT campaign_id AS camp, date_trunc('minute', created_at) AS minute, 1 AS n, 0 AS u
+    FROM ins WHERE campaign_id IS NOT NULL
+    UNION ALL SELECT campaign_id, date_trunc('minute', first_at), 0, 1 FROM conv) t
+  GROUP BY camp, minute ORDER BY camp, minute
+  ON CONFLICT (app_id, campaign_id, minute) DO UPDATE SET
+    conversions = campaign_minutes.conversions + EXCLUDED.conversions,
+    users_converted = campaign_minutes.users_converted + EXCLUDED.users_converted
+), rev AS (
+  INSERT INTO campaign_revenue (app_id, campaign_id, currency, amount)
+  SELECT $1, campaign_id, currency, sum(value) FROM ins
+  WHERE campaign_id IS NOT NULL AND value IS NOT NULL
+  GROUP BY campaign_id, currency ORDER BY campaign_id, currency
+  ON CONFLICT (app_id, campaign_id, currency) DO UPDATE SET amount = campaign_revenue.amount + EXCLUDED.amount
+)
+SELECT id FROM ins
+"""
+
+
+async def record(conn: Tx, app_id: int, items: list[Conversion], window: timedelta) -> list[dict[str, Any]]:
+    """Attribute and record; per item {id, user_id, event, campaign_id, message_id, status}
+    with status attributed | unattributed | duplicate (its id was recorded before, by this
+    call or an earlier one: what that one was attributed to is reported)."""
+    rows = await conn.fetch(_ATTRIBUTE, app_id, [c.user_id for c in items],
+                            [c.created_at for c in items], window)
+    attr = {int(r["ord"]) - 1: (r["campaign_id"], r["message_id"]) for r in rows}
+    first: dict[str, int] = {}
+    for i, c in enumerate(items):
+        first.setdefault(c.id, i)
+    fresh = [i for i in range(len(items)) if first[items[i].id] == i]
+    async with conn.transaction():
+        new = {r["id"] for r in await conn.fetch(
+            _RECORD, app_id, *_columns([items[i] for i in fresh], [attr.get(i, (None, None)) for i in fresh]),
+        )}
+        dups = sorted({c.id for c in items} - new)
+        before = {r["id"]: (r["campaign_id"], r["message_id"]) for r in await conn.fetch(
+            "SELECT id, campaign_id, message_id FROM conversions WHERE app_id = $1 AND id = ANY($2::text[])",
+            app_id, dups,
+        )} if dups else {}
+    out = []
+    for i, c in enumerate(items):
+        is_new = c.id in new and first[c.id] == i
+        if c.id in new:  # recorded now, by this item or an earlier one of the call
+            camp, mid = attr.get(first[c.id], (None, None))
+        else:
+            camp, mid = before.get(c.id, (None, None))
+        status = "duplicate" if not is_new else ("attributed" if camp else "unattributed")
+        out.append({"id": c.id, "user_id": c.user_id, "event": c.event, "campaign_id": camp,
+                    "message_id": mid, "status": status})
+    return out
+
+
+def _columns(items: list[Conversion], attr: list[tuple[str | None, str | None]]) -> list[list[Any]]:
+    return [[c.id for c in items], [c.user_id for c in items], [c.event for c in items],
+            [c.value for c in items], [c.currency for c in items], [c.created_at for c in items],
+            [a[0] for a in attr], [a[1] for a in attr]]
+
