@@ -296,7 +296,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
 OPERATIONS += openapi_funnel.operations(op, q)
 
 PATH_PARAMS: J = {"type": CTYPE, "id": {"type": "string", "minLength": 1}, "user_id": ID,
-                  "target_id": {"type": "string", "minLength": 1}, "file": STR}
+                  "target_id": {"type": "string", "minLength": 1}, "file": STR, "token": STR}
 DESCRIPTION = """Self-hosted campaign fan-out, wire-compatible with the hosted chat API.
 
 Every non-public request carries `?api_key=KEY` and `Authorization: <server JWT>` (HS256 with

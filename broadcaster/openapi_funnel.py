@@ -29,6 +29,10 @@ SCHEMAS["CampaignStats"]["properties"].update({
     "stats_revenue": {"type": "object", "additionalProperties": NUM, "description": "{currency: sum}"},
     "read_rate": NUM, "click_rate": NUM, "conversion_rate": NUM,
 })
+for _name in ("CampaignInput", "Campaign"):
+    SCHEMAS[_name]["properties"]["track_clicks"] = {
+        "type": "boolean", "default": False,
+        "description": "rewrite http(s) links of the text and attachment link fields to <BROADCASTER_PUBLIC_URL>/c/<token>"}
 SCHEMAS["AppSettings"]["properties"]["attribution_window"] = {
     "type": "string", "pattern": "^[1-9][0-9]{0,6}[smhd]$", "default": "7d",
     "description": "conversions go to the campaign message received last within it (at most 366d)"}
@@ -43,4 +47,9 @@ def operations(op: Callable[..., J], q: Callable[..., J]) -> list[tuple[str, str
                  "duplicates": INT, "duration": STR}, "conversions", "attributed", "unattributed", "duplicates"),
             body_required=True, errors="400",
             body=obj({"conversions": arr(ref("ConversionInput"), 1, 1000)}, "conversions"))),
+        ("get", "/c/{token}", {**op("FollowLink", "Campaigns", "A tracked link: records the click, 302 to the original",
+                                    public=True, errors="404"),
+                               "responses": {"302": {"description": "to the exact link the token was signed for",
+                                                     "headers": {"Location": {"schema": STR}}},
+                                             "404": {"$ref": "#/components/responses/E404"}}}),
     ]

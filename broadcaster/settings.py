@@ -24,6 +24,10 @@ class Settings:
     docs_url: str = "docs/errors.md"
     # Secret used to sign opaque pagination cursors (HMAC); per deployment.
     cursor_secret: str = "broadcaster-cursor-key"
+    # HMAC key of click-tracking tokens (/c/<token>); empty = derived from cursor_secret.
+    link_secret: str = ""
+    # Base of tracked links in messages; empty = the API's own http://host:port.
+    public_url: str = ""
     # arq queue name; tests give each run its own.
     queue_name: str = "broadcaster:queue"
     # Fan-out batch size (recipients per job / transaction).
@@ -61,6 +65,8 @@ class Settings:
             log_level=_env("LOG_LEVEL", d.log_level),
             docs_url=_env("DOCS_URL", d.docs_url),
             cursor_secret=_env("CURSOR_SECRET", d.cursor_secret),
+            link_secret=_env("LINK_SECRET", d.link_secret),
+            public_url=_env("PUBLIC_URL", d.public_url),
             queue_name=_env("QUEUE_NAME", d.queue_name),
             # a batch's message ids number its rows in 5 hex digits (ids.SEQ_MAX)
             batch_size=max(1, min(100_000, int(_env("BATCH_SIZE", str(d.batch_size))))),
@@ -75,6 +81,14 @@ class Settings:
             webhook_retention_days=float(_env("WEBHOOK_RETENTION_DAYS", str(d.webhook_retention_days))),
         )
 
+    @property
+    def click_secret(self) -> str:
+        return self.link_secret or "click-links:" + self.cursor_secret
+
+    @property
+    def links_base(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
@@ -87,6 +101,8 @@ class Settings:
             "BROADCASTER_PORT": str(self.port),
             "BROADCASTER_MAX_BODY_BYTES": str(self.max_body_bytes),
             "BROADCASTER_CURSOR_SECRET": self.cursor_secret,
+            "BROADCASTER_LINK_SECRET": self.link_secret,
+            "BROADCASTER_PUBLIC_URL": self.public_url,
             "BROADCASTER_QUEUE_NAME": self.queue_name,
             "BROADCASTER_BATCH_SIZE": str(self.batch_size),
             "BROADCASTER_WORKER_MAX_JOBS": str(self.worker_max_jobs),

@@ -84,6 +84,7 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
         "create_channels": create_channels, "channel_template": ct,
         "skip_push": bool(boolean(body, "skip_push")), "skip_webhook": bool(boolean(body, "skip_webhook")),
         "sender_visibility": visibility, "show_channels": bool(boolean(body, "show_channels")),
+        "track_clicks": bool(boolean(body, "track_clicks")),
     }
     return data, kind
 

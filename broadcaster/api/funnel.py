@@ -5,10 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from broadcaster import analytics, timefmt
+from broadcaster.domain import links
+from broadcaster.errors import not_found
 from broadcaster.http import ok, read_json
-from broadcaster.keys import POOL
+from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import conversions
+from broadcaster.store import clicks, conversions
 
 routes = web.RouteTableDef()
 
@@ -23,3 +25,18 @@ async def track_conversions(request: web.Request) -> web.Response:
     counts = {s: sum(1 for o in out if o["status"] == s) for s in ("attributed", "unattributed", "duplicate")}
     return ok(request, {"conversions": out, "attributed": counts["attributed"],
                         "unattributed": counts["unattributed"], "duplicates": counts["duplicate"]})
+
+
+@routes.get("/c/{token}", name="FollowLink")
+async def follow_link(request: web.Request) -> web.Response:
+    """No auth: the token is the credential. 302 to the exact link it was signed for, the
+    click recorded (durably) first; anything we did not sign, or whose recipient the campaign
+    does not have, is a 404 and redirects nowhere."""
+    click = links.open_token(request.app[SETTINGS].click_secret, request.match_info["token"])
+    if click is None:
+        raise not_found("link")
+    # HEAD is what link-preview bots send: it redirects but is not a click
+    if not click.test and request.method == "GET" and not await clicks.record(request.app[POOL], click):
+        raise not_found("link")
+    return web.Response(status=302, headers={
+        "Location": click.url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

@@ -23,12 +23,12 @@ COLUMNS = (
     "app_id, id, name, description, status, segment_ids, user_ids, sender_id, sender_mode,"
     " message_template, create_channels, channel_template, skip_push, skip_webhook,"
     " scheduled_for, stop_at, created_at, updated_at, kind, started_at, completed_at,"
-    " plan_after, plan_batches, planned, recipients_total, sender_visibility, show_channels"
+    " plan_after, plan_batches, planned, recipients_total, sender_visibility, show_channels, track_clicks"
 )
 EDITABLE = (
     "name", "description", "segment_ids", "user_ids", "sender_id", "sender_mode",
     "message_template", "create_channels", "channel_template", "skip_push", "skip_webhook",
-    "sender_visibility", "show_channels",
+    "sender_visibility", "show_channels", "track_clicks",
 )
 
 
@@ -77,7 +77,7 @@ async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
 
 async def delete(conn: Tx, app_id: int, cid: str) -> None:
     for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience",
-                  "campaign_converters", "campaign_revenue", "campaign_clicks"):
+                  "campaign_converters", "campaign_revenue", "campaign_clicks", "campaign_click_counts"):
         await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
     await conn.execute("DELETE FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)
 
@@ -211,7 +211,8 @@ def view(
         "id": r["id"], "name": r["name"], "description": r["description"], "status": r["status"],
         "segment_ids": list(r["segment_ids"]), "user_ids": list(r["user_ids"]),
         "sender_id": r["sender_id"], "sender_mode": r["sender_mode"],
-        "sender_visibility": r["sender_visibility"], "show_channels": r["show_channels"], **related,
+        "sender_visibility": r["sender_visibility"], "show_channels": r["show_channels"],
+        "track_clicks": r["track_clicks"], **related,
         "message_template": r["message_template"], "create_channels": r["create_channels"],
         "channel_template": r["channel_template"], "skip_push": r["skip_push"],
         "skip_webhook": r["skip_webhook"], "scheduled_for": timefmt.fmt(r["scheduled_for"]),

@@ -17,8 +17,8 @@ from broadcaster.errors import bad_request, not_found
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 Tx = asyncpg.Connection | PoolConnectionProxy  # something that can open a transaction
 STATUSES = ("pending", "sent", "skipped", "errored", "read")
-# interaction counters of campaign_minutes (read: on_read; the rest: store/conversions, store/clicks)
-FUNNEL_COUNTERS = ("read", "clicks", "users_clicked", "conversions", "users_converted")
+# interaction counters of campaign_minutes (read: on_read; conversions: store/conversions)
+FUNNEL_COUNTERS = ("read", "conversions", "users_converted")
 
 
 async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -32,11 +32,17 @@ async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[
     ):
         out[r["campaign_id"]].update({k: int(r[k]) for k in ("processed", "sent", "errored", "skipped", "channels_created")})
     for r in await conn.fetch(
-        "SELECT campaign_id, sum(read) AS read, sum(clicks) AS clicks, sum(users_clicked) AS users_clicked,"
-        " sum(conversions) AS conversions, sum(users_converted) AS users_converted FROM campaign_minutes"
+        "SELECT campaign_id, sum(read) AS read, sum(conversions) AS conversions,"
+        " sum(users_converted) AS users_converted FROM campaign_minutes"
         " WHERE app_id = $1 AND campaign_id = ANY($2::text[]) GROUP BY campaign_id", app_id, ids,
     ):
         out[r["campaign_id"]].update({k: int(r[k]) for k in FUNNEL_COUNTERS})
+    for r in await conn.fetch(
+        "SELECT campaign_id, sum(clicks) AS clicks, sum(users_clicked) AS users_clicked"
+        " FROM campaign_click_counts WHERE app_id = $1 AND campaign_id = ANY($2::text[])"
+        " GROUP BY campaign_id", app_id, ids,
+    ):
+        out[r["campaign_id"]].update({k: int(r[k]) for k in ("clicks", "users_clicked")})
     for r in await conn.fetch(
         "SELECT campaign_id, currency, amount FROM campaign_revenue WHERE app_id = $1"
         " AND campaign_id = ANY($2::text[]) ORDER BY campaign_id, currency", app_id, ids,

@@ -1,0 +1,1 @@
+"""Pure campaign logic (no aiohttp, asyncpg, redis or arq): what a batch sends."""

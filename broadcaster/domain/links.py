@@ -1,0 +1,172 @@
+"""Click tracking (SPEC 5C), pure: link rewriting of a rendered message and its signed tokens.
+
+A token names the app, campaign, recipient (target id), link number and the exact original
+URL, and is HMAC-signed with the server's link key. The URL is inside the token because with
+templated text the links differ per recipient: nothing has to be stored per message at
+fan-out time, and the redirect needs no lookup to find where to go. Only a token we signed
+opens (a forged, altered or truncated one is None: the caller answers 404), so /c/ is
+never an open redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MAC_BYTES = 16
+MAX_TOKEN_CHARS = 8192
+# A link runs to whitespace or a character that cannot appear unescaped in one; trailing
+# sentence punctuation is cut afterwards (see _trim).
+_LINK_RE = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+_TRAILING = ".,;:!?*_~"
+# Attachment fields that are followed by a click. Image, asset and thumbnail URLs are left as
+# they are: clients load them without a click, so a rewrite would count every view as one.
+LINK_FIELDS = ("title_link", "author_link", "og_scrape_url", "url")
+
+
+@dataclass(frozen=True)
+class Click:
+    app_id: int
+    campaign_id: str
+    target_id: str
+    link_no: int
+    url: str
+    test: bool  # from a test send: redirect, record nothing
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _mac(secret: str, payload: bytes) -> bytes:
+    return hmac.new(secret.encode(), b"click:" + payload, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def token(secret: str, c: Click) -> str:
+    payload = orjson.dumps([c.app_id, c.campaign_id, c.target_id, c.link_no, c.url, int(c.test)])
+    return _b64(_mac(secret, payload) + payload)
+
+
+def open_token(secret: str, tok: str) -> Click | None:
+    """The click a token names, or None for anything we did not sign exactly so."""
+    if not tok or len(tok) > MAX_TOKEN_CHARS or not re.fullmatch(r"[A-Za-z0-9_-]+", tok):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
+    except ValueError:
+        return None
+    mac, payload = raw[:MAC_BYTES], raw[MAC_BYTES:]
+    if len(mac) != MAC_BYTES or not hmac.compare_digest(mac, _mac(secret, payload)):
+        return None
+    try:
+        app_id, camp, target, no, url, test = orjson.loads(payload)
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
+    if not (isinstance(app_id, int) and isinstance(camp, str) and isinstance(target, str)
+            and isinstance(no, int) and isinstance(url, str) and is_link(url)):
+        return None
+    return Click(app_id, camp, target, no, url, bool(test))
+
+
+def is_link(url: str) -> bool:
+    return bool(_LINK_RE.fullmatch(url))
+
+
+def _trim(link: str) -> str:
+    """Cut sentence punctuation and an unbalanced closing bracket off the end ("see
+    https://x.y/a." links to https://x.y/a; "(https://x.y/a_(b))" keeps its own parens)."""
+    while link:
+        last = link[-1]
+        if last in _TRAILING:
+            link = link[:-1]
+        elif last in ")]}":
+            opening = {")": "(", "]": "[", "}": "{"}[last]
+            if link.count(opening) < link.count(last):
+                link = link[:-1]
+            else:
+                break
+        else:
+            break
+    return link
+
+
+def rewrite_text(text: str, track: Callable[[int, str], str], start: int = 0, skip_prefix: str = "") -> tuple[str, int]:
+    """Every http(s) link of `text` replaced by track(link_no, url), numbered from `start` in
+    order of appearance; links that already start with `skip_prefix` (our own tracking
+    links) are left alone. Returns the text and the next link number."""
+    out: list[str] = []
+    pos, no = 0, start
+    for m in _LINK_RE.finditer(text):
+        link = _trim(m.group(0))
+        if not is_link(link) or (skip_prefix and link.startswith(skip_prefix)):
+            continue
+        out.append(text[pos:m.start()])
+        out.append(track(no, link))
+        no += 1
+        pos = m.start() + len(link)
+    out.append(text[pos:])
+    return "".join(out), no
+
+
+def rewrite_attachments(
+    attachments: Any, track: Callable[[int, str], str], start: int = 0, skip_prefix: str = "",
+) -> tuple[Any, int]:
+    """Copies of the attachments with their link fields (LINK_FIELDS, and `url` of each of
+    their `actions`) tracked, numbered on from `start`."""
+    if not isinstance(attachments, list):
+        return attachments, start
+    no = start
+
+    def one(d: dict[str, Any]) -> dict[str, Any]:
+        nonlocal no
+        new = dict(d)
+        for k in LINK_FIELDS:
+            v = new.get(k)
+            if isinstance(v, str) and is_link(v) and not (skip_prefix and v.startswith(skip_prefix)):
+                new[k] = track(no, v)
+                no += 1
+        return new
+
+    out = []
+    for a in attachments:
+        if not isinstance(a, dict):
+            out.append(a)
+            continue
+        new = one(a)
+        if isinstance(new.get("actions"), list):
+            new["actions"] = [one(x) if isinstance(x, dict) else x for x in new["actions"]]
+        out.append(new)
+    return out, no
+
+
+def has_links(text: str, attachments: Any) -> bool:
+    """Whether a message (template or rendered) has anything to track."""
+    if _LINK_RE.search(text or ""):
+        return True
+    _, n = rewrite_attachments(attachments, lambda i, u: u)
+    return n > 0
+
+
+def tracker(public_url: str, secret: str, app_id: int, campaign_id: str, target_id: str,
+            *, test: bool = False) -> Callable[[int, str], str]:
+    """track(link_no, url) for one recipient's message: <public_url>/c/<token>."""
+    base = public_url.rstrip("/") + "/c/"
+
+    def track(no: int, url: str) -> str:
+        return base + token(secret, Click(app_id, campaign_id, target_id, no, url, test))
+
+    return track
+
+
+def rewrite(text: str, attachments: Any, track: Callable[[int, str], str], skip_prefix: str = "") -> tuple[str, Any]:
+    """A rendered message with every link tracked: text links first, then attachments."""
+    new_text, no = rewrite_text(text, track, 0, skip_prefix)
+    new_att, _ = rewrite_attachments(attachments, track, no, skip_prefix)
+    return new_text, new_att

@@ -1,0 +1,80 @@
+"""domain/links.py: which links a message's text and attachments have, how they are rewritten,
+and that only tokens we signed, unaltered, open."""
+
+from __future__ import annotations
+
+from broadcaster.domain import links
+from broadcaster.domain.links import Click
+
+SECRET = "s3cret"
+
+
+def numbered(no: int, url: str) -> str:
+    return f"<{no}:{url}>"
+
+
+def test_text_links_are_found_and_trimmed() -> None:
+    text = ("See https://shop.example/sale?x=1&y=2. Or (http://a.example/b_(c)) and "
+            "https://b.example/path, then ftp://no.example and mailto:x@y.z; https://c.example!")
+    out, n = links.rewrite_text(text, numbered)
+    assert n == 4
+    assert out == ("See <0:https://shop.example/sale?x=1&y=2>. Or (<1:http://a.example/b_(c)>) and "
+                   "<2:https://b.example/path>, then ftp://no.example and mailto:x@y.z; <3:https://c.example>!")
+
+
+def test_text_without_links_and_our_own_links_are_left_alone() -> None:
+    assert links.rewrite_text("no links here, http:// nor https://", numbered) == (
+        "no links here, http:// nor https://", 0)
+    own = "go https://t.example/c/abc and https://x.example"
+    assert links.rewrite_text(own, numbered, skip_prefix="https://t.example/c/") == (
+        "go https://t.example/c/abc and <0:https://x.example>", 1)
+
+
+def test_attachment_link_fields_tracked_images_not() -> None:
+    att = [{"type": "image", "image_url": "https://img.example/a.png", "title_link": "https://p.example/1",
+            "actions": [{"type": "button", "url": "https://p.example/buy"}, "odd"]},
+           "not an object", {"og_scrape_url": "https://p.example/2", "thumb_url": "https://img.example/t.png",
+                             "url": "javascript:alert(1)"}]
+    new, n = links.rewrite_attachments(att, numbered, start=3)
+    assert n == 6
+    assert new[0] == {"type": "image", "image_url": "https://img.example/a.png", "title_link": "<3:https://p.example/1>",
+                      "actions": [{"type": "button", "url": "<4:https://p.example/buy>"}, "odd"]}
+    assert new[1] == "not an object"
+    assert new[2] == {"og_scrape_url": "<5:https://p.example/2>", "thumb_url": "https://img.example/t.png",
+                      "url": "javascript:alert(1)"}
+    assert att[0]["title_link"] == "https://p.example/1"  # the template is not modified
+
+
+def test_rewrite_numbers_text_then_attachments_and_has_links() -> None:
+    text, att = links.rewrite("a https://x.example b https://y.example", [{"title_link": "https://z.example"}], numbered)
+    assert text == "a <0:https://x.example> b <1:https://y.example>"
+    assert att == [{"title_link": "<2:https://z.example>"}]
+    assert links.has_links("x https://a.example", [])
+    assert links.has_links("none", [{"title_link": "https://a.example"}])
+    assert not links.has_links("none", [{"image_url": "https://a.example/i.png"}])
+
+
+def test_tokens_round_trip_and_refuse_anything_altered() -> None:
+    c = Click(7, "spring", "alice", 2, "https://shop.example/a?b=c&d=%20#frag", False)
+    track = links.tracker("https://go.example/", SECRET, 7, "spring", "alice")
+    url = track(2, c.url)
+    assert url.startswith("https://go.example/c/")
+    tok = url.rsplit("/", 1)[1]
+    assert links.open_token(SECRET, tok) == c
+    assert links.open_token("other-secret", tok) is None
+    for i in range(len(tok)):  # every single-character change is refused
+        ch = "A" if tok[i] != "A" else "B"
+        assert links.open_token(SECRET, tok[:i] + ch + tok[i + 1:]) is None
+    assert links.open_token(SECRET, tok[:-1]) is None
+    assert links.open_token(SECRET, tok + "A") is None
+    for junk in ("", "!!!", "a" * 9000, "a.b", "%2F"):
+        assert links.open_token(SECRET, junk) is None
+    test_tok = links.token(SECRET, Click(7, "spring", "alice", 0, "https://a.example", True))
+    assert links.open_token(SECRET, test_tok).test  # type: ignore[union-attr]
+
+
+def test_a_signed_non_http_url_is_refused() -> None:
+    # Only rewrite() makes tokens, and only of http(s) links; even if one were signed for
+    # another scheme the redirect refuses it.
+    tok = links.token(SECRET, Click(1, "c", "u", 0, "javascript:alert(1)", False))
+    assert links.open_token(SECRET, tok) is None
