@@ -52,7 +52,11 @@ def check_server_token(token: str, secret: str, now: float | None = None) -> dic
         raise unauthorized(41, "JWT is not yet valid (nbf is in the future)")
     if iat is not None and iat > t + LEEWAY_S:
         raise unauthorized(42, "JWT was issued in the future (iat)")
-    if claims.get("server") is not True:
+    # A server token says `server: true` (the stream-chat SDKs); the newer SDKs (getstream,
+    # @stream-io/node-sdk) sign one with no claims but iat. A token naming a user, or saying
+    # `server: false`, is a user token.
+    server = claims.get("server")
+    if not (server is True or (server is None and "user_id" not in claims)):
         raise forbidden("a user token is not allowed here: server-side endpoints need a server token")
     return claims
 

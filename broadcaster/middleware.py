@@ -28,8 +28,11 @@ APP_ROW = web.RequestKey("app_row", AppRow)
 
 
 def operation(request: web.Request) -> str | None:
+    """The route's operation name; `/api/v2/...` aliases count as their root operation."""
+    from broadcaster.api.v2 import operation_name
+
     route = request.match_info.route
-    return route.name if route is not None else None
+    return operation_name(route.name if route is not None else None)
 
 
 def current_app(request: web.Request) -> AppRow:

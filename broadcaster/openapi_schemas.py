@@ -177,8 +177,9 @@ SCHEMAS: J = {
     "Pager": obj({"next": STR, "prev": STR}),
     "CampaignResponse": obj({"campaign": ref("Campaign"), "users": ref("Pager"), "duration": STR},
                             "campaign", "duration"),
-    "SegmentTarget": obj({"target_id": STR, "segment_id": STR, "created_at": TIME},
-                         "target_id", "segment_id", "created_at"),
+    "SegmentTarget": obj({"target_id": STR, "segment_id": STR, "created_at": TIME,
+                          "app_pk": {**INT, "description": "the app's numeric id"}},
+                         "target_id", "segment_id", "created_at", "app_pk"),
     "Recipient": obj({
         "target_id": STR, "user_id": STR, "channel_cid": STR, "message_id": STR,
         "status": {"enum": ["pending", "sent", "skipped", "errored", "read"]},

@@ -45,6 +45,11 @@ async def test_auth_codes(client, creds: Creds):
     assert_error(*await call(good, {"Authorization": forged}), 401, 43, "signature")
     user_tok = jwt.encode({"user_id": "u1"}, creds.api_secret, algorithm="HS256")
     assert_error(*await call(good, {"Authorization": user_tok}), 403, 17, "user token")
+    not_server = jwt.encode({"server": False}, creds.api_secret, algorithm="HS256")
+    assert_error(*await call(good, {"Authorization": not_server}), 403, 17, "user token")
+    # the newer SDKs' server token: signed with the secret, no user, no `server` claim
+    st, body = await call(good, {"Authorization": jwt.encode({"iat": now}, creds.api_secret, algorithm="HS256")})
+    assert st == 200, body
     # raw and Bearer forms both work
     st, body = await call(good, {"Authorization": creds.token()})
     assert st == 200, body

@@ -70,3 +70,38 @@ def test_member_state_bad_input(sdk: Any) -> None:
         with pytest.raises(StreamAPIException) as e:
             call()
         assert e.value.status_code == status and words in e.value.error_message, (words, e.value.error_message)
+
+
+def test_campaign_sender_visibility_and_show_channels(sdk: Any, start_worker: Any) -> None:
+    from tests.helpers import wait_for
+
+    sdk.upsert_users([{"id": "shop"}, *({"id": f"r{i}"} for i in range(3))])
+    # r0 hid the channel it already has with the shop; r1 hid its own, the campaign shows it
+    for r in ("r0", "r1"):
+        sdk.channel("messaging", f"{r}-shop", {"members": ["shop", r]}).create("shop")
+        sdk.channel("messaging", f"{r}-shop").hide(r)
+    start_worker()
+
+    def run(cid: str, **extra: Any) -> None:
+        c = sdk.campaign(campaign_id=cid, data={
+            "user_ids": ["r0", "r1", "r2"], "sender_id": "shop", "message_template": {"text": "hi"},
+            "create_channels": True, "channel_template": {"type": "messaging", "id": "{{ receiver.id }}-shop"},
+            **extra})
+        c.create()
+        c.start()
+        wait_for(lambda: c.get()["campaign"]["status"] == "completed", timeout=60)
+
+    run("first", sender_visibility="hidden")
+    assert _cids(sdk, "shop") == []
+    assert _cids(sdk, "shop", hidden=True) == ["messaging:r0-shop", "messaging:r1-shop", "messaging:r2-shop"]
+    # without show_channels the campaign's message does not un-hide a recipient's channel
+    assert _cids(sdk, "r0") == [] and _cids(sdk, "r0", hidden=True) == ["messaging:r0-shop"]
+    assert _cids(sdk, "r2") == ["messaging:r2-shop"]
+
+    run("second", sender_visibility="archived", show_channels=True)
+    assert _cids(sdk, "r0") == ["messaging:r0-shop"] and _cids(sdk, "r1") == ["messaging:r1-shop"]
+    assert _cids(sdk, "shop", hidden=True, archived=True) == [
+        "messaging:r0-shop", "messaging:r1-shop", "messaging:r2-shop"]
+    # a recipient's reply brings the channel back for the shop (still archived, though)
+    sdk.channel("messaging", "r2-shop").send_message({"text": "thanks"}, "r2")
+    assert _cids(sdk, "shop", archived=True) == ["messaging:r2-shop"]

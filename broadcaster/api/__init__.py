@@ -22,3 +22,6 @@ def setup_routes(app: web.Application) -> None:
                 raise
             continue
         app.router.add_routes(module.routes)
+    from broadcaster.api import v2
+
+    v2.add_aliases(app)

@@ -201,7 +201,7 @@ async def target_exists(request: web.Request) -> web.Response:
     found = await targets.get(pool, seg.key, target_id) if valid else None
     if found is None:
         raise not_found(f"target {target_id[:300]!r} in segment {seg.id!r}")
-    return ok(request, {"target": {**found, "segment_id": seg.id}})
+    return ok(request, {"target": {**found, "segment_id": seg.id, "app_pk": app.id}})
 
 
 @routes.post("/segments/{id}/targets/query", name="QuerySegmentTargets")
@@ -214,8 +214,11 @@ async def query_targets(request: web.Request) -> web.Response:
     limit = cursors.limit_of(body.get("limit"), "limit", default=100, hi=MAX_TARGETS)
     # The segment key, not its id: a cursor of a deleted segment does not page a new one
     # created under the same id.
-    req = cursors.begin(body, ("targets", app.id, seg.key),
-                        {"filter": body.get("filter") or {}, "sort": body.get("sort")}, secret, limit=limit)
+    # The vendor's OpenAPI (and so its newer SDKs) spells these two `Filter` and `Sort`.
+    flt = body.get("filter") if body.get("filter") is not None else body.get("Filter")
+    sort_in = body.get("sort") if body.get("sort") is not None else body.get("Sort")
+    req = cursors.begin(body, ("targets", app.id, seg.key), {"filter": flt or {}, "sort": sort_in}, secret,
+                        limit=limit)
     sort = targets.parse_sort(req.query.get("sort"))
     params: list[Any] = [seg.key]
     conds = targets.compile_filter(req.query.get("filter") or None, params)
@@ -224,5 +227,5 @@ async def query_targets(request: web.Request) -> web.Response:
     rows = await targets.fetch_index_ordered(pool, sql, args)
     page, links = cursors.finish(req, [dict(r) for r in rows], lambda r: targets.position_of(r, sort[0]), secret)
     for r in page:
-        r["segment_id"] = seg.id
+        r["segment_id"], r["app_pk"] = seg.id, app.id
     return ok(request, {"targets": page, **links})

@@ -20,6 +20,7 @@ from broadcaster import metrics, pressure, sendrate, timefmt
 from broadcaster.appconfig import capped
 from broadcaster.errors import ApiError
 from broadcaster.store import campaigns, fanout, fanwrite
+from broadcaster.store import channels as chat_store
 from broadcaster.store.ledger import Tx
 from broadcaster.templating import CACHE as TEMPLATE_CACHE
 from broadcaster.templating import CampaignTemplates, batch_budget, user_view
@@ -165,6 +166,10 @@ async def _run_batch(
         else:
             ids = await fanout.audience_range(conn, app_id, cid, b["after_id"], b["upto_id"])
             sent, errored, skipped, created = await _write_generic(conn, camp, tpl, no, ids, sender, events)
+        if camp["sender_visibility"] or camp["show_channels"]:
+            await chat_store.apply_campaign_visibility(
+                conn, app_id, cid, camp["sender_id"], camp["sender_visibility"], camp["show_channels"],
+                b["after_id"], b["upto_id"])
     metrics.CAMPAIGN_MESSAGES.labels("sent").inc(sent)
     metrics.CAMPAIGN_MESSAGES.labels("errored").inc(errored)
     metrics.CAMPAIGN_MESSAGES.labels("skipped").inc(skipped)

@@ -294,3 +294,27 @@ def member_state_sql(user_param: str, state: str, wanted: bool) -> str:
     exists = (f"EXISTS (SELECT 1 FROM members m WHERE m.app_id = channels.app_id AND m.cid = channels.cid"
               f" AND m.user_id = {user_param} AND {column})")
     return exists if wanted else f"NOT {exists}"
+
+
+async def apply_campaign_visibility(
+    conn: Tx, app_id: int, campaign_id: str, sender_id: str, visibility: str | None, show: bool,
+    after_id: str | None, upto_id: str,
+) -> None:
+    """A campaign batch's sender_visibility and show_channels, set-based in the batch's
+    transaction: over the channels its ledger rows in (after_id, upto_id] were sent into, hide
+    or archive them for the sender, and (show_channels) un-hide them for everyone else."""
+    batch = (
+        " FROM campaign_recipients r WHERE r.app_id = $1 AND r.campaign_id = $2"
+        " AND ($3::text IS NULL OR r.target_id > $3) AND r.target_id <= $4 AND r.status = 'sent'"
+        " AND m.app_id = $1 AND m.cid = r.channel_cid"
+    )
+    if visibility == "hidden":
+        await conn.execute(f"UPDATE members m SET hidden = true, updated_at = now(){batch}"
+                           " AND m.user_id = $5 AND NOT m.hidden", app_id, campaign_id, after_id, upto_id, sender_id)
+    elif visibility == "archived":
+        await conn.execute(f"UPDATE members m SET archived_at = now(), updated_at = now(){batch}"
+                           " AND m.user_id = $5 AND m.archived_at IS NULL",
+                           app_id, campaign_id, after_id, upto_id, sender_id)
+    if show:
+        await conn.execute(f"UPDATE members m SET hidden = false, updated_at = now(){batch}"
+                           " AND m.user_id <> $5 AND m.hidden", app_id, campaign_id, after_id, upto_id, sender_id)
