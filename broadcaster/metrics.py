@@ -93,6 +93,13 @@ def instrument(functions: Sequence[Any]) -> list[Any]:
     return out
 
 
+_SERVING: set[int] = set()
+
+
 def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> None:
-    """The worker's own /metrics (prometheus_client's HTTP server, in a thread)."""
+    """The worker's own /metrics (prometheus_client's HTTP server, in a thread). Once per
+    process: a worker rebuilt after an outage runs its startup again on the same port."""
+    if port in _SERVING:
+        return
     start_http_server(port, addr=host)
+    _SERVING.add(port)

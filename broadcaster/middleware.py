@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from broadcaster import auth
-from broadcaster.errors import ApiError, unauthorized
+from broadcaster import auth, db
+from broadcaster.errors import ApiError, unauthorized, unavailable
 from broadcaster.http import duration
 from broadcaster.keys import POOL, SETTINGS, T0
 from broadcaster.logs import log, request_id
@@ -91,12 +93,33 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if e.status < 400:
             raise
         return error_response(request, e.status, 4, e.reason or "bad request")
-    except Exception:
+    except Exception as e:
+        if db.unavailable(e) or isinstance(e, RedisConnectionError | RedisTimeoutError):
+            return _outage(request, e)
         rid = request_id.get()
         logger.exception("unhandled error", extra={"fields": {"path": request.path}})
         return error_response(
             request, 500, -1, f"internal error; quote request id {rid} when reporting it"
         )
+
+
+_last_outage_log = 0.0
+
+
+def _outage(request: web.Request, exc: Exception) -> web.Response:
+    """PostgreSQL (or Redis, for the few calls that need it) is down: 503 in the error shape,
+    never -1. One log line per 5 s, not a traceback a request, while it lasts."""
+    global _last_outage_log
+    what = "the database" if db.unavailable(exc) else "the job queue"
+    now = time.monotonic()
+    if now - _last_outage_log > 5:
+        _last_outage_log = now
+        log(logger, logging.WARNING, "dependency unavailable", dependency=what,
+            error=f"{type(exc).__name__}: {exc}")
+    err = unavailable(what)
+    resp = error_response(request, err.status, err.code, err.message)
+    resp.headers["Retry-After"] = "1"
+    return resp
 
 
 @web.middleware

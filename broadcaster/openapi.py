@@ -58,7 +58,8 @@ ERRORS = {
     "413": "body larger than the configured maximum (code 22)",
     "429": "rate limited (code 9); see Retry-After",
     "500": "internal error (code -1), logged with the request id",
-    "503": "not ready",
+    "503": "a dependency is unreachable (code 80): PostgreSQL down or restarting; see Retry-After"
+           " (on /readyz: not ready)",
 }
 
 
@@ -72,6 +73,8 @@ def _error_response(status: str) -> J:
     if status == "429":
         resp["headers"] = {**RL_REFS, "Retry-After": {"schema": INT,
                                                       "description": "seconds to wait"}}
+    if status == "503":
+        resp["headers"] = {"Retry-After": {"schema": INT, "description": "seconds to wait"}}
     return resp
 
 
@@ -88,7 +91,7 @@ def op(op_id: str, tag: str, summary: str, ok: J | None = None, *, body: J | Non
     codes = errors.split()
     if not public:
         ok_resp["headers"] = RL_REFS
-        codes += ["401", "403", "429"]
+        codes += ["401", "403", "429", "503"]
         if body is not None:
             codes.append("413")
         out["security"] = [{"api_key": [], "jwt": []}]

@@ -22,7 +22,7 @@ import aiohttp
 from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker
 
-from broadcaster import db, jobs, logs, metrics
+from broadcaster import db, jobs, logs, metrics, supervise
 from broadcaster.app import redis_settings
 from broadcaster.settings import Settings
 
@@ -132,5 +132,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
 
 
 def run(settings: Settings) -> None:
+    """`broadcaster worker`: arq workers under supervise.run, which rebuilds them after a
+    Redis or PostgreSQL outage instead of exiting."""
     logs.setup(settings.log_level)
-    build_worker(settings).run()
+    supervise.run(lambda: build_worker(settings))

@@ -1,0 +1,174 @@
+"""The worker process's run loop: one arq Worker at a time, rebuilt after a dependency outage.
+
+arq's Worker.main() raises as soon as a Redis call fails (its poll loop has no retry) and its
+on_startup raises while PostgreSQL is unreachable; arq's own run() then exits the process.
+Here a failure that means "Redis or PostgreSQL is unreachable" is logged, the worker's
+in-flight jobs get a short grace to finish (their PostgreSQL work is idempotent and leased,
+so whatever they leave undone the campaign tick re-enqueues from PostgreSQL), its pools are
+closed, and after a capped exponential backoff a fresh Worker (new Redis connection, new
+PostgreSQL pool, new HTTP session) carries on. Only SIGTERM/SIGINT, or an error that is not
+an outage (a bug), end the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from arq.cron import CronJob
+from arq.worker import Retry, Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from broadcaster import db
+from broadcaster.logs import log
+
+logger = logging.getLogger("broadcaster.worker")
+
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 15.0
+# A worker that ran this long before failing starts the backoff again from the bottom.
+HEALTHY_AFTER_S = 30.0
+# A job that hit an outage runs again this much later (arq Retry) instead of failing for good.
+JOB_RETRY_DEFER_S = 2.0
+# In-flight jobs may finish their PostgreSQL transaction before they are cancelled.
+JOB_GRACE_S = 5.0
+CLOSE_TIMEOUT_S = 10.0
+
+
+def outage(exc: BaseException) -> bool:
+    """Redis or PostgreSQL unreachable (worth a retry), as opposed to a bug."""
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError) or db.unavailable(exc)
+
+
+def backoff(attempt: int) -> float:
+    """Capped exponential with jitter, so restarted workers do not reconnect in lockstep."""
+    base = min(BACKOFF_MAX_S, BACKOFF_START_S * 2 ** max(0, attempt - 1))
+    return base * random.uniform(0.75, 1.0)
+
+
+def _retrying(coroutine: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(coroutine)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await coroutine(ctx, *args, **kwargs)
+        except Exception as e:
+            if not outage(e):
+                raise
+            log(logger, logging.WARNING, "job hit an outage; arq runs it again",
+                job=ctx.get("job_id"), error=f"{type(e).__name__}: {e}")
+            raise Retry(defer=JOB_RETRY_DEFER_S) from e
+
+    return run
+
+
+def retry_on_outage(worker: Worker) -> None:
+    """Jobs that fail because PostgreSQL (or Redis) went away are re-queued by arq after a
+    short defer rather than dropped; without this a batch picked during a PostgreSQL outage
+    waited for its lease to expire (up to 30 s) before the tick re-enqueued it. Jobs are
+    idempotent, so running one again is always safe. Cron jobs and single-try jobs (the
+    webhook pump) are left alone: their next run is at most a second away anyway."""
+    for name, f in list(worker.functions.items()):
+        if isinstance(f, CronJob) or f.max_tries == 1:
+            continue
+        worker.functions[name] = dataclasses.replace(f, coroutine=_retrying(f.coroutine))
+
+
+class Supervisor:
+    def __init__(self, build: Callable[[], Worker]) -> None:
+        self.build = build
+        self.stopping = asyncio.Event()
+        self.worker: Worker | None = None
+        self.restarts = 0
+
+    def _signal(self, signum: signal.Signals) -> None:
+        log(logger, logging.INFO, "worker stopping", signal=signum.name)
+        self.stopping.set()
+        if self.worker is not None:
+            # arq's own handler: cancels running jobs (arq re-queues them) and its main task.
+            self.worker.handle_sig(signum)
+
+    def _own_signals(self) -> None:
+        # arq's Worker registers its handlers when built; ours replace them so that a signal
+        # also ends this loop instead of only the current Worker.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._signal, sig)
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self.stopping.is_set():
+            self.worker = self.build()
+            retry_on_outage(self.worker)
+            self._own_signals()
+            started = time.monotonic()
+            try:
+                await self.worker.async_run()
+                failure: BaseException | None = None
+            except asyncio.CancelledError:
+                if not self.stopping.is_set():
+                    raise
+                failure = None
+            except Exception as e:
+                if not outage(e):
+                    await self._close(self.worker, graceful=False)
+                    raise
+                failure = e
+            await self._close(self.worker, graceful=failure is None)
+            self.worker = None
+            if self.stopping.is_set() or failure is None:
+                return
+            attempt = 1 if time.monotonic() - started > HEALTHY_AFTER_S else attempt + 1
+            delay = backoff(attempt)
+            self.restarts += 1
+            log(logger, logging.WARNING, "worker lost a dependency; restarting",
+                error=f"{type(failure).__name__}: {failure}", retry_in_s=round(delay, 2),
+                attempt=attempt)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+
+    async def _close(self, worker: Worker, *, graceful: bool) -> None:
+        """Tear a Worker down without trusting its connections: arq's close() awaits the
+        job tasks and then talks to Redis, either of which raises or hangs during an outage."""
+        tasks = list(worker.tasks.values())
+        if tasks and not graceful:
+            await asyncio.wait(tasks, timeout=JOB_GRACE_S)
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+        for t in tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                log(logger, logging.DEBUG, "job task ended with an error during shutdown",
+                    error=repr(t.exception()))
+        pool: Any = worker._pool  # None when Redis was never reached
+        if pool is not None and graceful:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await pool.delete(worker.health_check_key)
+        if worker.on_shutdown is not None and "redis" in worker.ctx:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await worker.on_shutdown(worker.ctx)
+            except Exception as e:
+                log(logger, logging.WARNING, "worker shutdown step failed", error=repr(e))
+                if "pool" in worker.ctx:
+                    worker.ctx["pool"].terminate()
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await pool.close(close_connection_pool=True)
+            worker._pool = None
+
+
+def run(build: Callable[[], Worker]) -> None:
+    """Run workers built by `build` until SIGTERM/SIGINT (the `broadcaster worker` process)."""
+    asyncio.run(Supervisor(build).run())
