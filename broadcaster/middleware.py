@@ -9,10 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from broadcaster import auth, db
+from broadcaster import auth, outages
 from broadcaster.errors import ApiError, unauthorized, unavailable
 from broadcaster.http import duration
 from broadcaster.keys import POOL, SETTINGS, T0
@@ -94,8 +92,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return error_response(request, e.status, 4, e.reason or "bad request")
     except Exception as e:
-        if db.unavailable(e) or isinstance(e, RedisConnectionError | RedisTimeoutError):
-            return _outage(request, e)
+        what = outages.dependency(e)
+        if what is not None:
+            return _outage(request, e, what)
         rid = request_id.get()
         logger.exception("unhandled error", extra={"fields": {"path": request.path}})
         return error_response(
@@ -106,11 +105,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 _last_outage_log = 0.0
 
 
-def _outage(request: web.Request, exc: Exception) -> web.Response:
+def _outage(request: web.Request, exc: Exception, what: str) -> web.Response:
     """PostgreSQL (or Redis, for the few calls that need it) is down: 503 in the error shape,
     never -1. One log line per 5 s, not a traceback a request, while it lasts."""
     global _last_outage_log
-    what = "the database" if db.unavailable(exc) else "the job queue"
     now = time.monotonic()
     if now - _last_outage_log > 5:
         _last_outage_log = now

@@ -25,10 +25,8 @@ from typing import Any
 
 from arq.cron import CronJob
 from arq.worker import Retry, Worker
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from broadcaster import db
+from broadcaster import outages
 from broadcaster.logs import log
 
 logger = logging.getLogger("broadcaster.worker")
@@ -46,7 +44,7 @@ CLOSE_TIMEOUT_S = 10.0
 
 def outage(exc: BaseException) -> bool:
     """Redis or PostgreSQL unreachable (worth a retry), as opposed to a bug."""
-    return isinstance(exc, RedisConnectionError | RedisTimeoutError) or db.unavailable(exc)
+    return outages.dependency(exc) is not None
 
 
 def backoff(attempt: int) -> float:
@@ -82,6 +80,39 @@ def retry_on_outage(worker: Worker) -> None:
         worker.functions[name] = dataclasses.replace(f, coroutine=_retrying(f.coroutine))
 
 
+class QuietPeriodic(logging.Filter):
+    """arq logs every job's start and finish at INFO: with the 1 s campaign tick and webhook
+    tick that is two lines a second each from an idle worker. Periodic jobs' lines go to DEBUG
+    (shown only at BROADCASTER_LOG_LEVEL=DEBUG), except a finish line whose result says the
+    job did something (a non-zero count); failures and retries keep arq's levels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not isinstance(record.args, tuple) or len(record.args) < 2:
+            return True
+        fmt, ref = str(record.msg), record.args[1]
+        if ref not in self.names:
+            return True
+        idle = "→" in fmt or ("←" in fmt and str(record.args[-1]) in ("", "0", "None"))
+        if not idle:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger("arq.worker").getEffectiveLevel() <= logging.DEBUG
+
+
+QUIET = QuietPeriodic()
+
+
+def quiet_periodic(worker: Worker) -> None:
+    QUIET.names.update(c.name for c in worker.cron_jobs)
+    arq_logger = logging.getLogger("arq.worker")
+    if QUIET not in arq_logger.filters:
+        arq_logger.addFilter(QUIET)
+
+
 class Supervisor:
     def __init__(self, build: Callable[[], Worker]) -> None:
         self.build = build
@@ -90,6 +121,8 @@ class Supervisor:
         self.restarts = 0
 
     def _signal(self, signum: signal.Signals) -> None:
+        if self.stopping.is_set():
+            return
         log(logger, logging.INFO, "worker stopping", signal=signum.name)
         self.stopping.set()
         if self.worker is not None:
@@ -108,6 +141,7 @@ class Supervisor:
         while not self.stopping.is_set():
             self.worker = self.build()
             retry_on_outage(self.worker)
+            quiet_periodic(self.worker)
             self._own_signals()
             started = time.monotonic()
             try:

@@ -277,6 +277,30 @@ async def test_processes_started_while_postgres_is_down_wait_for_it(stack: Stack
     assert {n: p.poll() for n, p in stack.procs.items()} == {"api": None, "worker": None}, stack.logs()
 
 
+async def test_idle_worker_is_quiet_at_info(stack: Stack) -> None:
+    """Periodic jobs that found nothing log at DEBUG (SPEC 9): an idle worker at INFO says
+    only that it started."""
+    port = free_port()
+    stack.start("worker", "worker", "--metrics-port", str(port))
+
+    async def ticks() -> bool:
+        async with aiohttp.ClientSession() as s:
+            try:
+                async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    text = await r.text()
+            except aiohttp.ClientError:
+                return False
+        runs = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("broadcaster_jobs_total{") and "tick" in line and 'outcome="ok"' in line]
+        return len(runs) >= 2 and min(runs) >= 3
+
+    await await_for(ticks, timeout=30)
+    lines = [orjson.loads(line) for line in _log(stack, "worker").splitlines() if line.startswith("{")]
+    info = [x["msg"] for x in lines if x["level"] not in ("debug",)]
+    assert all(m.startswith(("Starting worker for", "redis_version=")) for m in info), info
+    assert stack.procs["worker"].poll() is None
+
+
 async def _answers(http: Http, path: str) -> bool:
     try:
         st, _ = await http.call("GET", path)
@@ -309,3 +333,33 @@ def _message_new(receiver: Receiver, cid: str) -> dict[str, dict[str, Any]]:
 async def _completed(http: Http, cid: str) -> dict[str, Any] | None:
     s = await http.stats(cid)
     return s if s is not None and s["status"] == "completed" else None
+
+
+def test_what_counts_as_an_outage() -> None:
+    """The API's 503 and the worker's restart share one definition (broadcaster.outages)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError, WatchError
+
+    from broadcaster import outages
+
+    def chained(outer: Exception, inner: Exception) -> Exception:
+        try:
+            try:
+                raise inner
+            except Exception:
+                raise outer  # noqa: B904 (redis-py raises it this way)
+        except Exception as e:
+            return e
+
+    assert outages.dependency(ConnectionRefusedError()) == outages.DATABASE
+    assert outages.dependency(asyncpg.exceptions.CannotConnectNowError("starting up")) == outages.DATABASE
+    assert outages.dependency(asyncpg.exceptions.ConnectionDoesNotExistError("closed")) == outages.DATABASE
+    assert outages.dependency(asyncpg.InterfaceError("connection is closed")) == outages.DATABASE
+    assert outages.dependency(RedisConnectionError("refused")) == outages.QUEUE
+    assert outages.dependency(chained(WatchError("watch"), RedisConnectionError("reset"))) == outages.QUEUE
+    # Bugs and bad queries are not outages: they stay 500 / end the worker.
+    assert outages.dependency(asyncpg.exceptions.UndefinedColumnError("no such column")) is None
+    assert outages.dependency(asyncpg.exceptions.QueryCanceledError("statement timeout")) is None
+    assert outages.dependency(asyncpg.InterfaceError("another operation is in progress")) is None
+    assert outages.dependency(ResponseError("WRONGTYPE")) is None
+    assert outages.dependency(ValueError("x")) is None
