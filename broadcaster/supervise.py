@@ -20,7 +20,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from arq.cron import CronJob
@@ -106,8 +106,10 @@ class QuietPeriodic(logging.Filter):
 QUIET = QuietPeriodic()
 
 
-def quiet_periodic(worker: Worker) -> None:
-    QUIET.names.update(c.name for c in worker.cron_jobs)
+def quiet_periodic(names: Iterable[str]) -> None:
+    """Lower the idle lines of these periodic jobs (arq names: `cron:<function>` or the
+    cron's own name), whichever Worker of the process runs them."""
+    QUIET.names.update(names)
     arq_logger = logging.getLogger("arq.worker")
     if QUIET not in arq_logger.filters:
         arq_logger.addFilter(QUIET)
@@ -141,7 +143,6 @@ class Supervisor:
         while not self.stopping.is_set():
             self.worker = self.build()
             retry_on_outage(self.worker)
-            quiet_periodic(self.worker)
             self._own_signals()
             started = time.monotonic()
             try:

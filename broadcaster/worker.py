@@ -135,4 +135,5 @@ def run(settings: Settings) -> None:
     """`broadcaster worker`: arq workers under supervise.run, which rebuilds them after a
     Redis or PostgreSQL outage instead of exiting."""
     logs.setup(settings.log_level)
+    supervise.quiet_periodic(c.name for c in jobs.cron_jobs())
     supervise.run(lambda: build_worker(settings))
