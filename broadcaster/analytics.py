@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -85,6 +86,23 @@ def conversions(body: dict[str, Any], now: datetime) -> list[Conversion]:
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_CONVERSIONS:
         raise bad_request(f"conversions must be a list of 1 to {MAX_CONVERSIONS} objects")
     return [_one(i, c, now) for i, c in enumerate(items)]
+
+
+GRANULARITIES = ("minute", "hour", "day")
+INTERACTION_TYPES = ("sent", "read", "clicked", "converted")
+
+
+def granularity(query: Mapping[str, str]) -> str:
+    g = query.get("granularity") or "minute"
+    if g not in GRANULARITIES:
+        raise bad_request(f"granularity must be one of {', '.join(GRANULARITIES)}, got {g[:40]!r}")
+    return g
+
+
+def interaction_type(value: Any) -> str:
+    if value not in INTERACTION_TYPES:
+        raise bad_request(f"type must be one of {', '.join(INTERACTION_TYPES)}, got {str(value)[:40]!r}")
+    return str(value)
 
 
 def rate(part: int, whole: int) -> float:

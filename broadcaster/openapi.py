@@ -277,9 +277,12 @@ OPERATIONS: list[tuple[str, str, J]] = [
     ("delete", "/campaigns/{id}/recipients/{target_id}", op(
         "DeleteCampaignRecipient", "Campaigns", "Exclude a recipient not yet sent")),
     ("get", "/campaigns/{id}/stats", op(
-        "GetCampaignStats", "Campaigns", "Stats and a per-minute timeline (extension)",
+        "GetCampaignStats", "Campaigns", "Stats and the funnel timeline (extension)",
         obj({"status": STR, "stats": ref("CampaignStats"), "timeline": arr(obj({
-            "at": TIME, "sent": INT, "read": INT, "errored": INT})), "duration": STR}))),
+            "at": TIME, **{k: INT for k in ("sent", "read", "clicked", "clicks", "converted",
+                                           "conversions", "errored")}})), "duration": STR}),
+        params=(q("granularity", {"enum": ["minute", "hour", "day"], "default": "minute"},
+                  "bucket size of the timeline (UTC)"),))),
     ("get", "/webhooks/failed", op(
         "QueryFailedWebhooks", "Webhooks", "Events that exhausted their retries",
         paged("webhooks", ref("FailedWebhook")), errors="400",

@@ -18,6 +18,12 @@ SCHEMAS.update({
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217"},
         "created_at": {**TIME, "description": "when it happened (default now): attribution looks back from it"},
     }, "user_id", "event"),
+    "Interaction": obj({
+        "user_id": nullable(STR), "type": {"enum": ["sent", "read", "clicked", "converted"]},
+        "at": TIME, "message_id": nullable(STR), "variant": STR,
+        "data": {"type": "object", "description": "clicked: {link, url, first}; converted: {id, event, value?, "
+                 "currency?}; channel_cid when there is one"},
+    }, "user_id", "type", "at", "message_id"),
     "ConversionResult": obj({
         "id": STR, "user_id": STR, "event": STR, "campaign_id": nullable(STR),
         "message_id": nullable(STR), "status": {"enum": ["attributed", "unattributed", "duplicate"]},
@@ -47,6 +53,15 @@ def operations(op: Callable[..., J], q: Callable[..., J]) -> list[tuple[str, str
                  "duplicates": INT, "duration": STR}, "conversions", "attributed", "unattributed", "duplicates"),
             body_required=True, errors="400",
             body=obj({"conversions": arr(ref("ConversionInput"), 1, 1000)}, "conversions"))),
+        ("get", "/campaigns/{id}/interactions", op(
+            "QueryCampaignInteractions", "Campaigns",
+            "Interactions of one type: sent and read in recipient order, clicked and converted in time order",
+            obj({"interactions": arr(ref("Interaction")), "next": STR, "prev": STR, "duration": STR},
+                "interactions", "duration"),
+            params=(q("type", {"enum": ["sent", "read", "clicked", "converted"]},
+                      "required without a cursor; a cursor carries its type"),
+                    q("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}),
+                    q("next", STR), q("prev", STR)))),
         ("get", "/c/{token}", {**op("FollowLink", "Campaigns", "A tracked link: records the click, 302 to the original",
                                     public=True, errors="404"),
                                "responses": {"302": {"description": "to the exact link the token was signed for",

@@ -7,14 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from broadcaster import cursors, filters, lifecycle, timefmt
+from broadcaster import analytics, cursors, filters, lifecycle, timefmt
 from broadcaster.api import campaign_out, pager
 from broadcaster.errors import bad_request, not_found
 from broadcaster.http import ok, read_json
 from broadcaster.jobs import campaigns as jobs
 from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import campaign_view, campaigns, fanout, ledger, recipients
+from broadcaster.store import campaign_view, campaigns, fanout, interactions, ledger, recipients
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, str_list, string
 
@@ -263,6 +263,6 @@ async def get_stats(request: web.Request) -> web.Response:
     app = current_app(request)
     r = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
     view = await campaign_out.view(request, r)
-    timeline = await ledger.timeline(request.app[POOL], app.id, r["id"])
+    timeline = await interactions.timeline(request.app[POOL], app.id, r["id"], analytics.granularity(request.query))
     return ok(request, {"stats": view["stats"], "timeline": timeline, "status": r["status"]})
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broadcaster import analytics, timefmt
+from broadcaster import analytics, cursors, timefmt
 from broadcaster.domain import links
 from broadcaster.errors import not_found
 from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import clicks, conversions
+from broadcaster.store import campaigns, clicks, conversions, interactions
 
 routes = web.RouteTableDef()
 
@@ -40,3 +40,24 @@ async def follow_link(request: web.Request) -> web.Response:
         raise not_found("link")
     return web.Response(status=302, headers={
         "Location": click.url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@routes.get("/campaigns/{id}/interactions", name="QueryCampaignInteractions")
+async def query_interactions(request: web.Request) -> web.Response:
+    """{user_id, type, at, message_id, variant?, data?} of one type, paged by next/prev
+    cursors that carry the type (a request with a cursor continues its type)."""
+    app = current_app(request)
+    pool = request.app[POOL]
+    camp = await campaigns.get(pool, app.id, request.match_info["id"])
+    q = request.query
+    secret = request.app[SETTINGS].cursor_secret
+    limit = cursors.limit_of(q.get("limit"), "limit", default=100, hi=1000)
+    scope = ["interactions", app.id, camp["id"]]
+    req = cursors.begin(q, scope, {"type": q.get("type")}, secret, limit=limit)
+    kind = analytics.interaction_type(req.query.get("type"))
+    pos = cursors.typed_position(req, interactions.KINDS[kind])
+    rows = await interactions.page(pool, app.id, camp["id"], kind, pos, req.backwards, limit + 1)
+    page, more = cursors.finish(req, rows, lambda r: r["pos"], secret)
+    for r in page:
+        del r["pos"]
+    return ok(request, {"interactions": page, **more})

@@ -51,19 +51,6 @@ async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[
     return out
 
 
-async def timeline(conn: Conn, app_id: int, cid: str) -> list[dict[str, Any]]:
-    """Per minute: sent/errored from the batches done in it, reads from campaign_minutes."""
-    rows = await conn.fetch(
-        "SELECT minute, sum(sent) AS sent, sum(read) AS read, sum(errored) AS errored FROM ("
-        " SELECT date_trunc('minute', done_at) AS minute, sent, 0 AS read, errored"
-        " FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND done"
-        " UNION ALL SELECT minute, 0, read, 0 FROM campaign_minutes"
-        " WHERE app_id = $1 AND campaign_id = $2) t GROUP BY minute ORDER BY minute", app_id, cid,
-    )
-    return [{"at": timefmt.fmt(r["minute"]), "sent": int(r["sent"]), "read": int(r["read"]),
-             "errored": int(r["errored"])} for r in rows]
-
-
 def row_view(r: asyncpg.Record) -> dict[str, Any]:
     out: dict[str, Any] = {"target_id": r["target_id"], "status": r["status"]}
     for k in ("user_id", "channel_cid", "message_id", "error"):
