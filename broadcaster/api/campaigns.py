@@ -14,6 +14,7 @@ from broadcaster.http import ok, read_json
 from broadcaster.jobs import campaigns as jobs
 from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
+from broadcaster.services import sending
 from broadcaster.store import campaign_view, campaigns, fanout, interactions, ledger, recipients
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, str_list, string
@@ -208,7 +209,8 @@ async def test_campaign(request: web.Request) -> web.Response:
     assert users is not None
     row = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        sent = await fanout.send_test(conn, row, jobs.templates_for(row), users)
+        app_settings = await fanout.app_settings(conn, app.id)
+        sent = await sending.send_test(conn, row, users, fanout.webhooks_enabled(row, app_settings))
         over = next((s for s in sent if str(s.get("error") or "").startswith("template_budget")), None)
         if over is not None:  # raised inside the transaction: nothing of this test send is kept
             raise bad_request(f"test send refused, user {over['user_id']!r}: {over['error']}")

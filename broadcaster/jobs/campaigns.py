@@ -15,23 +15,15 @@ import asyncpg
 from arq import cron
 from arq.connections import ArqRedis
 
-from broadcaster import ids as idgen
-from broadcaster import metrics, pressure, sendrate, timefmt
+from broadcaster import metrics, pressure, sendrate
 from broadcaster.appconfig import capped
 from broadcaster.errors import ApiError
-from broadcaster.store import campaigns, fanout, fanwrite
+from broadcaster.services import sending
+from broadcaster.store import campaigns, fanout
 from broadcaster.store import channels as chat_store
 from broadcaster.store.ledger import Tx
-from broadcaster.templating import CACHE as TEMPLATE_CACHE
-from broadcaster.templating import CampaignTemplates, batch_budget, user_view
 
 logger = logging.getLogger("broadcaster.jobs.campaigns")
-
-
-def templates_for(camp: asyncpg.Record) -> CampaignTemplates:
-    """Compiled once per campaign (and version) per process; the cache is bounded by bytes."""
-    return TEMPLATE_CACHE.get((camp["app_id"], camp["id"]), camp["updated_at"],
-                              camp["message_template"], camp["channel_template"])
 
 
 async def enqueue_batch(redis: ArqRedis, app_id: int, cid: str, no: int, tries: int) -> None:
@@ -57,10 +49,6 @@ async def kick(redis: ArqRedis, conn: Tx, app_id: int, cid: str, *, all_open: bo
         await enqueue_batch(redis, app_id, cid, no, tries)
     if all_open and not lost:  # an empty audience, or a resume with every batch done
         await campaigns.try_complete(conn, app_id, cid)
-
-
-async def _app_settings(conn: Tx, app_id: int) -> dict[str, Any]:
-    return await conn.fetchval("SELECT settings FROM apps WHERE id = $1", app_id) or {}  # type: ignore[no-any-return]
 
 
 # A batch over its app's share of this worker's slots comes back this much later.
@@ -136,16 +124,14 @@ async def _run_batch(
     n = await fanout.lease(conn, app_id, cid, no)
     if n is None:
         return "done", False
-    app_settings = await _app_settings(conn, app_id)
+    app_settings = await fanout.app_settings(conn, app_id)
     if not reserved:
         rate = capped(float(app_settings.get("campaign_send_rate") or 0), max_send_rate)  # the operator's ceiling
         wait = await sendrate.reserve(redis, app_id, rate, n)
         if wait > 0:  # the tokens are ours from then on: come back at that time, holding no slot
             return await _defer(redis, conn, app_id, cid, no, wait, True), False
-    tpl = templates_for(camp)
     events = fanout.webhooks_enabled(camp, app_settings)
     await pressure.mark_busy(redis, queue)
-    fast = camp["kind"] == "user" and camp["sender_mode"] != "include"
     async with conn.transaction():
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")
         if camp["status"] != "in_progress":
@@ -153,19 +139,8 @@ async def _run_batch(
         b = await fanout.batch_row(conn, app_id, cid, no)
         if b is None or b["done"]:
             return "done", False
-        srow = await conn.fetchrow(
-            "SELECT id, name, role, teams, language, custom FROM users WHERE app_id = $1 AND id = $2",
-            app_id, camp["sender_id"],
-        )
-        sender = user_view(srow) if srow else {"id": camp["sender_id"], "name": ""}
-        maybe_last = True
-        if fast:
-            sent, errored, skipped, created, others = await _write_users(
-                conn, camp, tpl, no, b["n"], (b["after_id"], b["upto_id"]), sender, events)
-            maybe_last = bool(camp["planned"]) and not others
-        else:
-            ids = await fanout.audience_range(conn, app_id, cid, b["after_id"], b["upto_id"])
-            sent, errored, skipped, created = await _write_generic(conn, camp, tpl, no, ids, sender, events)
+        sent, errored, skipped, created, others = await sending.write_batch(
+            conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events)
         if camp["sender_visibility"] or camp["show_channels"]:
             await chat_store.apply_campaign_visibility(
                 conn, app_id, cid, camp["sender_id"], camp["sender_visibility"], camp["show_channels"],
@@ -174,68 +149,7 @@ async def _run_batch(
     metrics.CAMPAIGN_MESSAGES.labels("errored").inc(errored)
     metrics.CAMPAIGN_MESSAGES.labels("skipped").inc(skipped)
     metrics.CHANNELS_CREATED.inc(created)
-    return "ok", maybe_last
-
-
-async def _write_users(
-    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, no: int, n: int,
-    bounds: tuple[str | None, str], sender: dict[str, Any], events: bool,
-) -> tuple[int, int, int, int, int]:
-    """User audiences (the common case): one read, Python renders, one write statement."""
-    rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], *bounds)
-    existing = None
-    if not camp["create_channels"]:
-        with batch_budget():
-            probe = fanwrite.render(camp, tpl, rows, sender, None)
-        ctype = (camp["channel_template"] or {}).get("type") or "messaging"
-        chids = probe.chids if probe.chids is not None else [
-            idgen.distinct_channel_id((sender["id"], u)) for u in probe.users]
-        cids = sorted({f"{ctype}:{c}" for c in chids})
-        existing = set(await fanout.live_channels(conn, camp["app_id"], cids))
-    with batch_budget():
-        batch = fanwrite.render(camp, tpl, rows, sender, existing)
-    sh = fanwrite.shape(camp, tpl.text.source, tpl.custom.value, tpl.channel_custom.value)
-    return await fanwrite.write(conn, camp, no, sh, batch, n, events, sender, timefmt.fmt(timefmt.now()) or "")
-
-
-async def _write_generic(
-    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, no: int, ids: list[str],
-    sender: dict[str, Any], events: bool,
-) -> tuple[int, int, int, int]:
-    """Channel audiences and sender_mode=include: the row-building path."""
-    app_id, cid, total = camp["app_id"], camp["id"], len(ids)
-    have = {r[0] for r in await conn.fetch(
-        "SELECT target_id FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2"
-        " AND target_id = ANY($3::text[])", app_id, cid, ids,
-    )}
-    if have:
-        ids = [i for i in ids if i not in have]
-    if camp["kind"] == "channel":
-        chans = await fanout.live_channels(conn, app_id, ids)
-        pairs = await fanout.one_to_one_receivers(conn, app_id, list(chans), camp["sender_id"])
-        users = await fanout.fetch_users(conn, app_id, list(set(pairs.values())))
-        receivers = {c: users[u] for c, u in pairs.items() if u in users}
-        with batch_budget():
-            batch = fanout.build_channel_batch(camp, tpl, ids, chans, receivers, sender)
-    else:
-        users = await fanout.fetch_users(conn, app_id, ids)
-        existing = None
-        if not camp["create_channels"]:
-            existing = set(await _candidate_channels(conn, camp, tpl, ids, users, sender))
-        with batch_budget():
-            batch = fanout.build_user_batch(camp, tpl, ids, users, sender, existing)
-    return await fanout.write_batch(conn, camp, no, batch, total, events, sender)
-
-
-async def _candidate_channels(
-    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, ids: list[str],
-    users: dict[str, dict[str, Any]], sender: dict[str, Any],
-) -> list[str]:
-    """Without create_channels: which of the recipients' channels exist (live)."""
-    with batch_budget():
-        probe = fanout.build_user_batch(camp, tpl, ids, users, sender, None)
-    cids = sorted({c for c in probe.cids if c})
-    return list(await fanout.live_channels(conn, camp["app_id"], cids))
+    return "ok", not others
 
 
 async def stop_campaign(conn: Tx, app_id: int, cid: str) -> asyncpg.Record:

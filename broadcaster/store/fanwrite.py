@@ -1,5 +1,5 @@
-"""The fan-out hot path for user audiences: one query reads a batch's pending recipients
-with their users, one statement writes the whole batch.
+"""The one batch writer: one query reads a batch's pending recipients, one statement writes
+what domain/render made of them, for every audience kind and for test sends.
 
 Python ships only what it alone can compute (rendered texts, templated ids and custom data)
 as JSON arrays, which cost a fraction of asyncpg's per-element array encoding. Message ids
@@ -8,118 +8,109 @@ as ids.distinct_channel_id), channels, members, messages, ledger rows, outbox ev
 batch's done-record are all produced by one statement of data-modifying CTEs, so a batch is
 one round trip and stays exactly once (the done-record commits with the ledger rows).
 
-Members are inserted without ON CONFLICT: only for channels this statement has just created
-(the `ch` CTE returns only new rows), which cannot have members yet (a channel's hard delete
-removes its members in the same transaction). Speculative insertion cost 14 % of the bare
-insert rate.
+Members of new channels are inserted without ON CONFLICT: only for channels this statement
+has just created (the `ch` CTE returns only new rows), which cannot have members yet (a
+channel's hard delete removes its members in the same transaction). Speculative insertion
+cost 14 % of the bare insert rate. sender_mode include adds the sender to the existing
+channels used (ON CONFLICT DO NOTHING there, counting only real additions).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from broadcaster import ids as idgen
+from broadcaster.domain.render import Batch, Shape
 from broadcaster.store.ledger import Tx
-from broadcaster.templating import CampaignTemplates, RenderError, user_view
-from broadcaster.validate import ID_RE
+
+# Tables filled moments ago have no statistics, and a plan that thinks them tiny scans them
+# whole once per batch id: primary-key probes are forced for the rest of the transaction.
+_PROBES = ("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),"
+           " set_config('plan_cache_mode', 'force_custom_plan', true)")
+_PENDING = (" FROM campaign_audience a {join} WHERE a.app_id = $1 AND a.campaign_id = $2"
+            " AND a.target_id > coalesce($3, '') AND a.target_id <= $4"
+            " AND a.target_id NOT IN (SELECT r.target_id FROM campaign_recipients r WHERE r.app_id = $1"
+            "   AND r.campaign_id = $2 AND r.target_id > coalesce($3, '') AND r.target_id <= $4)"
+            " ORDER BY a.target_id")
+# LATERAL ... LIMIT 1 cannot be flattened into a join, so each id is one index probe.
+_USER = ("LEFT JOIN LATERAL (SELECT u.id, u.name, u.role, u.teams, u.language, u.custom FROM users u"
+         "   WHERE u.app_id = $1 AND u.id = {id} AND u.deleted_at IS NULL LIMIT 1) u ON true")
+_USER_COLS = "u.id IS NOT NULL AS found, u.name, u.role, u.teams, u.language, u.custom"
 
 
 async def pending_users(
     conn: Tx, app_id: int, cid: str, after: str | None, upto: str,
 ) -> list[asyncpg.Record]:
-    """The batch's recipients (its range (after, upto] of the campaign's fixed audience)
-    without a ledger row yet, in order, with their live user if any.
-
-    Call inside the batch's transaction. Ledger rows of a batch not yet done are rare
-    (excluded recipients): one range scan finds them. Users are probed by primary key, and
-    that is forced for the rest of the transaction: tables filled moments ago have no
-    statistics, and a plan that thinks them tiny scans them whole once per batch id."""
-    await conn.execute(
-        "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),"
-        " set_config('plan_cache_mode', 'force_custom_plan', true)"  # no plan cached from a tiny table
-    )
-    # LATERAL ... LIMIT 1 cannot be flattened into a join, so each id is one index probe.
+    """The batch's recipients (its range (after, upto] of the fixed audience) without a ledger
+    row yet, in order, with their live user if any. Call inside the batch's transaction;
+    ledger rows of a batch not yet done are rare (excluded recipients): one range scan."""
+    await conn.execute(_PROBES)
     return list(await conn.fetch(
-        "SELECT a.target_id AS id, u.id IS NOT NULL AS found, u.name, u.role, u.teams, u.language, u.custom"
-        " FROM campaign_audience a"
-        " LEFT JOIN LATERAL (SELECT u.id, u.name, u.role, u.teams, u.language, u.custom FROM users u"
-        "   WHERE u.app_id = $1 AND u.id = a.target_id AND u.deleted_at IS NULL LIMIT 1) u ON true"
-        " WHERE a.app_id = $1 AND a.campaign_id = $2 AND a.target_id > coalesce($3, '') AND a.target_id <= $4"
-        " AND a.target_id NOT IN (SELECT r.target_id FROM campaign_recipients r WHERE r.app_id = $1"
-        "   AND r.campaign_id = $2 AND r.target_id > coalesce($3, '') AND r.target_id <= $4)"
-        " ORDER BY a.target_id",
+        f"SELECT a.target_id AS id, {_USER_COLS}" + _PENDING.format(join=_USER.format(id="a.target_id")),
         app_id, cid, after, upto,
     ))
 
 
-@dataclass
-class UserBatch:
-    """Column-wise rows of one rendered batch. A list left as None means "the same for every
-    row" (constant text/custom) or "computed in SQL" (distinct channel ids)."""
-
-    users: list[str] = field(default_factory=list)
-    chids: list[str] | None = None
-    texts: list[str] | None = None
-    customs: list[Any] | None = None
-    ccustoms: list[Any] | None = None
-    # skipped/errored: [target, user, cid, status, error]
-    other: list[list[str | None]] = field(default_factory=list)
-    errored: int = 0
-
-
-@dataclass(frozen=True)
-class Shape:
-    """Per-campaign constants of the write statement."""
-
-    ctype: str
-    team: str | None
-    text: str
-    custom: Any
-    ccustom: Any
-    attachments: Any
-    members: list[tuple[str, str, Any]]  # (user, role, custom): every channel's fixed members
-
-
-def shape(camp: asyncpg.Record, text: str, custom: Any, ccustom: Any) -> Shape:
-    """The constant members follow fanout._member_rows: the sender (unless excluded), then
-    channel_template.members (default role), then members_template (overriding)."""
-    ct = camp["channel_template"] or {}
-    rows: dict[str, tuple[str, Any]] = {}
-    if camp["sender_mode"] != "exclude":
-        rows[camp["sender_id"]] = ("channel_member", {})
-    for m in ct.get("members") or []:
-        rows.setdefault(m, ("channel_member", {}))
-    for m in ct.get("members_template") or []:
-        rows[m["user_id"]] = (m.get("channel_role") or "channel_member", m.get("custom") or {})
-    mt = camp["message_template"]
-    return Shape(
-        ctype=ct.get("type") or "messaging", team=ct.get("team"), text=text, custom=custom,
-        ccustom=ccustom, attachments=mt.get("attachments") or [],
-        members=[(u, r, c) for u, (r, c) in rows.items()],
+async def pending_channels(
+    conn: Tx, app_id: int, cid: str, sender_id: str, after: str | None, upto: str,
+) -> list[asyncpg.Record]:
+    """As pending_users for a channel audience: each live channel, and the other member of a
+    1:1 channel with the sender (two members, one the sender) with its live user."""
+    await conn.execute(_PROBES)
+    join = (
+        "LEFT JOIN LATERAL (SELECT c.type, c.id AS chid, c.team, c.custom AS ccustom FROM channels c"
+        "   WHERE c.app_id = $1 AND c.cid = a.target_id AND c.deleted_at IS NULL LIMIT 1) c ON true"
+        " LEFT JOIN LATERAL (SELECT CASE WHEN count(*) = 2 AND bool_or(m.user_id = $5)"
+        "   THEN max(m.user_id) FILTER (WHERE m.user_id <> $5) END AS other FROM members m"
+        "   WHERE m.app_id = $1 AND m.cid = a.target_id AND c.chid IS NOT NULL) o ON true "
+        + _USER.format(id="o.other")
     )
+    return list(await conn.fetch(
+        "SELECT a.target_id AS id, c.chid IS NOT NULL AS found, c.type, c.chid, c.team, c.ccustom,"
+        " u.id AS rid, u.name, u.role, u.teams, u.language, u.custom" + _PENDING.format(join=join),
+        app_id, cid, after, upto, sender_id,
+    ))
 
 
-# $1 app, $2 campaign, $3 batch_no, $4 sender, $5 users, $6 chids, $7 texts, $8 customs,
-# $9 ccustoms, $10 ctype, $11 const text, $12 const custom, $13 const channel custom,
-# $14 attachments, $15 team, $16 member users, $17 member roles, $18 member customs,
+async def users_by_ids(conn: Tx, app_id: int, ids: list[str]) -> list[asyncpg.Record]:
+    """Rows shaped as pending_users' for a list of user ids, in that order (test sends)."""
+    return list(await conn.fetch(
+        f"SELECT a.id, {_USER_COLS} FROM unnest($2::text[]) WITH ORDINALITY AS a(id, ord) "
+        + _USER.format(id="a.id") + " ORDER BY a.ord", app_id, ids,
+    ))
+
+
+async def live_cids(conn: Tx, app_id: int, cids: list[str]) -> set[str]:
+    """Which of these channels exist (not soft-deleted)."""
+    rows = await conn.fetch(
+        "SELECT cid FROM channels WHERE app_id = $1 AND cid = ANY($2::text[]) AND deleted_at IS NULL", app_id, cids)
+    return {r[0] for r in rows}
+
+
+# $1 app, $2 campaign, $3 batch_no (-1: a test send), $4 sender, $5 targets, $6 chids, $7 texts,
+# $8 customs, $9 ccustoms, $10 ctype, $11 const text, $12 const custom, $13 const channel
+# custom, $14 attachments, $15 team, $16 member users, $17 member roles, $18 member customs,
 # $19 other rows, $20 n, $21 errored, $22 create channels, $23 events, $24 sender view, $25 ts,
-# $26 the batch run's message id prefix (ids.message_id_prefix)
+# $26 the batch run's message id prefix, $27 receivers (channel audiences), $28 channel
+# audience, $29 include the sender, $30 test send (no ledger), $31 recipients that already had
+# a ledger row (excluded ones: counted as skipped)
 _WRITE = """
 WITH x AS MATERIALIZED (
-  SELECT r.u, coalesce(r.ch, '!members-' || md5(CASE WHEN r.u = $4 THEN r.u
-           WHEN r.u COLLATE "C" < $4 COLLATE "C" THEN r.u || ',' || $4 ELSE $4 || ',' || r.u END)) AS chid,
+  SELECT r.tg, CASE WHEN $28 THEN r.rc ELSE r.tg END AS u,
+         CASE WHEN $28 THEN r.ch ELSE coalesce(r.ch, '!members-' || md5(CASE WHEN r.tg = $4 THEN r.tg
+           WHEN r.tg COLLATE "C" < $4 COLLATE "C" THEN r.tg || ',' || $4 ELSE $4 || ',' || r.tg END)) END AS chid,
          coalesce(r.t, $11) AS t, coalesce(r.cu::jsonb, $12::jsonb) AS cu, coalesce(r.ccu::jsonb, $13::jsonb) AS ccu,
          $26 || lpad(to_hex(r.ord), 5, '0') AS mid,
          r.ord
   FROM ROWS FROM (json_array_elements_text($5::json), json_array_elements_text($6::json),
                   json_array_elements_text($7::json), json_array_elements($8::json),
-                  json_array_elements($9::json)) WITH ORDINALITY AS r(u, ch, t, cu, ccu, ord)
-  WHERE r.u IS NOT NULL
+                  json_array_elements($9::json), json_array_elements_text($27::json))
+       WITH ORDINALITY AS r(tg, ch, t, cu, ccu, rc, ord)
+  WHERE r.tg IS NOT NULL
 ), y AS MATERIALIZED (
-  SELECT x.*, $10::text || ':' || x.chid AS cid FROM x
+  SELECT x.*, CASE WHEN $28 THEN x.chid ELSE $10::text || ':' || x.chid END AS cid FROM x
 ), fixed AS MATERIALIZED (
   SELECT * FROM unnest($16::text[], $17::text[], $18::jsonb[]) AS f(u, role, cu)
 ), nc AS MATERIALIZED (
@@ -135,15 +126,24 @@ WITH x AS MATERIALIZED (
     LATERAL (SELECT f.u, f.role, f.cu FROM fixed f
              UNION ALL SELECT nc.u, 'channel_member', '{}'::jsonb WHERE nc.u <> ALL($16::text[])) m
   ORDER BY ch.cid, m.u
+), inc AS (
+  INSERT INTO members (app_id, cid, user_id, channel_role, custom)
+  SELECT $1, s.cid, $4, 'channel_member', '{}'::jsonb FROM (SELECT DISTINCT cid FROM y) s
+  WHERE $29 AND s.cid NOT IN (SELECT cid FROM ch) ORDER BY s.cid
+  ON CONFLICT DO NOTHING RETURNING cid
+), incc AS (
+  UPDATE channels SET member_count = member_count + 1 FROM inc
+  WHERE channels.app_id = $1 AND channels.cid = inc.cid
 ), msg AS (
   INSERT INTO messages (app_id, id, cid, user_id, text, attachments, custom, campaign_id)
   SELECT $1, y.mid, y.cid, $4, y.t, $14::jsonb, y.cu, $2 FROM y ORDER BY y.cid
 ), led AS (
   INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, channel_cid,
                                    message_id, status, error, sent_at)
-  SELECT $1, $2, y.u, y.u, y.cid, y.mid, 'sent', NULL, now() FROM y
+  SELECT $1, $2, y.tg, y.u, y.cid, y.mid, 'sent', NULL, now() FROM y WHERE NOT $30
   UNION ALL
   SELECT $1, $2, o->>0, o->>1, o->>2, NULL, o->>3, o->>4, NULL FROM json_array_elements($19::json) o
+  WHERE NOT $30
 ), ev AS (
   -- compact references, expanded into the delivered bodies when routed (store/webhooks.py
   -- outbox_batch): a full body cost a quarter of the batch's write rate
@@ -157,96 +157,33 @@ WITH x AS MATERIALIZED (
 ), done AS (
   UPDATE campaign_batches SET done = true, done_at = now(), n = $20,
     sent = (SELECT count(*) FROM y), errored = $21,
-    skipped = json_array_length($19::json) - $21, channels_created = (SELECT count(*) FROM ch)
+    skipped = json_array_length($19::json) - $21 + $31, channels_created = (SELECT count(*) FROM ch)
   WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3
 )
 SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created,
   (SELECT count(*) FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND NOT done
-   AND batch_no <> $3) AS others
+   AND batch_no <> $3) AS others,
+  CASE WHEN $30 THEN (SELECT json_agg(json_build_array(y.tg, y.cid, y.mid, y.t) ORDER BY y.ord) FROM y)
+  END AS rows
 """
 
 
 async def write(
-    conn: Tx, camp: asyncpg.Record, no: int, sh: Shape, b: UserBatch, n: int, events: bool,
-    sender: dict[str, Any], ts: str,
-) -> tuple[int, int, int, int, int]:
+    conn: Tx, camp: asyncpg.Record, no: int, sh: Shape, b: Batch, n: int, events: bool,
+    sender: dict[str, Any], ts: str, *, pre: int = 0, test: bool = False,
+) -> tuple[int, int, int, int, int, Any]:
     """Write a rendered batch in one statement; returns (sent, errored, skipped, created,
-    other open batches of the campaign as this transaction saw them).
-    n counts the batch's whole range; skipped counts only this run's skipped rows (ids that
-    already had a ledger row, e.g. excluded ones, are not counted again), as in fanout.write_batch."""
+    other open batches of the campaign as this transaction saw them, the sent rows of a test
+    send as [target, cid, message id, text] lists). n counts the batch's whole range; `pre`
+    the recipients in it that already had a ledger row (excluded before their batch ran)."""
     user = {"id": sender["id"], "name": sender.get("name", ""), "role": sender.get("role", "user")}
     r = await conn.fetchrow(
-        _WRITE, camp["app_id"], camp["id"], no, camp["sender_id"], b.users, b.chids, b.texts,
-        b.customs, b.ccustoms, sh.ctype, sh.text, sh.custom, sh.ccustom, sh.attachments, sh.team,
-        [m[0] for m in sh.members], [m[1] for m in sh.members],
-        [m[2] for m in sh.members], b.other, n, b.errored,
-        bool(camp["create_channels"]), events, user, ts, idgen.message_id_prefix(),
+        _WRITE, camp["app_id"], camp["id"], -1 if test else no, camp["sender_id"], b.targets, b.chids,
+        b.texts, b.customs, b.ccustoms, sh.ctype, sh.text, sh.custom, sh.ccustom, sh.attachments,
+        sh.team, [m[0] for m in sh.members], [m[1] for m in sh.members], [m[2] for m in sh.members],
+        b.other, n, b.errored, bool(camp["create_channels"]) and not b.channel_mode, events, user, ts,
+        idgen.message_id_prefix(), b.receivers, b.channel_mode, sh.include_sender, test, pre,
     )
     assert r is not None
     sent, created = int(r["sent"]), int(r["created"])
-    return sent, b.errored, len(b.other) - b.errored, created, int(r["others"])
-
-
-def mentions_channel(tpl: CampaignTemplates) -> bool:
-    """Whether any text/custom template can read `channel` (else its context is not built)."""
-    parts = [tpl.text, *(t for _, t in tpl.custom.parts)]
-    return any("channel" in t.source for t in parts)
-
-
-def render(
-    camp: asyncpg.Record, tpl: CampaignTemplates, rows: list[asyncpg.Record], sender: dict[str, Any],
-    existing: set[str] | None,
-) -> UserBatch:
-    """Render one batch of a user audience exactly as fanout.build_user_batch does, keeping
-    only what SQL cannot derive. existing: live channel cids (None = create_channels)."""
-    ct = camp["channel_template"] or {}
-    ctype = ct.get("type") or "messaging"
-    sid = sender["id"]
-    ship_chid = tpl.channel_id is not None or existing is not None
-    need_chid = ship_chid or mentions_channel(tpl)
-    need_channel = need_chid and mentions_channel(tpl)
-    text_const = tpl.text.compiled is None
-    cc_const = tpl.channel_custom.constant
-    cu_const = tpl.custom.constant
-    b = UserBatch(chids=[] if ship_chid else None, texts=None if text_const else [],
-                  customs=None if cu_const else [], ccustoms=None if cc_const else [])
-    for r in rows:
-        uid = r["id"]
-        if not r["found"]:
-            b.other.append([uid, uid, None, "skipped", "user_not_found"])
-            continue
-        u = user_view(r)
-        ctx: dict[str, Any] = {"sender": sender, "receiver": u, "user": u}
-        try:
-            chid = ""
-            if tpl.channel_id is not None:
-                chid = tpl.channel_id.render({**ctx, "channel": {"type": ctype}})
-                if not ID_RE.match(chid):
-                    raise RenderError(f"channel_template.id rendered an invalid channel id {chid[:80]!r}")
-            elif need_chid:
-                chid = idgen.distinct_channel_id((sid, uid))
-            if existing is not None:
-                c = f"{ctype}:{chid}"
-                if c not in existing:
-                    b.other.append([uid, uid, c, "skipped", "channel_not_found"])
-                    continue
-            ccustom = tpl.channel_custom.value if cc_const else tpl.channel_custom.render(ctx)
-            if need_channel:
-                channel = {"id": chid, "type": ctype, "cid": f"{ctype}:{chid}", "custom": ccustom}
-                ctx["channel"] = {**ccustom, **channel} if isinstance(ccustom, dict) else channel
-            text = None if text_const else tpl.text.render(ctx)
-            custom = None if cu_const else tpl.custom.render(ctx)
-        except RenderError as e:
-            b.other.append([uid, uid, None, "errored", str(e)])
-            b.errored += 1
-            continue
-        b.users.append(uid)
-        if b.chids is not None:
-            b.chids.append(chid)
-        if b.texts is not None:
-            b.texts.append(text)  # type: ignore[arg-type]
-        if b.customs is not None:
-            b.customs.append(custom)
-        if b.ccustoms is not None:
-            b.ccustoms.append(ccustom)
-    return b
+    return sent, b.errored, len(b.other) - b.errored + pre, created, int(r["others"]), r["rows"]

@@ -54,7 +54,7 @@ async def order_lock(conn: Tx) -> None:
 
 # The campaign fan-out writes its message.new/channel.created events as references
 # ({"ref": message id or cid, "user": sender, "at": time}, store/fanwrite.py); their bodies are
-# built here from the rows they name, the same JSON as a full body (fanout._events). A message
+# built here from the rows they name, the same JSON a full body had. A message
 # or channel deleted before routing leaves a body with just its id.
 _BODY = """CASE WHEN NOT (o.payload ? 'ref') THEN o.payload
   WHEN o.event_type = 'message.new' AND m.id IS NOT NULL THEN jsonb_build_object(

@@ -1,0 +1,200 @@
+"""The one campaign renderer: recipient + campaign -> message, channel, members, ledger row.
+
+Every audience kind goes through here (user segments and user_ids, channel segments, every
+sender_mode, test sends), and store/fanwrite.write turns the result into rows in one
+statement. A batch is column-wise; a column left as None means "the same for every row"
+(constant text or custom data) or "computed in SQL" (the distinct 1:1 channel id), so Python
+ships only what it alone can compute.
+
+Template context: `sender`; `channel` (id, type, cid, custom and its fields, team for existing
+channels); for user audiences `receiver`/`user` = the recipient; for channel audiences
+`receiver`/`user` only in 1:1 channels (two members, one of them the sender: SPEC 5), else
+absent (renders empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from broadcaster import ids as idgen
+from broadcaster.templating import CampaignTemplates, RenderError, user_view
+from broadcaster.validate import ID_RE
+
+Row = Any  # a mapping-like row: asyncpg.Record or dict (the domain does not import asyncpg)
+
+
+@dataclass
+class Batch:
+    """Rows of one rendered batch. `targets` are the sent rows' target ids (user ids or cids);
+    `receivers` None means "the target is the receiving user" (user audiences); `chids` are
+    channel ids of the template's type (user audiences; None: the 1:1 id, computed in SQL) or
+    full cids (channel audiences)."""
+
+    channel_mode: bool = False
+    targets: list[str] = field(default_factory=list)
+    receivers: list[str | None] | None = None
+    chids: list[str] | None = None
+    texts: list[str] | None = None
+    customs: list[Any] | None = None
+    ccustoms: list[Any] | None = None
+    # skipped/errored: [target, user, cid, status, error]
+    other: list[list[str | None]] = field(default_factory=list)
+    errored: int = 0
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Per-campaign constants of the write."""
+
+    ctype: str
+    team: str | None
+    text: str
+    custom: Any
+    ccustom: Any
+    attachments: Any
+    members: list[tuple[str, str, Any]]  # (user, role, custom): every new channel's fixed members
+    include_sender: bool  # sender_mode include: the sender joins every channel used
+
+
+def message_custom(camp: Row, custom: Any, test: bool) -> Any:
+    """A message's stored custom data: the rendered custom, poll_id, and the test-send flag."""
+    out = dict(custom) if isinstance(custom, Mapping) else {}
+    poll = (camp["message_template"] or {}).get("poll_id")
+    if poll:
+        out["poll_id"] = poll
+    if test:
+        out["campaign_test"] = True
+    return out
+
+
+def shape(camp: Row, tpl: CampaignTemplates, *, test: bool = False) -> Shape:
+    """Fixed members of a new channel: the sender (unless excluded), then
+    channel_template.members (default role), then members_template (overriding)."""
+    ct = camp["channel_template"] or {}
+    rows: dict[str, tuple[str, Any]] = {}
+    if camp["sender_mode"] != "exclude":
+        rows[camp["sender_id"]] = ("channel_member", {})
+    for m in ct.get("members") or []:
+        rows.setdefault(m, ("channel_member", {}))
+    for m in ct.get("members_template") or []:
+        rows[m["user_id"]] = (m.get("channel_role") or "channel_member", m.get("custom") or {})
+    mt = camp["message_template"]
+    return Shape(
+        ctype=ct.get("type") or "messaging", team=ct.get("team"), text=tpl.text.source,
+        custom=message_custom(camp, tpl.custom.value, test), ccustom=tpl.channel_custom.value,
+        attachments=mt.get("attachments") or [], members=[(u, r, c) for u, (r, c) in rows.items()],
+        include_sender=camp["sender_mode"] == "include",
+    )
+
+
+def mentions_channel(tpl: CampaignTemplates) -> bool:
+    """Whether any text/custom template can read `channel` (else its context is not built)."""
+    parts = [tpl.text, *(t for _, t in tpl.custom.parts)]
+    return any("channel" in t.source for t in parts)
+
+
+def user_channel_cids(camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dict[str, Any]) -> list[str]:
+    """The cids a user batch would send into (to probe which exist without create_channels)."""
+    probe = users(camp, tpl, rows, sender, None)
+    ctype = (camp["channel_template"] or {}).get("type") or "messaging"
+    chids = probe.chids if probe.chids is not None else [
+        idgen.distinct_channel_id((sender["id"], u)) for u in probe.targets]
+    return sorted({f"{ctype}:{c}" for c in chids})
+
+
+def users(
+    camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dict[str, Any],
+    existing: set[str] | None, *, test: bool = False,
+) -> Batch:
+    """A batch of a user audience. rows: {id, found, name, role, teams, language, custom};
+    existing: live channel cids (None = create_channels)."""
+    ct = camp["channel_template"] or {}
+    ctype = ct.get("type") or "messaging"
+    sid = sender["id"]
+    ship_chid = tpl.channel_id is not None or existing is not None
+    need_chid = ship_chid or mentions_channel(tpl)
+    need_channel = need_chid and mentions_channel(tpl)
+    text_const = tpl.text.compiled is None
+    cc_const = tpl.channel_custom.constant
+    cu_const = tpl.custom.constant
+    b = Batch(chids=[] if ship_chid else None, texts=None if text_const else [],
+              customs=None if cu_const else [], ccustoms=None if cc_const else [])
+    for r in rows:
+        uid = r["id"]
+        if not r["found"]:
+            b.other.append([uid, uid, None, "skipped", "user_not_found"])
+            continue
+        u = user_view(r)
+        ctx: dict[str, Any] = {"sender": sender, "receiver": u, "user": u}
+        try:
+            chid = ""
+            if tpl.channel_id is not None:
+                chid = tpl.channel_id.render({**ctx, "channel": {"type": ctype}})
+                if not ID_RE.match(chid):
+                    raise RenderError(f"channel_template.id rendered an invalid channel id {chid[:80]!r}")
+            elif need_chid:
+                chid = idgen.distinct_channel_id((sid, uid))
+            if existing is not None:
+                c = f"{ctype}:{chid}"
+                if c not in existing:
+                    b.other.append([uid, uid, c, "skipped", "channel_not_found"])
+                    continue
+            ccustom = tpl.channel_custom.value if cc_const else tpl.channel_custom.render(ctx)
+            if need_channel:
+                channel = {"id": chid, "type": ctype, "cid": f"{ctype}:{chid}", "custom": ccustom}
+                ctx["channel"] = {**ccustom, **channel} if isinstance(ccustom, dict) else channel
+            text = None if text_const else tpl.text.render(ctx)
+            custom = None if cu_const else message_custom(camp, tpl.custom.render(ctx), test)
+        except RenderError as e:
+            b.other.append([uid, uid, None, "errored", str(e)])
+            b.errored += 1
+            continue
+        b.targets.append(uid)
+        if b.chids is not None:
+            b.chids.append(chid)
+        if b.texts is not None:
+            b.texts.append(text)  # type: ignore[arg-type]
+        if b.customs is not None:
+            b.customs.append(custom)
+        if b.ccustoms is not None:
+            b.ccustoms.append(ccustom)
+    return b
+
+
+def channels(camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dict[str, Any]) -> Batch:
+    """A batch of a channel audience. rows: {id (cid), found, type, chid, team, ccustom,
+    rid (the other member of a 1:1 channel with the sender, if any), name, role, teams,
+    language, custom}."""
+    text_const = tpl.text.compiled is None
+    cu_const = tpl.custom.constant
+    b = Batch(channel_mode=True, receivers=[], chids=[], texts=None if text_const else [],
+              customs=None if cu_const else [])
+    assert b.receivers is not None and b.chids is not None
+    for r in rows:
+        c = r["id"]
+        if not r["found"]:
+            b.other.append([c, None, c, "skipped", "channel_not_found"])
+            continue
+        cc = r["ccustom"] or {}
+        channel = {**cc, "id": r["chid"], "type": r["type"], "cid": c, "custom": cc, "team": r["team"]}
+        ctx: dict[str, Any] = {"sender": sender, "channel": channel}
+        rid = r["rid"]
+        if rid is not None:
+            ctx["receiver"] = ctx["user"] = user_view({**r, "id": rid})
+        try:
+            text = None if text_const else tpl.text.render(ctx)
+            custom = None if cu_const else message_custom(camp, tpl.custom.render(ctx), False)
+        except RenderError as e:
+            b.other.append([c, rid, c, "errored", str(e)])
+            b.errored += 1
+            continue
+        b.targets.append(c)
+        b.receivers.append(rid)
+        b.chids.append(c)
+        if b.texts is not None:
+            b.texts.append(text)  # type: ignore[arg-type]
+        if b.customs is not None:
+            b.customs.append(custom)
+    return b

@@ -1,0 +1,92 @@
+"""The send path, one for every audience: read a batch's pending recipients, render them
+(domain/render), write them in one statement (store/fanwrite). Test sends take the same path
+without ledger rows or counters."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from broadcaster import timefmt
+from broadcaster.domain import render
+from broadcaster.store import fanwrite
+from broadcaster.store.ledger import Tx
+from broadcaster.templating import CACHE as TEMPLATE_CACHE
+from broadcaster.templating import TEST_SEND_SECONDS, CampaignTemplates, batch_budget, user_view
+
+
+def templates_for(camp: asyncpg.Record) -> CampaignTemplates:
+    """Compiled once per campaign (and version) per process; the cache is bounded by bytes."""
+    return TEMPLATE_CACHE.get((camp["app_id"], camp["id"]), camp["updated_at"],
+                              camp["message_template"], camp["channel_template"])
+
+
+async def sender_view(conn: Tx, camp: asyncpg.Record) -> dict[str, Any]:
+    rows = await fanwrite.users_by_ids(conn, camp["app_id"], [camp["sender_id"]])
+    return user_view(rows[0]) if rows and rows[0]["found"] else {"id": camp["sender_id"], "name": ""}
+
+
+def _budgeted(seconds: float | None, fn: Any, *args: Any, **kw: Any) -> Any:
+    with batch_budget(seconds):
+        return fn(*args, **kw)
+
+
+async def _render_users(
+    conn: Tx, camp: asyncpg.Record, tpl: CampaignTemplates, rows: list[asyncpg.Record],
+    sender: dict[str, Any], test: bool,
+) -> render.Batch:
+    async def run(fn: Any, *args: Any, **kw: Any) -> Any:
+        if not test:
+            return _budgeted(None, fn, *args, **kw)
+        # Off the event loop under the test send's own budget (it answers 400 when over it):
+        # other tenants' requests keep being served meanwhile.
+        return await asyncio.to_thread(_budgeted, TEST_SEND_SECONDS, fn, *args, **kw)
+
+    existing = None
+    if not camp["create_channels"]:  # only channels that exist: probe them first
+        cids = await run(render.user_channel_cids, camp, tpl, rows, sender)
+        existing = await fanwrite.live_cids(conn, camp["app_id"], cids)
+    batch: render.Batch = await run(render.users, camp, tpl, rows, sender, existing, test=test)
+    return batch
+
+
+async def write_batch(
+    conn: Tx, camp: asyncpg.Record, no: int, n: int, bounds: tuple[str | None, str], events: bool,
+) -> tuple[int, int, int, int, int]:
+    """One batch, inside its transaction: (sent, errored, skipped, channels created, other open
+    batches as this transaction saw them)."""
+    tpl = templates_for(camp)
+    sender = await sender_view(conn, camp)
+    if camp["kind"] == "channel":
+        rows = await fanwrite.pending_channels(conn, camp["app_id"], camp["id"], camp["sender_id"], *bounds)
+        with batch_budget():
+            batch = render.channels(camp, tpl, rows, sender)
+    else:
+        rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], *bounds)
+        batch = await _render_users(conn, camp, tpl, rows, sender, False)
+    sent, errored, skipped, created, others, _ = await fanwrite.write(
+        conn, camp, no, render.shape(camp, tpl), batch, n, events, sender,
+        timefmt.fmt(timefmt.now()) or "", pre=n - len(rows))
+    return sent, errored, skipped, created, others
+
+
+async def send_test(conn: Tx, camp: asyncpg.Record, user_ids: list[str], events: bool) -> list[dict[str, Any]]:
+    """Send the rendered message to these users now, as the campaign would (same channels,
+    members and message shape, plus campaign_test: true), with no ledger rows, counters or
+    status change. Returns one entry per distinct user, in order."""
+    tpl = templates_for(camp)
+    sender = await sender_view(conn, camp)
+    rows = await fanwrite.users_by_ids(conn, camp["app_id"], list(dict.fromkeys(user_ids)))
+    batch = await _render_users(conn, camp, tpl, rows, sender, True)
+    *_, sent_rows = await fanwrite.write(
+        conn, camp, -1, render.shape(camp, tpl, test=True), batch, len(rows), events, sender,
+        timefmt.fmt(timefmt.now()) or "", test=True)
+    by: dict[str, dict[str, Any]] = {}
+    for target, cid, mid, text in sent_rows or []:
+        by[target] = {"user_id": target, "status": "sent", "channel_cid": cid, "message_id": mid, "text": text}
+    for target, _, _, status, error in batch.other:
+        assert target is not None
+        by[target] = {"user_id": target, "status": status, "error": error}
+    return [by[r["id"]] for r in rows]
