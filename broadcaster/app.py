@@ -16,11 +16,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from broadcaster import db, metrics, middleware, ratelimit
+from broadcaster import db, metrics, middleware, ratelimit, secretbox
 from broadcaster.api import setup_routes
 from broadcaster.keys import HTTP, POOL, REDIS, SETTINGS
 from broadcaster.logs import log
 from broadcaster.settings import Settings
+from broadcaster.store import apps
 
 logger = logging.getLogger("broadcaster.app")
 
@@ -34,6 +35,7 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
+    secretbox.configure(s.secret_key)
     try:
         app[POOL] = await db.create_pool(s.database_url, s.pool_min, s.pool_max)
     except Exception as e:
@@ -44,6 +46,15 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
         log(logger, logging.WARNING, "PostgreSQL unreachable at startup; answering 503 until it is back",
             error=f"{type(e).__name__}: {e}")
         app[POOL] = await db.create_pool(s.database_url, 0, s.pool_max)
+    if s.secret_key:
+        try:
+            sealed = await apps.seal_plain(app[POOL])
+        except Exception as e:
+            if not db.unavailable(e):
+                raise
+            sealed = 0  # PostgreSQL not there yet: the next start seals them
+        if sealed:
+            log(logger, logging.INFO, "encrypted app secrets stored in plain text", count=sealed)
     yield
     await app[POOL].close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import os
 import signal
 import subprocess
@@ -30,11 +31,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logs.setup(settings.log_level)
+    settings = asyncio.run(_installation_keys(settings))
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
                 access_log=None, print=None, shutdown_timeout=10,
                 # GET /users carries its query as ?payload=<json>: allow long request lines.
                 max_line_size=65536, max_field_size=65536)
     return 0
+
+
+async def _installation_keys(settings: Settings) -> Settings:
+    """The built-in cursor key is the same in every installation: unless insecure defaults are
+    allowed (tests), use this installation's own, generated once and kept in PostgreSQL
+    (every serve and worker process reads the same one)."""
+    from broadcaster import db, secretbox
+    from broadcaster.settings import DEFAULT_CURSOR_SECRET
+    from broadcaster.store import installation
+
+    if settings.cursor_secret != DEFAULT_CURSOR_SECRET or settings.allow_insecure_defaults:
+        return settings
+    secretbox.configure(settings.secret_key)
+    delay = 0.5
+    while True:  # PostgreSQL briefly away at start is not a reason to exit
+        try:
+            conn = await db.connect(settings.database_url)
+            break
+        except (OSError, asyncpg_errors()) as e:
+            logging.getLogger("broadcaster.cli").warning("waiting for PostgreSQL: %s", type(e).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+    try:
+        key = await installation.secret(conn, "cursor_secret")
+    finally:
+        await conn.close()
+    return settings.with_(cursor_secret=key)
+
+
+def asyncpg_errors() -> type[Exception]:
+    import asyncpg
+
+    return asyncpg.PostgresError
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -43,7 +78,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.metrics_port is not None:
         settings = settings.with_(worker_metrics_port=args.metrics_port)
-    worker.run(settings)
+    # the same installation key as serve: click-link tokens are signed in batches with a key
+    # derived from it and verified by the API
+    worker.run(asyncio.run(_installation_keys(settings)))
     return 0
 
 
@@ -55,6 +92,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     applied = asyncio.run(migrate(settings.database_url))
     print(orjson.dumps({"applied": applied}).decode())
     return 0
+
+
+async def _app_rotate(dsn: str, api_key: str, grace: float) -> dict[str, str | None]:
+    from broadcaster import db, timefmt
+    from broadcaster.store import apps
+
+    conn = await db.connect(dsn)
+    try:
+        row = await apps.by_key(conn, api_key)
+        if row is None:
+            raise SystemExit(f"no app with api_key {api_key!r}")
+        new = await apps.rotate_secret(conn, row.id, grace)
+        return {"api_key": new.api_key, "api_secret": new.api_secret,
+                "previous_secret_expires_at": timefmt.fmt(new.previous_secret_expires_at)}
+    finally:
+        await conn.close()
 
 
 async def _app_create(dsn: str, name: str, reuse: bool) -> dict[str, str]:
@@ -72,10 +125,34 @@ async def _app_create(dsn: str, name: str, reuse: bool) -> dict[str, str]:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    from broadcaster import secretbox
+
     settings = Settings.from_env()
+    secretbox.configure(settings.secret_key)
     out = asyncio.run(_app_create(settings.database_url, args.name, reuse=False))
     print(orjson.dumps(out).decode())
     return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    from broadcaster import secretbox
+
+    settings = Settings.from_env()
+    secretbox.configure(settings.secret_key)
+    print(orjson.dumps(asyncio.run(_app_rotate(settings.database_url, args.api_key, args.grace_seconds))).decode())
+    return 0
+
+
+def _dev_secret_key(base: Path) -> str:
+    """dev keeps app secrets encrypted too, with a key it generates once under the data dir."""
+    from broadcaster import secretbox
+
+    path = base / "secret_key"
+    if not path.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        path.write_text(secretbox.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -104,6 +181,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # local receivers are the point of a dev stack: the egress guard would refuse them
         settings = Settings.from_env().with_(database_url=dsn, redis_url=redis_url,
                                              webhook_allow_private=True)
+        if not settings.secret_key:
+            settings = settings.with_(secret_key=_dev_secret_key(base))
+        from broadcaster import secretbox
+
+        secretbox.configure(settings.secret_key)
         asyncio.run(migrate(dsn))
         creds = asyncio.run(_app_create(dsn, "dev", reuse=True))
         base_url = f"http://{settings.host}:{settings.port}"
@@ -142,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = asub.add_parser("create", help="create an app and print its key and secret as JSON")
     c.add_argument("--name", required=True)
     c.set_defaults(func=cmd_app)
+    r = asub.add_parser("rotate-secret", help="give an app a new secret; the old one verifies during the grace period")
+    r.add_argument("--api-key", required=True)
+    r.add_argument("--grace-seconds", type=float, default=86_400.0, help="how long the old secret still verifies")
+    r.set_defaults(func=cmd_rotate)
     d = sub.add_parser("dev", help="everything in one command on embedded PostgreSQL and Redis")
     d.add_argument("--data-dir", default=".broadcaster", help="where embedded servers keep data")
     d.add_argument("--redis-port", type=int, default=0)

@@ -133,7 +133,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if app_row is None:
         raise unauthorized(2, f"api_key {api_key[:40]!r} is not valid")
     token = auth.token_from_header(request.headers.get("Authorization"))
-    auth.check_server_token(token, app_row.api_secret)
+    auth.check_server_token(token, app_row.secrets(), max_age_s=request.app[SETTINGS].max_token_age_s)
     request[APP_ROW] = app_row
     path_params(request.match_info)
     return await handler(request)

@@ -130,6 +130,12 @@ OPERATIONS: list[tuple[str, str, J]] = [
                        obj({"app": ref("AppSettings"), "duration": STR}, "app"), errors="")),
     ("patch", "/app", op("UpdateApp", "App", "Change webhook, rate-limit and send-rate settings",
                          body=ref("AppSettings"), errors="400")),
+    ("post", "/app/secret/rotate", op(
+        "RotateAppSecret", "App", "New api_secret; the previous one verifies for grace_seconds more",
+        obj({"app": obj({"api_key": STR, "api_secret": STR, "previous_secret_expires_at": TIME},
+                        "api_key", "api_secret", "previous_secret_expires_at"), "duration": STR}, "app"),
+        errors="400", body=obj({"grace_seconds": {"type": "number", "minimum": 0, "maximum": 30 * 86_400,
+                                                  "default": 86_400}}))),
     ("post", "/users", op("UpsertUsers", "Users", "Create or replace up to 10,000 users (all or "
                           "nothing)", USERS_MAP, body_required=True, errors="400",
                           body=obj({"users": {"type": "object", "maxProperties": 10_000,

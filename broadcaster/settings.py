@@ -11,6 +11,9 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"BROADCASTER_{name}", default)
 
 
+DEFAULT_CURSOR_SECRET = "broadcaster-cursor-key"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "postgresql://postgres@127.0.0.1:5432/broadcaster"
@@ -22,8 +25,9 @@ class Settings:
     pool_max: int = 10
     log_level: str = "INFO"
     docs_url: str = "docs/errors.md"
-    # Secret used to sign opaque pagination cursors (HMAC); per deployment.
-    cursor_secret: str = "broadcaster-cursor-key"
+    # Secret used to sign opaque pagination cursors (HMAC); per deployment. `serve` replaces
+    # the built-in default by a per-installation key kept in PostgreSQL (installation.py).
+    cursor_secret: str = DEFAULT_CURSOR_SECRET
     # HMAC key of click-tracking tokens (/c/<token>); empty = derived from cursor_secret.
     link_secret: str = ""
     # Base of tracked links in messages; empty = the API's own http://host:port.
@@ -49,6 +53,14 @@ class Settings:
     # Operator ceilings on what tenants may set in PATCH /app (0 = no ceiling).
     max_rate_limit_per_min: int = 0
     max_send_rate: float = 0.0
+    # Refuse server tokens whose iat is older than this (and tokens without iat); 0 = off.
+    max_token_age_s: float = 0.0
+    # Bearer token GET /metrics requires when set.
+    metrics_token: str = ""
+    # Key encrypting app secrets at rest (secretbox.py) when set.
+    secret_key: str = ""
+    # Keep the built-in cursor key (dev, tests); otherwise `serve` uses a per-installation one.
+    allow_insecure_defaults: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -77,6 +89,10 @@ class Settings:
             webhook_retry_hours=float(_env("WEBHOOK_RETRY_HOURS", str(d.webhook_retry_hours))),
             max_rate_limit_per_min=max(0, int(_env("MAX_RATE_LIMIT_PER_MIN", str(d.max_rate_limit_per_min)))),
             max_send_rate=max(0.0, float(_env("MAX_SEND_RATE", str(d.max_send_rate)))),
+            max_token_age_s=max(0.0, float(_env("MAX_TOKEN_AGE_S", str(d.max_token_age_s)))),
+            metrics_token=_env("METRICS_TOKEN", d.metrics_token),
+            secret_key=_env("SECRET_KEY", d.secret_key),
+            allow_insecure_defaults=_env("ALLOW_INSECURE_DEFAULTS", "0").strip().lower() in ("1", "true", "yes"),
             webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").strip().lower() in ("1", "true", "yes"),
             webhook_retention_days=float(_env("WEBHOOK_RETENTION_DAYS", str(d.webhook_retention_days))),
         )
@@ -112,6 +128,10 @@ class Settings:
             "BROADCASTER_WEBHOOK_RETRY_HOURS": str(self.webhook_retry_hours),
             "BROADCASTER_MAX_RATE_LIMIT_PER_MIN": str(self.max_rate_limit_per_min),
             "BROADCASTER_MAX_SEND_RATE": str(self.max_send_rate),
+            "BROADCASTER_MAX_TOKEN_AGE_S": str(self.max_token_age_s),
+            "BROADCASTER_METRICS_TOKEN": self.metrics_token,
+            "BROADCASTER_SECRET_KEY": self.secret_key,
+            "BROADCASTER_ALLOW_INSECURE_DEFAULTS": "1" if self.allow_insecure_defaults else "0",
             "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1" if self.webhook_allow_private else "0",
             "BROADCASTER_WEBHOOK_RETENTION_DAYS": str(self.webhook_retention_days),
             "BROADCASTER_LOG_LEVEL": self.log_level,

@@ -22,7 +22,7 @@ import aiohttp
 from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker
 
-from broadcaster import db, jobs, logs, metrics, supervise
+from broadcaster import db, jobs, logs, metrics, secretbox, supervise
 from broadcaster.app import redis_settings
 from broadcaster.settings import Settings
 
@@ -93,6 +93,7 @@ async def _run_periodic(settings: Settings, shared: dict[str, Any]) -> None:
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
+    secretbox.configure(settings.secret_key)  # webhook signatures need the app secrets revealed
     ctx["pool"] = await db.create_pool(settings.database_url, 2, max(4, settings.worker_max_jobs + 4))
     ctx["http"] = aiohttp.ClientSession()
     if settings.worker_metrics_port:

@@ -16,6 +16,8 @@ from broadcaster.store import webhooks as whstore
 from broadcaster.webhooks import egress, policy, resolve
 
 routes = web.RouteTableDef()
+DEFAULT_GRACE_S = 86_400
+MAX_GRACE_S = 30 * 86_400
 
 
 @routes.get("/app", name="GetApp")
@@ -55,3 +57,16 @@ async def update_app(request: web.Request) -> web.Response:
             if ended:  # their retries must not go on to a URL the tenant took away
                 await whstore.end_receivers(conn, row.id, ended)
     return ok(request)
+
+
+@routes.post("/app/secret/rotate", name="RotateAppSecret")
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new api_secret; the old one keeps verifying for grace_seconds (default 24 h)."""
+    row = current_app(request)
+    body = await read_json(request)
+    grace = body.get("grace_seconds", DEFAULT_GRACE_S)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace <= MAX_GRACE_S:
+        raise bad_request(f"grace_seconds must be a number of seconds between 0 and {MAX_GRACE_S}")
+    new = await apps.rotate_secret(request.app[POOL], row.id, float(grace))
+    return ok(request, {"app": {"api_key": new.api_key, "api_secret": new.api_secret,
+                                "previous_secret_expires_at": new.previous_secret_expires_at}})

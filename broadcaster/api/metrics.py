@@ -1,14 +1,17 @@
-"""GET /metrics: the API process's Prometheus metrics (no auth, like /healthz)."""
+"""GET /metrics: the API process's Prometheus metrics (no auth, like /healthz, unless
+BROADCASTER_METRICS_TOKEN is set: then `Authorization: Bearer <token>`)."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from broadcaster.keys import POOL
+from broadcaster.errors import unauthorized
+from broadcaster.keys import POOL, SETTINGS
 from broadcaster.metrics import OUTBOX_DEPTH
 from broadcaster.store import outbox
 
@@ -28,6 +31,10 @@ async def _refresh_outbox_depth(request: web.Request) -> None:
 
 @routes.get("/metrics", name="Metrics")
 async def metrics(request: web.Request) -> web.Response:
+    token = request.app[SETTINGS].metrics_token
+    if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                         f"Bearer {token}".encode()):
+        raise unauthorized(5, "GET /metrics needs Authorization: Bearer <BROADCASTER_METRICS_TOKEN>")
     await _refresh_outbox_depth(request)
     resp = web.Response(body=generate_latest(REGISTRY))
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST

@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from broadcaster import secretbox
+
 ORDER_LOCK = 0x7768_6F72_6472  # "whordr": routing and releasing held rows
 
 
@@ -100,7 +102,8 @@ async def app_settings(conn: Conn, app_ids: Sequence[int]) -> dict[int, Any]:
     rows = await conn.fetch(
         "SELECT id, api_key, api_secret, settings FROM apps WHERE id = ANY($1::bigint[])", list(app_ids)
     )
-    return {r["id"]: r for r in rows}
+    # signatures use the current secret (after a rotation: the new one), stored sealed or plain
+    return {r["id"]: {**dict(r), "api_secret": secretbox.reveal(r["api_secret"])} for r in rows}
 
 
 async def pending_state(conn: Tx, keys: Sequence[Key]) -> dict[Key, tuple[bool, bool]]:
