@@ -164,7 +164,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             pg_version = await conn.fetchval("SHOW server_version")
             await conn.close()
             env = {**os.environ, "BROADCASTER_DATABASE_URL": dsn, "BROADCASTER_REDIS_URL": redis_url,
-                   "BROADCASTER_LOG_LEVEL": "WARNING", "BROADCASTER_QUEUE_NAME": f"perf:{os.getpid()}",
+                   "BROADCASTER_LOG_LEVEL": os.environ.get("PERF_LOG_LEVEL", "WARNING"), "BROADCASTER_QUEUE_NAME": f"perf:{os.getpid()}",
                    "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1"}
             worker = subprocess.Popen([sys.executable, "-m", "broadcaster", "worker"], env=env)
             await asyncio.sleep(2)

@@ -153,8 +153,8 @@ async def test_ordering_across_routing_batches(api: Api, pool):
     """campaign.started before the campaign's other events, campaign.completed after them,
     also when they reach the dispatcher in different routing batches (no worker: the store
     and router directly)."""
+    from broadcaster.store import deliveries as store
     from broadcaster.store import outbox
-    from broadcaster.store import webhooks as store
     from broadcaster.webhooks import dispatch
 
     await api.patch("/app", {"webhook_url": "http://127.0.0.1:9/hook"})
@@ -168,13 +168,14 @@ async def test_ordering_across_routing_batches(api: Api, pool):
         assert await dispatch.route(pool) == len(types)
 
     async def claim() -> list[str]:
-        rows = await store.claim(pool, 100, 60)
+        rows = await store.claim_for(pool, [(app_id, policy.MAIN_RECEIVER, 100)], 60)
         return sorted([await pool.fetchval(
             "SELECT event_type FROM webhook_deliveries WHERE id = $1", r["id"]) for r in rows])
 
     async def done(ids: list[int]) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            await store.finish(conn, delivered=ids, retries=[], failures=[], released=[key])
+            await store.finish(conn, delivered=[(i, 1) for i in ids], retries=[], failures=[],
+                               released=[key])
 
     await add("campaign.started")
     assert await claim() == ["campaign.started"]
@@ -187,6 +188,6 @@ async def test_ordering_across_routing_batches(api: Api, pool):
     msgs = [r["id"] for r in await pool.fetch(
         "SELECT id FROM webhook_deliveries WHERE event_type <> 'campaign.completed'")]
     async with pool.acquire() as conn, conn.transaction():  # one fails for good: no longer blocks
-        await store.finish(conn, delivered=msgs[:2], retries=[], failures=[(msgs[2], 400, "x")],
-                           released=[key])
+        await store.finish(conn, delivered=[(i, 1) for i in msgs[:2]], retries=[],
+                           failures=[(msgs[2], 1, 400, "x")], released=[key])
     assert await claim() == ["campaign.completed"]

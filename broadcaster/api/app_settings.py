@@ -12,7 +12,7 @@ from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.store import apps
-from broadcaster.store import webhooks as whstore
+from broadcaster.store import deliveries as whstore
 from broadcaster.webhooks import egress, policy, resolve
 
 routes = web.RouteTableDef()

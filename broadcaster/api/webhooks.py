@@ -13,7 +13,7 @@ from broadcaster.errors import bad_request
 from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import webhooks as store
+from broadcaster.store import deliveries as store
 from broadcaster.webhooks import policy
 
 routes = web.RouteTableDef()

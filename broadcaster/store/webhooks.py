@@ -1,6 +1,7 @@
 """Webhook deliveries: routing the outbox into per-receiver rows, claiming, finishing, replay.
 
-Routing and the release of held rows run under one advisory lock, so a delivery row can
+Claiming, recording and the API's reads are in store/deliveries.py. Routing and the release
+of held rows run under one advisory lock, so a delivery row can
 never be created held after the row it waits for was finished (it would wait forever).
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -128,25 +128,28 @@ async def pending_state(conn: Tx, keys: Sequence[Key]) -> dict[Key, tuple[bool, 
 
 async def insert_deliveries(
     conn: Tx, rows: Sequence[NewDelivery], *, lease_s: float | None = None,
+    claimed: Sequence[bool] | None = None,
 ) -> list[tuple[int, str]]:
     """Insert delivery rows; returns (id, webhook_id) in the order of `rows`. With lease_s,
-    the rows that are not held are inserted already claimed for their first attempt (as
-    claim() would leave them), so the router can hand them to a sender without a claim."""
+    the rows marked in `claimed` (never held ones) are inserted already claimed for their
+    first attempt (as deliveries.claim_for() would leave them), so the router can hand them to
+    a sender without a claim."""
     if not rows:
         return []
     out = await conn.fetch(
         "INSERT INTO webhook_deliveries (app_id, event_id, receiver, url, event_type, campaign_id,"
         " barrier, payload, held, attempt, next_at)"
         " SELECT a, e, r, u, t, c, b, p, h,"
-        "  CASE WHEN $10::float8 IS NOT NULL AND NOT h THEN 1 ELSE 0 END,"
-        "  CASE WHEN $10::float8 IS NOT NULL AND NOT h THEN now() + make_interval(secs => $10)"
+        "  CASE WHEN $10::float8 IS NOT NULL AND k AND NOT h THEN 1 ELSE 0 END,"
+        "  CASE WHEN $10::float8 IS NOT NULL AND k AND NOT h THEN now() + make_interval(secs => $10)"
         "   ELSE now() END"
         " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
-        " $6::text[], $7::bool[], $8::text[], $9::bool[]) AS x(a, e, r, u, t, c, b, p, h)"
+        " $6::text[], $7::bool[], $8::text[], $9::bool[], $11::bool[]) AS x(a, e, r, u, t, c, b, p, h, k)"
         " RETURNING id, webhook_id::text, event_id, receiver",
         [r.app_id for r in rows], [r.event_id for r in rows], [r.receiver for r in rows],
         [r.url for r in rows], [r.event_type for r in rows], [r.campaign_id for r in rows],
         [r.barrier for r in rows], [r.payload for r in rows], [r.held for r in rows], lease_s,
+        list(claimed) if claimed is not None else [True] * len(rows),
     )
     # RETURNING order is not promised: map back by (event, receiver), unique per delivery
     ids = {(r["event_id"], r["receiver"]): (r["id"], r["webhook_id"]) for r in out}
@@ -155,62 +158,6 @@ async def insert_deliveries(
 
 async def consume_outbox(conn: Tx, ids: Sequence[int]) -> None:
     await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
-
-
-async def claim(conn: Conn, limit: int, lease_s: float) -> list[asyncpg.Record]:
-    """Take due deliveries for one attempt each; the lease (next_at) returns them to the pool
-    if this worker dies before finishing them."""
-    return await conn.fetch(
-        "WITH c AS (SELECT id FROM webhook_deliveries"
-        "  WHERE state = 'pending' AND NOT held AND next_at <= now()"
-        "  ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        " UPDATE webhook_deliveries d SET attempt = d.attempt + 1,"
-        "  next_at = now() + make_interval(secs => $2)"
-        " FROM c WHERE d.id = c.id"
-        " RETURNING d.id, d.app_id, d.webhook_id, d.receiver, d.url, d.campaign_id, d.payload,"
-        "  d.attempt, extract(epoch FROM now() - d.series_started_at)::float8 AS age_s",
-        limit, lease_s,
-    )
-
-
-async def unclaim(conn: Conn, ids: Sequence[int]) -> None:
-    """Give back claimed rows this worker will not send now (over the receiver's pace)."""
-    if ids:
-        await conn.execute(
-            "UPDATE webhook_deliveries SET attempt = attempt - 1, next_at = now()"
-            " WHERE id = ANY($1::bigint[])", list(ids),
-        )
-
-
-async def finish(
-    conn: Tx, *, delivered: Sequence[int],
-    retries: Sequence[tuple[int, float, int | None, str | None]],
-    failures: Sequence[tuple[int, int | None, str | None]], released: Sequence[Key],
-) -> None:
-    """Record one batch's results set-based, then let rows waiting on them go. Call in a
-    transaction."""
-    if released:
-        await order_lock(conn)
-    if delivered:
-        await conn.execute("DELETE FROM webhook_deliveries WHERE id = ANY($1::bigint[])", list(delivered))
-    if retries:
-        await conn.execute(
-            "UPDATE webhook_deliveries d SET next_at = now() + make_interval(secs => r.delay),"
-            " last_status = r.status, last_error = r.error"
-            " FROM unnest($1::bigint[], $2::float8[], $3::int[], $4::text[]) AS r(id, delay, status, error)"
-            " WHERE d.id = r.id",
-            [r[0] for r in retries], [r[1] for r in retries], [r[2] for r in retries], [r[3] for r in retries],
-        )
-    if failures:
-        await conn.execute(
-            "UPDATE webhook_deliveries d SET state = 'failed', failed_at = now(), held = false,"
-            " last_status = r.status, last_error = r.error"
-            " FROM unnest($1::bigint[], $2::int[], $3::text[]) AS r(id, status, error)"
-            " WHERE d.id = r.id",
-            [r[0] for r in failures], [r[1] for r in failures], [r[2] for r in failures],
-        )
-    if released:
-        await release(conn, released)
 
 
 RELEASE_CHUNK = 2_000
@@ -253,49 +200,3 @@ async def depth(conn: Conn) -> int:
         "SELECT (SELECT count(*) FROM outbox)"
         " + (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending')"
     ))
-
-
-# ---- the API: failed deliveries and replay ----
-
-async def failed_page(
-    conn: Conn, app_id: int, *, after: int | None, limit: int,
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT id, webhook_id, event_type, receiver, url, campaign_id, attempt, series,"
-        " last_status, last_error, failed_at, created_at, payload"
-        " FROM webhook_deliveries WHERE app_id = $1 AND state = 'failed' AND id > $2"
-        " ORDER BY id LIMIT $3",
-        app_id, after or 0, limit,
-    )
-
-
-async def replay(
-    conn: Conn, app_id: int, *, webhook_ids: Sequence[str] | None,
-    since: datetime | None, receivers: Sequence[str],
-) -> int:
-    """Failed deliveries of the given (existing, enabled) receivers back to pending with a new
-    attempt series (same webhook_id)."""
-    n = await conn.fetchval(
-        "WITH r AS (UPDATE webhook_deliveries SET state = 'pending', held = false, attempt = 0,"
-        "  series = series + 1, series_started_at = now(), next_at = now(), failed_at = NULL"
-        " WHERE app_id = $1 AND state = 'failed' AND receiver = ANY($4::text[])"
-        "  AND ($2::uuid[] IS NULL OR webhook_id = ANY($2::uuid[]))"
-        "  AND ($3::timestamptz IS NULL OR failed_at >= $3)"
-        " RETURNING 1) SELECT count(*) FROM r",
-        app_id, list(webhook_ids) if webhook_ids is not None else None, since, list(receivers),
-    )
-    return int(n or 0)
-
-
-async def end_receivers(conn: Tx, app_id: int, ended: dict[str, str]) -> int:
-    """Pending deliveries of receivers that were removed or disabled end as failed, with the
-    reason as last_error. Returns how many."""
-    n = await conn.fetchval(
-        "WITH e AS (UPDATE webhook_deliveries d SET state = 'failed', failed_at = now(),"
-        "  held = false, last_error = x.why"
-        " FROM unnest($2::text[], $3::text[]) AS x(receiver, why)"
-        " WHERE d.app_id = $1 AND d.receiver = x.receiver AND d.state = 'pending'"
-        " RETURNING 1) SELECT count(*) FROM e",
-        app_id, list(ended), list(ended.values()),
-    )
-    return int(n or 0)
