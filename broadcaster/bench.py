@@ -187,6 +187,19 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
     fan2 = await _fanout(client, "bench-2", "bench2", n, sampler2, skip_webhook=False)
     progress(f"fan-out with webhooks {fan2['recipients_per_s']:,.0f} recipients/s")
 
+    # The other audience kinds through the same send path, into bench-1's channels (which now
+    # exist): sender_mode include (the sender's membership is probed per channel), and a
+    # channel segment (each channel's 1:1 receiver is read with it).
+    sampler3 = RssSampler([w.pid for w in workers])
+    fan3 = await _fanout(client, "bench-3", "messaging", n, sampler3, skip_webhook=True,
+                         extra={"sender_mode": "include"})
+    progress(f"fan-out, sender_mode include {fan3['recipients_per_s']:,.0f} recipients/s")
+    await client.ok("POST", "/segments", {"type": "channel", "id": "bench-rooms", "filter": {"type": "messaging"}})
+    sampler4 = RssSampler([w.pid for w in workers])
+    fan4 = await _fanout(client, "bench-4", "messaging", n, sampler4, skip_webhook=True,
+                         extra={"segment_ids": ["bench-rooms"], "create_channels": False, "channel_template": None})
+    progress(f"fan-out, channel segment {fan4['recipients_per_s']:,.0f} recipients/s")
+
     if args.plot:
         _plot(args.plot, fan["timeline"], ceil, ceil_seq)
     return {
@@ -199,7 +212,11 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
             "ratio_sequential_ids": round(fan["recipients_per_s"] / ceil_seq, 3),
             "with_webhooks_recipients_per_s": round(fan2["recipients_per_s"]),
             "with_webhooks_ratio": round(fan2["recipients_per_s"] / fan["recipients_per_s"], 3),
-            "worker_peak_rss_mb": round(max(sampler.peak, sampler2.peak), 1),
+            "include_mode_recipients_per_s": round(fan3["recipients_per_s"]),
+            "include_mode_ratio": round(fan3["recipients_per_s"] / fan["recipients_per_s"], 3),
+            "channel_segment_recipients_per_s": round(fan4["recipients_per_s"]),
+            "channel_segment_ratio": round(fan4["recipients_per_s"] / fan["recipients_per_s"], 3),
+            "worker_peak_rss_mb": round(max(sampler.peak, sampler2.peak, sampler3.peak, sampler4.peak), 1),
         },
         "addtargets": addtargets,
         "targets_query": targets_query,
@@ -228,13 +245,14 @@ async def _targets_query(client: Client) -> dict[str, float]:
 
 
 async def _fanout(client: Client, cid: str, channel_type: str, n: int, sampler: RssSampler,
-                  *, skip_webhook: bool) -> dict[str, Any]:
-    await client.ok("POST", "/campaigns", {
+                  *, skip_webhook: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = {
         "id": cid, "name": cid, "segment_ids": ["bench"], "sender_id": "sender",
         "create_channels": True, "channel_template": {"type": channel_type},
         "message_template": {"text": "Hi {{ receiver.name }}, I'm {{ sender.name }}!"},
-        "skip_webhook": skip_webhook,
-    })
+        "skip_webhook": skip_webhook, **(extra or {}),
+    }
+    await client.ok("POST", "/campaigns", {k: v for k, v in body.items() if v is not None})
     progress(f"fan-out {cid}: start (skip_webhook={skip_webhook})")
     t0 = time.perf_counter()
     await client.ok("POST", f"/campaigns/{cid}/start", {})

@@ -31,7 +31,8 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     fan = result["fanout"]
     for key in ("recipients_per_s", "seconds", "ceiling_recipients_per_s", "ratio",
                 "ceiling_sequential_ids_recipients_per_s", "ratio_sequential_ids",
-                "with_webhooks_recipients_per_s", "worker_peak_rss_mb"):
+                "with_webhooks_recipients_per_s", "worker_peak_rss_mb", "include_mode_recipients_per_s",
+                "include_mode_ratio", "channel_segment_recipients_per_s", "channel_segment_ratio"):
         assert fan[key] > 0, (key, fan)
     assert abs(fan["ratio"] - fan["recipients_per_s"] / fan["ceiling_recipients_per_s"]) < 0.01
     assert result["addtargets"]["p50_ms"] > 0 and result["addtargets"]["import_targets_per_s"] > 0
