@@ -8,7 +8,7 @@ fields a client reads and leave room for more (the hosted API adds fields over t
 
 from __future__ import annotations
 
-from broadcaster import openapi_funnel
+from broadcaster import openapi_funnel, openapi_series
 from broadcaster.api.v2 import PREFIX, v2_path
 from broadcaster.openapi_schemas import (
     ANY_OBJ,
@@ -307,6 +307,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
         params=(q("endpoints", STR, "comma-separated operation names"),))),
 ]
 OPERATIONS += openapi_funnel.operations(op, q)
+OPERATIONS += openapi_series.operations(op, q)
 
 PATH_PARAMS: J = {"type": CTYPE, "id": {"type": "string", "minLength": 1}, "user_id": ID,
                   "target_id": {"type": "string", "minLength": 1}, "file": STR, "token": STR}

@@ -8,7 +8,7 @@ from aiohttp import web
 
 ROUTE_MODULES = (
     "system", "app_settings", "users", "channels", "members", "segments", "campaigns", "webhooks",
-    "ratelimits", "docs", "metrics", "funnel",
+    "ratelimits", "docs", "metrics", "funnel", "series",
 )
 
 

@@ -9,9 +9,11 @@ from aiohttp import web
 
 from broadcaster import analytics, cursors, filters, lifecycle, timefmt
 from broadcaster.api import campaign_out, pager
+from broadcaster.api import series as series_api
 from broadcaster.errors import bad_request, not_found
 from broadcaster.http import ok, read_json
 from broadcaster.jobs import campaigns as jobs
+from broadcaster.jobs import recurring
 from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.services import sending
@@ -86,6 +88,7 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
         "skip_push": bool(boolean(body, "skip_push")), "skip_webhook": bool(boolean(body, "skip_webhook")),
         "sender_visibility": visibility, "show_channels": bool(boolean(body, "show_channels")),
         "track_clicks": bool(boolean(body, "track_clicks")),
+        **series_api.type_fields(body),
     }
     return data, kind
 
@@ -96,6 +99,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     body = await read_json(request, required=True)
     cid = ident(body["id"], "id") if body.get("id") is not None else str(uuid.uuid4())
     data, _ = await _validate(request, body)
+    series_api.check_create(cid, data)
     r = await campaigns.create(request.app[POOL], app.id, cid, data)
     return await campaign_out.answer(request, r, status=201)
 
@@ -116,7 +120,7 @@ async def update_campaign(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await campaigns.get(conn, app.id, cid, lock="UPDATE")
         lifecycle.check("update", row["status"])
-        r = await campaigns.update(conn, app.id, cid, data)
+        r = await series_api.on_update(conn, row, await campaigns.update(conn, app.id, cid, data))
     return await campaign_out.answer(request, r)
 
 
@@ -126,6 +130,7 @@ async def delete_campaign(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
         lifecycle.check("delete", row["status"])
+        await series_api.on_delete(conn, row)
         await campaigns.delete(conn, app.id, row["id"])
     return ok(request, {})
 
@@ -134,6 +139,7 @@ CAMPAIGN_SCHEMA = filters.Schema(columns={
     "id": filters.Column("id", "text"), "name": filters.Column("name", "text"),
     "status": filters.Column("status", "text"), "sender_id": filters.Column("sender_id", "text"),
     "segments": filters.Column("segment_ids", "text_array"),
+    "type": filters.Column("type", "text"), "parent_id": filters.Column("parent_id", "text"),
     "created_at": filters.Column("created_at", "time"), "updated_at": filters.Column("updated_at", "time"),
 })
 
@@ -164,11 +170,16 @@ async def start_campaign(request: web.Request) -> web.Response:
     async with pool.acquire() as conn:
         async with conn.transaction():
             row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
-            lifecycle.check("start", row["status"])
-            kind = "user"
-            if row["segment_ids"]:
-                kind = (await recipients.load_audience(conn, app.id, row["segment_ids"], row["sender_id"])).kind
-            r = await campaigns.start(conn, row, kind, sched, stop_at, request.app[SETTINGS].batch_size)
+            if row["type"] == "recurring":
+                if stop_at is not None:
+                    raise bad_request("stop_at does not apply to a recurring campaign: use schedule.ends_at")
+                r = await recurring.start_series(conn, row, sched)
+            else:
+                lifecycle.check("start", row["status"])
+                kind = "user"
+                if row["segment_ids"]:
+                    kind = (await recipients.load_audience(conn, app.id, row["segment_ids"], row["sender_id"])).kind
+                r = await campaigns.start(conn, row, kind, sched, stop_at, request.app[SETTINGS].batch_size)
         if r["status"] == "in_progress":
             await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
     return await campaign_out.answer(request, r)
@@ -180,7 +191,10 @@ async def _transition(request: web.Request, action: str, event: str) -> web.Resp
         async with conn.transaction():
             # FOR UPDATE waits for in-flight batches (they hold SHARE until they commit).
             row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
-            r = await campaigns.set_status(conn, row, action, event=event)
+            if row["type"] == "recurring":
+                r = await recurring.transition(conn, row, action)
+            else:
+                r = await campaigns.set_status(conn, row, action, event=event)
         if action == "resume":
             await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
     return ok(request, {"campaign": await campaign_out.view(request, r)})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-JOB_MODULES = ("broadcaster.jobs.segments", "broadcaster.jobs.campaigns", "broadcaster.jobs.webhooks")
+JOB_MODULES = ("broadcaster.jobs.segments", "broadcaster.jobs.campaigns", "broadcaster.jobs.webhooks",
+               "broadcaster.jobs.recurring")
 
 
 def _modules() -> list[Any]:

@@ -9,6 +9,7 @@ import asyncpg
 
 from broadcaster import lifecycle, timefmt
 from broadcaster.analytics import funnel_stats
+from broadcaster.domain import series
 from broadcaster.errors import conflict, not_found
 from broadcaster.store import campaign_view, ledger, outbox, recipients
 from broadcaster.store.ledger import Conn, Tx
@@ -23,13 +24,16 @@ COLUMNS = (
     "app_id, id, name, description, status, segment_ids, user_ids, sender_id, sender_mode,"
     " message_template, create_channels, channel_template, skip_push, skip_webhook,"
     " scheduled_for, stop_at, created_at, updated_at, kind, started_at, completed_at,"
-    " plan_after, plan_batches, planned, recipients_total, sender_visibility, show_channels, track_clicks"
+    " plan_after, plan_batches, planned, recipients_total, sender_visibility, show_channels, track_clicks,"
+    " type, schedule, parent_id, run_no, next_run_at, runs_started"
 )
-EDITABLE = (
+# what a recurring run copies from its parent
+EDITABLE_CONTENT = (
     "name", "description", "segment_ids", "user_ids", "sender_id", "sender_mode",
     "message_template", "create_channels", "channel_template", "skip_push", "skip_webhook",
     "sender_visibility", "show_channels", "track_clicks",
 )
+EDITABLE = (*EDITABLE_CONTENT, *series.EDITABLE)
 
 
 async def user_exists(conn: Conn, app_id: int, user_id: str) -> bool:
@@ -217,7 +221,7 @@ def view(
         "channel_template": r["channel_template"], "skip_push": r["skip_push"],
         "skip_webhook": r["skip_webhook"], "scheduled_for": timefmt.fmt(r["scheduled_for"]),
         "stop_at": timefmt.fmt(r["stop_at"]), "created_at": timefmt.fmt(r["created_at"]),
-        "updated_at": timefmt.fmt(r["updated_at"]),
+        "updated_at": timefmt.fmt(r["updated_at"]), **series.view_fields(r),
         "stats": {
             "progress": lifecycle.progress(
                 int(s.get("processed", 0)), int(r["recipients_total"]), r["planned"], r["status"]),
@@ -229,7 +233,7 @@ def view(
             "stats_users_read": int(s.get("read", 0)),
             "stats_messages_errored": int(s.get("errored", 0)),
             "stats_recipients_skipped": int(s.get("skipped", 0)),
-            "stats_recipients_total": int(r["recipients_total"]),
+            "stats_recipients_total": int(s.get("recipients_total", r["recipients_total"])),
             "stats_send_rate": lifecycle.send_rate(sent, r["started_at"], r["completed_at"] or now),
             **funnel_stats(s, sent),
         },

@@ -22,6 +22,30 @@ FUNNEL_COUNTERS = ("read", "conversions", "users_converted")
 
 
 async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Counters per campaign; a recurring series' are the sums over its runs (SPEC 5A)."""
+    rows = await conn.fetch(
+        "SELECT id, parent_id, recipients_total FROM campaigns WHERE app_id = $1 AND parent_id = ANY($2::text[])",
+        app_id, ids) if ids else []
+    if not rows:
+        return await _stats_direct(conn, app_id, ids)
+    kids = {r["id"]: r["parent_id"] for r in rows}
+    asked = set(ids)
+    out = await _stats_direct(conn, app_id, [*ids, *(k for k in kids if k not in asked)])
+    for r in rows:
+        parent = out[r["parent_id"]]
+        parent["recipients_total"] = parent.get("recipients_total", 0) + int(r["recipients_total"])
+    for kid, parent_id in kids.items():
+        mine, parent = (out[kid] if kid in asked else out.pop(kid)), out[parent_id]
+        for k, v in mine.items():
+            if k == "revenue":
+                for cur, amount in v.items():
+                    parent["revenue"][cur] = parent["revenue"].get(cur, 0.0) + amount
+            elif isinstance(v, int):
+                parent[k] = parent.get(k, 0) + v
+    return out
+
+
+async def _stats_direct(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {i: {"revenue": {}} for i in ids}
     for r in await conn.fetch(
         "SELECT campaign_id, coalesce(sum(n), 0) AS processed, coalesce(sum(sent), 0) AS sent,"

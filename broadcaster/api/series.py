@@ -1,0 +1,92 @@
+"""Campaign types on the API (SPEC 5A): the `type`/`schedule` fields of create and update,
+the recurring hooks of start/stop/pause/resume/delete, and `GET /campaigns/{id}/runs`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from broadcaster import cursors
+from broadcaster.domain import schedule, series
+from broadcaster.errors import bad_request
+from broadcaster.http import ok
+from broadcaster.jobs import recurring
+from broadcaster.keys import POOL, SETTINGS
+from broadcaster.middleware import current_app
+from broadcaster.store import campaign_view, campaigns, ledger, runs
+from broadcaster.store.ledger import Tx
+
+routes = web.RouteTableDef()
+
+
+def type_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """`type` (default one_time) and what it requires, validated (400 naming the field)."""
+    kind = body.get("type", "one_time")
+    if kind is None:
+        kind = "one_time"
+    accepted = [t for t in series.TYPES if t != "triggered"]  # triggered: not built yet
+    if kind not in accepted:
+        raise bad_request(f"type must be one of {', '.join(accepted)}, got {str(kind)[:40]!r}")
+    raw = body.get("schedule")
+    if kind == "recurring":
+        if raw is None:
+            raise bad_request("schedule is required for a recurring campaign {frequency, time, timezone, ...}")
+        schedule.parse(raw)
+        return {"type": kind, "schedule": schedule.as_json(raw)}
+    if raw is not None:
+        raise bad_request(f"schedule applies to recurring campaigns only, not type {kind!r}")
+    return {"type": kind, "schedule": None}
+
+
+def check_create(cid: str, data: dict[str, Any]) -> None:
+    if data["type"] == "recurring" and len(cid) > series.MAX_PARENT_ID:
+        raise bad_request(f"id of a recurring campaign is at most {series.MAX_PARENT_ID} characters"
+                          " (its runs are named <id>-run-<n>)")
+
+
+async def on_update(conn: Tx, before: asyncpg.Record, after: asyncpg.Record) -> asyncpg.Record:
+    """A type change is for drafts only; a scheduled series takes its new schedule from now."""
+    if before["type"] != after["type"] and before["status"] != "draft":
+        raise bad_request(f"type cannot change once the campaign is {before['status']!r}")
+    if after["type"] == "recurring" and after["status"] == "scheduled" and before["schedule"] != after["schedule"]:
+        nxt = schedule.next_after(schedule.parse(after["schedule"]), await recurring.db_now(conn),
+                                  int(after["runs_started"]))
+        return await runs.set_series_status(conn, after, "scheduled", None, nxt)
+    return after
+
+
+async def on_delete(conn: Tx, row: asyncpg.Record) -> None:
+    if row["type"] == "recurring":
+        live = await runs.live_runs(conn, row["app_id"], row["id"])
+        if live:
+            raise bad_request(f"cannot delete a recurring campaign while its run {live[0]['id']!r} is live: stop it first")
+        await runs.delete_runs(conn, row["app_id"], row["id"])
+
+
+@routes.get("/campaigns/{id}/runs", name="QueryCampaignRuns")
+async def query_runs(request: web.Request) -> web.Response:
+    """The runs of a recurring campaign, newest first: {"runs": [campaign objects], "next"?}."""
+    app = current_app(request)
+    pool = request.app[POOL]
+    parent = await campaigns.get(pool, app.id, request.match_info["id"])
+    if parent["type"] != "recurring":
+        raise bad_request(f"campaign {parent['id']!r} is not recurring (type {parent['type']!r}): it has no runs")
+    limit = cursors.limit_of(request.query.get("limit"), "limit", default=25, hi=100)
+    secret = request.app[SETTINGS].cursor_secret
+    fp = cursors.fingerprint("runs", app.id, parent["id"])
+    before = None
+    if request.query.get("next"):
+        pos = cursors.decode(request.query["next"], "next", "next", fp, secret)
+        if len(pos) != 1 or not isinstance(pos[0], int):
+            raise bad_request("next is not a cursor of this list")
+        before = pos[0]
+    rows = await runs.page(pool, app.id, parent["id"], before, limit + 1)
+    page = rows[:limit]
+    stats = await ledger.stats_many(pool, app.id, [r["id"] for r in page])
+    rel = await campaign_view.related(pool, app.id, page, user_limit=None)
+    out: dict[str, Any] = {"runs": [campaigns.view(r, stats.get(r["id"]), **rel[r["id"]]) for r in page]}
+    if len(rows) > limit:
+        out["next"] = cursors.encode([page[-1]["run_no"]], "next", fp, secret)
+    return ok(request, out)
