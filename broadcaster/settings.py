@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from broadcaster.domain.links import Tracking
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"BROADCASTER_{name}", default)
@@ -104,6 +106,10 @@ class Settings:
     @property
     def links_base(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def tracking(self) -> Tracking:
+        return Tracking(self.links_base, self.click_secret)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -224,7 +224,8 @@ async def test_campaign(request: web.Request) -> web.Response:
     row = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
     async with request.app[POOL].acquire() as conn, conn.transaction():
         app_settings = await fanout.app_settings(conn, app.id)
-        sent = await sending.send_test(conn, row, users, fanout.webhooks_enabled(row, app_settings))
+        sent = await sending.send_test(conn, row, users, fanout.webhooks_enabled(row, app_settings),
+                                       request.app[SETTINGS].tracking)
         over = next((s for s in sent if str(s.get("error") or "").startswith("template_budget")), None)
         if over is not None:  # raised inside the transaction: nothing of this test send is kept
             raise bad_request(f"test send refused, user {over['user_id']!r}: {over['error']}")

@@ -170,3 +170,31 @@ def rewrite(text: str, attachments: Any, track: Callable[[int, str], str], skip_
     new_text, no = rewrite_text(text, track, 0, skip_prefix)
     new_att, _ = rewrite_attachments(attachments, track, no, skip_prefix)
     return new_text, new_att
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where tracked links point (BROADCASTER_PUBLIC_URL) and the key that signs them."""
+
+    base: str
+    secret: str
+
+
+def track_rows(
+    tracking: Tracking, app_id: int, campaign_id: str, targets: list[str], texts: list[str] | None,
+    const_text: str, attachments: Any, *, test: bool = False,
+) -> tuple[list[str] | None, list[Any] | None]:
+    """A rendered batch's texts and attachments with each recipient's links tracked, as
+    per-row lists (None: unchanged, nothing to track). texts None = const_text for all."""
+    if texts is None and not has_links(const_text, attachments):
+        return None, None
+    att_links = rewrite_attachments(attachments, lambda i, u: u)[1] > 0
+    skip = tracking.base.rstrip("/") + "/c/"
+    out_t: list[str] = []
+    out_a: list[Any] = []
+    for i, target in enumerate(targets):
+        track = tracker(tracking.base, tracking.secret, app_id, campaign_id, target, test=test)
+        t, a = rewrite(texts[i] if texts is not None else const_text, attachments, track, skip)
+        out_t.append(t)
+        out_a.append(a)
+    return out_t, out_a if att_links else None

@@ -39,6 +39,7 @@ class Batch:
     texts: list[str] | None = None
     customs: list[Any] | None = None
     ccustoms: list[Any] | None = None
+    attachments: list[Any] | None = None  # per row (tracked links); None: Shape.attachments
     # skipped/errored: [target, user, cid, status, error]
     other: list[list[str | None]] = field(default_factory=list)
     errored: int = 0

@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 
 from broadcaster import metrics, pressure, sendrate
 from broadcaster.appconfig import capped
+from broadcaster.domain.links import Tracking
 from broadcaster.errors import ApiError
 from broadcaster.services import sending
 from broadcaster.store import campaigns, fanout
@@ -100,7 +101,7 @@ async def campaign_batch(
             if SLOTS.running[app_id] > cap and await SLOTS.others_have_work(conn, app_id):
                 return await _defer(redis, conn, app_id, cid, no, SHARE_DEFER_S, reserved)
             outcome, maybe_last = await _run_batch(conn, redis, app_id, cid, no, settings.queue_name, reserved,
-                                                   settings.max_send_rate)
+                                                   settings.max_send_rate, settings.tracking)
         finally:
             SLOTS.running[app_id] -= 1
         # Only a batch that saw no other open batch tries to complete the campaign (3 round
@@ -112,7 +113,7 @@ async def campaign_batch(
 
 async def _run_batch(
     conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int, queue: str, reserved: bool,
-    max_send_rate: float = 0.0,
+    max_send_rate: float = 0.0, tracking: Tracking | None = None,
 ) -> tuple[str, bool]:
     try:
         camp = await campaigns.get(conn, app_id, cid)
@@ -140,7 +141,7 @@ async def _run_batch(
         if b is None or b["done"]:
             return "done", False
         sent, errored, skipped, created, others = await sending.write_batch(
-            conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events)
+            conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events, tracking)
         if camp["sender_visibility"] or camp["show_channels"]:
             await chat_store.apply_campaign_visibility(
                 conn, app_id, cid, camp["sender_id"], camp["sender_visibility"], camp["show_channels"],

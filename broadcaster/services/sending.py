@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from broadcaster import timefmt
-from broadcaster.domain import render
+from broadcaster.domain import links, render
 from broadcaster.store import fanwrite
 from broadcaster.store.ledger import Tx
 from broadcaster.templating import CACHE as TEMPLATE_CACHE
@@ -52,8 +52,21 @@ async def _render_users(
     return batch
 
 
+def _track(camp: asyncpg.Record, sh: render.Shape, b: render.Batch, tracking: links.Tracking | None,
+           test: bool) -> None:
+    """track_clicks: each recipient's links become its signed /c/ links (texts and
+    attachments then go per row)."""
+    if not camp["track_clicks"] or tracking is None:
+        return
+    texts, atts = links.track_rows(tracking, camp["app_id"], camp["id"], b.targets, b.texts, sh.text,
+                                   sh.attachments, test=test)
+    if texts is not None:
+        b.texts, b.attachments = texts, atts
+
+
 async def write_batch(
     conn: Tx, camp: asyncpg.Record, no: int, n: int, bounds: tuple[str | None, str], events: bool,
+    tracking: links.Tracking | None = None,
 ) -> tuple[int, int, int, int, int]:
     """One batch, inside its transaction: (sent, errored, skipped, channels created, other open
     batches as this transaction saw them)."""
@@ -66,13 +79,17 @@ async def write_batch(
     else:
         rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], *bounds)
         batch = await _render_users(conn, camp, tpl, rows, sender, False)
+    sh = render.shape(camp, tpl)
+    _track(camp, sh, batch, tracking, False)
     sent, errored, skipped, created, others, _ = await fanwrite.write(
-        conn, camp, no, render.shape(camp, tpl), batch, n, events, sender,
+        conn, camp, no, sh, batch, n, events, sender,
         timefmt.fmt(timefmt.now()) or "", pre=n - len(rows))
     return sent, errored, skipped, created, others
 
 
-async def send_test(conn: Tx, camp: asyncpg.Record, user_ids: list[str], events: bool) -> list[dict[str, Any]]:
+async def send_test(
+    conn: Tx, camp: asyncpg.Record, user_ids: list[str], events: bool, tracking: links.Tracking | None = None,
+) -> list[dict[str, Any]]:
     """Send the rendered message to these users now, as the campaign would (same channels,
     members and message shape, plus campaign_test: true), with no ledger rows, counters or
     status change. Returns one entry per distinct user, in order."""
@@ -80,8 +97,10 @@ async def send_test(conn: Tx, camp: asyncpg.Record, user_ids: list[str], events:
     sender = await sender_view(conn, camp)
     rows = await fanwrite.users_by_ids(conn, camp["app_id"], list(dict.fromkeys(user_ids)))
     batch = await _render_users(conn, camp, tpl, rows, sender, True)
+    sh = render.shape(camp, tpl, test=True)
+    _track(camp, sh, batch, tracking, True)
     *_, sent_rows = await fanwrite.write(
-        conn, camp, -1, render.shape(camp, tpl, test=True), batch, len(rows), events, sender,
+        conn, camp, -1, sh, batch, len(rows), events, sender,
         timefmt.fmt(timefmt.now()) or "", test=True)
     by: dict[str, dict[str, Any]] = {}
     for target, cid, mid, text in sent_rows or []:
