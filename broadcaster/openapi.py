@@ -129,6 +129,11 @@ OPERATIONS: list[tuple[str, str, J]] = [
     ("get", "/app", op("GetApp", "App", "App settings",
                        obj({"app": ref("AppSettings"), "duration": STR}, "app"), errors="")),
     ("patch", "/app", op("UpdateApp", "App", "Change webhook, rate-limit and send-rate settings",
+                         obj({"webhook_secrets": {
+                             "type": "object", "additionalProperties": STR,
+                             "description": "receiver id -> its new Standard Webhooks signing "
+                                            "secret (whsec_...), present once, for receivers "
+                                            "this change added"}, "duration": STR}),
                          body=ref("AppSettings"), errors="400")),
     ("post", "/app/secret/rotate", op(
         "RotateAppSecret", "App", "New api_secret; the previous one verifies for grace_seconds more",
@@ -298,6 +303,16 @@ OPERATIONS: list[tuple[str, str, J]] = [
         obj({"replayed": INT, "duration": STR}, "replayed"), errors="400", body=obj({
             "ids": arr({"type": "string", "format": "uuid"}, 1, 10_000), "since": TIME},
             description="exactly one of ids (failed webhook ids) or since"),
+        body_required=True)),
+    ("post", "/webhooks/secrets/rotate", op(
+        "RotateWebhookSecret", "Webhooks",
+        "A new Standard Webhooks signing secret (whsec_...) for one receiver, shown once; the "
+        "previous one keeps signing (both signatures sent) for overlap_seconds",
+        obj({"receiver": STR, "secret": STR, "previous_expires_at": nullable(TIME), "duration": STR},
+            "receiver", "secret"), errors="400", body=obj({
+            "receiver": {"type": "string", "description": "'webhook_url' or an event_hooks id"},
+            "overlap_seconds": {"type": "number", "minimum": 0, "maximum": 604800, "default": 86400}},
+            "receiver"),
         body_required=True)),
     ("get", "/rate_limits", op(
         "GetRateLimits", "App", "Every operation with its limit, remaining and reset",

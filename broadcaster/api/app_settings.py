@@ -11,7 +11,7 @@ from broadcaster.errors import bad_request
 from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import apps
+from broadcaster.store import apps, webhook_secrets
 from broadcaster.store import deliveries as whstore
 from broadcaster.webhooks import egress, policy, resolve
 
@@ -49,6 +49,7 @@ async def update_app(request: web.Request) -> web.Response:
         except egress.EgressRefused as e:
             raise bad_request(f"{field} {url[:200]!r} is refused: {e}; webhooks go to public"
                               " addresses only (BROADCASTER_WEBHOOK_ALLOW_PRIVATE=1 allows others)") from None
+    created: dict[str, str] = {}
     if patch:
         async with request.app[POOL].acquire() as conn, conn.transaction():
             old = await apps.settings_for_update(conn, row.id)
@@ -56,7 +57,11 @@ async def update_app(request: web.Request) -> web.Response:
             ended = policy.ended_receivers(old, new)
             if ended:  # their retries must not go on to a URL the tenant took away
                 await whstore.end_receivers(conn, row.id, ended)
-    return ok(request)
+                await webhook_secrets.forget(conn, row.id, [r for r, why in ended.items()
+                                                            if why == "receiver removed"])
+            created = await webhook_secrets.create_missing(conn, row.id, policy.configured(new))
+    # a new receiver's Standard Webhooks signing secret, shown this once
+    return ok(request, {"webhook_secrets": created} if created else None)
 
 
 @routes.post("/app/secret/rotate", name="RotateAppSecret")

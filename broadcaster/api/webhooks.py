@@ -14,6 +14,7 @@ from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.store import deliveries as store
+from broadcaster.store import webhook_secrets
 from broadcaster.webhooks import policy
 
 routes = web.RouteTableDef()
@@ -83,3 +84,26 @@ async def replay(request: web.Request) -> web.Response:
     n = await store.replay(request.app[POOL], app.id, webhook_ids=webhook_ids, since=since,
                            receivers=policy.active_receivers(app.settings))
     return ok(request, {"replayed": n})
+
+
+MAX_OVERLAP_S = 7 * 86400
+
+
+@routes.post("/webhooks/secrets/rotate", name="RotateWebhookSecret")
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new Standard Webhooks signing secret for one receiver, shown this once; the previous
+    one keeps signing (both signatures sent) for overlap_seconds (default 24 h)."""
+    app = current_app(request)
+    body = await read_json(request, required=True)
+    receiver = body.get("receiver")
+    if not isinstance(receiver, str) or not receiver:
+        raise bad_request("receiver must be 'webhook_url' or an event hook id")
+    rid = receiver if receiver == policy.MAIN_RECEIVER or receiver.startswith("hook:") else f"hook:{receiver}"
+    if rid not in policy.configured(app.settings):
+        raise bad_request(f"receiver {receiver[:100]!r} is not configured (webhook_url or an event_hooks id)")
+    overlap = body.get("overlap_seconds", 86400)
+    if isinstance(overlap, bool) or not isinstance(overlap, int | float) or not 0 <= overlap <= MAX_OVERLAP_S:
+        raise bad_request(f"overlap_seconds must be a number of seconds between 0 and {MAX_OVERLAP_S}")
+    secret, until = await webhook_secrets.rotate(request.app[POOL], app.id, rid, float(overlap))
+    return ok(request, {"receiver": rid, "secret": secret,
+                        "previous_expires_at": timefmt.fmt(until) if until else None})

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from broadcaster import metrics, sendrate
-from broadcaster.store import deliveries
+from broadcaster.store import deliveries, webhook_secrets
 from broadcaster.store import webhooks as store
 from broadcaster.webhooks import adapt, policy
 from broadcaster.webhooks.sender import Result, Sender
@@ -63,6 +63,7 @@ class Deliverer:
         self._due_at = 0.0
         self._turn = 0
         self._apps: dict[int, Any] = {}
+        self._whsecs: dict[Key, list[str]] = {}
         self._apps_at = 0.0
         self._redis_warned = 0.0
         self._giveback: list[int] = []
@@ -141,11 +142,20 @@ class Deliverer:
         now = time.monotonic()
         if now >= self._apps_at:
             self._apps.clear()
+            self._whsecs.clear()
             self._apps_at = now + APPS_REFRESH_S
         if app_id not in self._apps:
             self._apps.update(await store.app_settings(self.pool, [app_id]))
             self._apps.setdefault(app_id, None)
+            self._whsecs.update(await webhook_secrets.signing(self.pool, [app_id]))
         return self._apps[app_id]
+
+    async def _signing(self, key: Key) -> None:
+        """A receiver configured before signing secrets existed gets one now (the tenant sees
+        it by rotating: POST /webhooks/secrets/rotate)."""
+        if key not in self._whsecs:
+            await webhook_secrets.create_missing(self.pool, key[0], [key[1]])
+            self._whsecs.update(await webhook_secrets.signing(self.pool, [key[0]]))
 
     async def add(self, rows: list[Any]) -> None:
         """Queue claimed rows, paced per receiver, and start what the windows allow."""
@@ -159,6 +169,7 @@ class Deliverer:
                 why = "app no longer exists" if app is None else "receiver removed"
                 self.results.extend(Result(r, None, None, why, final=True) for r in group)
                 continue
+            await self._signing(key)
             rate = policy.rate_of(app["settings"] or {})
             q = self.queues[key]
             chunk = max(1, int(rate / 10)) if rate > 0 else len(group)
@@ -194,13 +205,14 @@ class Deliverer:
                 continue
             w.started()
             self.sending += 1
-            t = asyncio.create_task(self._send(key, w, row, url, app))
+            t = asyncio.create_task(self._send(key, w, row, url, app, self._whsecs.get(key, [])))
             self.tasks.add(t)
             t.add_done_callback(self.tasks.discard)
 
-    async def _send(self, key: Key, w: adapt.Window, row: Any, url: str, app: Any) -> None:
+    async def _send(self, key: Key, w: adapt.Window, row: Any, url: str, app: Any,
+                    whsecs: list[str]) -> None:
         try:
-            res = await self.sender.post(row, url, app["api_key"], app["api_secret"])
+            res = await self.sender.post(row, url, app["api_key"], app["api_secret"], whsecs)
         finally:
             self.sending -= 1
         if res.final and res.status is None:

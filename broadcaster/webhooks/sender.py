@@ -3,6 +3,7 @@ carries it, and what came of it as a Result that holds no byte of the receiver's
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import socket
@@ -13,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from broadcaster import metrics
-from broadcaster.webhooks import egress, http1, resolve
+from broadcaster.webhooks import egress, http1, resolve, secret_bytes
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,23 @@ class Result:
     latency_s: float = 0.0
 
 
-def headers(row: Any, api_key: str, signature: str) -> list[tuple[str, str]]:
-    """The request headers of one delivery, for either client."""
-    return [
+def headers(row: Any, api_key: str, signature: str, timestamp: int, standard: str) -> list[tuple[str, str]]:
+    """The request headers of one delivery, for either client: the hosted API's and the
+    Standard Webhooks ones (webhook-id is the X-Webhook-Id: the same on every retry)."""
+    wid = str(row["webhook_id"])
+    out = [
         ("Content-Type", "application/json"),
         ("User-Agent", "broadcaster-webhooks"),
         ("X-Signature", signature),
-        ("X-Webhook-Id", str(row["webhook_id"])),
+        ("X-Webhook-Id", wid),
         ("X-Webhook-Attempt", str(row["attempt"])),
         ("X-Api-Key", api_key),
+        ("webhook-id", wid),
+        ("webhook-timestamp", str(timestamp)),
     ]
+    if standard:
+        out.append(("webhook-signature", standard))
+    return out
 
 
 def header_block(pairs: list[tuple[str, str]]) -> bytes:
@@ -72,7 +80,8 @@ class Sender:
     def __init__(self, timeout_s: float, allow_private: bool) -> None:
         self.timeout_s = timeout_s
         self.allow_private = allow_private
-        self._macs: dict[str, Any] = {}
+        self._macs: dict[bytes, Any] = {}
+        self._keys: dict[str, bytes] = {}
         self.fast = http1.Client(resolve.Resolver(allow_private))
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30,
@@ -84,21 +93,39 @@ class Sender:
         self.fast.close()
         await self.http.close()
 
-    def sign(self, body: bytes, secret: str) -> str:
-        mac = self._macs.get(secret)
+    def _mac(self, key: bytes) -> Any:
+        mac = self._macs.get(key)
         if mac is None:  # the keyed state once per secret, copied per body
             if len(self._macs) > 10_000:
                 self._macs.clear()
-            mac = self._macs[secret] = hmac.new(secret.encode(), digestmod=hashlib.sha256)
-        m = mac.copy()
+            mac = self._macs[key] = hmac.new(key, digestmod=hashlib.sha256)
+        return mac.copy()
+
+    def sign(self, body: bytes, secret: str) -> str:
+        m = self._mac(secret.encode())
         m.update(body)
         return m.hexdigest()
 
-    async def post(self, row: Any, url: str, api_key: str, secret: str) -> Result:
+    def sign_standard(self, msg_id: str, timestamp: int, body: bytes, whsecs: list[str]) -> str:
+        """`v1,<sig>` per signing secret, space-separated (both during a rotation's overlap)."""
+        out = []
+        for s in whsecs:
+            key = self._keys.get(s)
+            if key is None:
+                key = self._keys[s] = secret_bytes(s)
+            m = self._mac(key)
+            m.update(b"%s.%d." % (msg_id.encode(), timestamp))
+            m.update(body)
+            out.append("v1," + base64.b64encode(m.digest()).decode())
+        return " ".join(out)
+
+    async def post(self, row: Any, url: str, api_key: str, secret: str, whsecs: list[str]) -> Result:
         """POST one claimed row; the timeout starts here, when the request is about to be
         written (a row waits for its receiver's window before this is called)."""
         body = row["payload"].encode()
-        pairs = headers(row, api_key, self.sign(body, secret))
+        ts = int(time.time())
+        pairs = headers(row, api_key, self.sign(body, secret), ts,
+                        self.sign_standard(str(row["webhook_id"]), ts, body, whsecs))
         fast = http1.target(url) if header_safe(pairs) else None
         sent_at = time.monotonic()
         started = time.perf_counter()
