@@ -8,8 +8,7 @@ fields a client reads and leave room for more (the hosted API adds fields over t
 
 from __future__ import annotations
 
-from broadcaster import openapi_funnel, openapi_series
-from broadcaster.api.v2 import PREFIX, v2_path
+from broadcaster import openapi_funnel, openapi_series, openapi_v2
 from broadcaster.openapi_schemas import (
     ANY_OBJ,
     BOOL,
@@ -337,21 +336,9 @@ cursors that carry their query: a request with a cursor continues it (only `limi
 change); a tampered or foreign cursor is a 400."""
 
 
-def _with_v2(operations: list[tuple[str, str, J]]) -> list[tuple[str, str, J]]:
-    """Each operation of the aliased resources again at its /api/v2/... path (api/v2.py)."""
-    out = list(operations)
-    for method, path, operation in operations:
-        alias = v2_path(path)
-        if alias is not None:
-            out.append((method, alias, {**operation, "operationId": PREFIX + operation["operationId"],
-                                        "tags": [*operation["tags"], "v2"],
-                                        "summary": f"{operation['summary']} (the newer SDKs' v2 path)"}))
-    return out
-
-
 def document(server_url: str | None = None) -> J:
     paths: J = {}
-    for method, path, operation in _with_v2(OPERATIONS):
+    for method, path, operation in [*OPERATIONS, *openapi_v2.operations(OPERATIONS)]:
         operation = dict(operation)
         names = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
         operation["parameters"] = [
@@ -366,7 +353,7 @@ def document(server_url: str | None = None) -> J:
                                        "App", "Operations", "v2")],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_v2.schemas(SCHEMAS)},
             "responses": {f"E{c}": _error_response(c) for c in ERRORS},
             "headers": RL_HEADERS,
             "securitySchemes": {

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import jsonschema_rs
 
+from broadcaster.api import v2
 from broadcaster.openapi import document
 from tests.helpers import Api
 from tests.test_campaigns_api import campaign, users
@@ -62,3 +64,34 @@ async def test_issue_14_answers_match_the_document(api: Api):
     st, b = await api.post("/segments/s/targets/query", {"limit": -1})
     assert st == 400
     _check("post", "/segments/{id}/targets/query", st, b)
+
+
+async def test_v2_answers_match_the_document(api: Api):
+    """/api/v2 answers the V2 variants: built-in timestamps as integer nanoseconds."""
+    await users(api, "boss", "u1")
+    st, b = await api.post("/api/v2/chat/segments", {"type": "user", "id": "s2"})
+    _check("post", "/api/v2/chat/segments", st, b)
+    assert isinstance(b["segment"]["created_at"], int)
+    await api.post("/api/v2/chat/segments/s2/addtargets", {"target_ids": ["u1"]})
+    st, b = await api.post("/api/v2/chat/segments/s2/targets/query", {"Filter": {"target_id": "u1"}})
+    _check("post", "/api/v2/chat/segments/{id}/targets/query", st, b)
+    assert [t["target_id"] for t in b["targets"]] == ["u1"] and isinstance(b["targets"][0]["created_at"], int)
+    st, b = await api.post("/api/v2/chat/campaigns", campaign(id="c2", user_ids=["u1"]))
+    _check("post", "/api/v2/chat/campaigns", st, b)
+    st, b = await api.get("/api/v2/chat/campaigns/c2", params={"limit": "1"})
+    _check("get", "/api/v2/chat/campaigns/{id}", st, b)
+    created = b["campaign"]["created_at"]
+    st, b = await api.get("/campaigns/c2")
+    assert b["campaign"]["created_at"].startswith(
+        dt.datetime.fromtimestamp(created / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    st, b = await api.post("/api/v2/chat/campaigns/c2/start", {"scheduled_for": "2200-01-01T00:00:00.000001Z"})
+    assert st == 200, b
+    _check("post", "/api/v2/chat/campaigns/{id}/start", st, b)
+    assert b["campaign"]["scheduled_for"] == 7258118400 * 10**9 + 1000
+    # past 2262 nanoseconds overflow 64 bits: the time stays a string rather than failing
+    st, b = await api.put("/api/v2/chat/campaigns/c2", campaign(user_ids=["u1"]))
+    assert st == 200, b
+    assert v2.unix_ns("2999-01-01T00:00:00Z") == "2999-01-01T00:00:00Z"
+    st, b = await api.post("/api/v2/chat/campaigns/c2/stop")
+    _check("post", "/api/v2/chat/campaigns/{id}/stop", st, b)
+    assert b["status"] == "stopped" and "campaign" not in b

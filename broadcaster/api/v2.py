@@ -58,7 +58,9 @@ def unix_ns(value: Any) -> Any:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
-    return ((dt if dt.tzinfo else dt.replace(tzinfo=UTC)) - EPOCH) // _US * 1000
+    ns = ((dt if dt.tzinfo else dt.replace(tzinfo=UTC)) - EPOCH) // _US * 1000
+    # Nanoseconds overflow 64 bits after 2262-04-11: such a time stays an RFC 3339 string.
+    return ns if -(2**63) <= ns < 2**63 else value
 
 
 def to_v2(obj: Any) -> Any:
