@@ -146,3 +146,17 @@ async def end_receivers(conn: Tx, app_id: int, ended: dict[str, str]) -> int:
         app_id, list(ended), list(ended.values()),
     )
     return int(n or 0)
+
+
+async def purge_failed(conn: Conn, older_than_s: float, limit: int) -> int:
+    """Delete up to `limit` failed deliveries that failed more than older_than_s ago, oldest
+    first; rows another transaction holds (a replay) are skipped. Returns how many."""
+    n = await conn.fetchval(
+        "WITH p AS (DELETE FROM webhook_deliveries WHERE id IN ("
+        "  SELECT id FROM webhook_deliveries WHERE state = 'failed'"
+        "  AND failed_at < now() - make_interval(secs => $1)"
+        "  ORDER BY failed_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1)"
+        " SELECT count(*) FROM p",
+        float(older_than_s), limit,
+    )
+    return int(n or 0)
