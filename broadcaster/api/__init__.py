@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import importlib
-
 from aiohttp import web
 
-ROUTE_MODULES = (
-    "system", "app_settings", "users", "channels", "members", "segments", "campaigns", "webhooks",
-    "ratelimits", "docs", "metrics", "funnel", "series",
+from broadcaster.api import (
+    app_settings,
+    campaigns,
+    channels,
+    docs,
+    funnel,
+    members,
+    metrics,
+    ratelimits,
+    segments,
+    series,
+    system,
+    users,
+    v2,
+    webhooks,
 )
+
+ROUTE_MODULES = (system, app_settings, users, channels, members, segments, campaigns, webhooks,
+                 ratelimits, docs, metrics, funnel, series)
 
 
 def setup_routes(app: web.Application) -> None:
-    for name in ROUTE_MODULES:
-        full = f"broadcaster.api.{name}"
-        try:
-            module = importlib.import_module(full)
-        except ModuleNotFoundError as e:
-            if e.name != full:
-                raise
-            continue
+    for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
-    from broadcaster.api import v2
-
     v2.add_aliases(app)

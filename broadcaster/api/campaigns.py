@@ -10,14 +10,13 @@ from aiohttp import web
 from broadcaster import analytics, cursors, filters, lifecycle, timefmt
 from broadcaster.api import campaign_out, pager
 from broadcaster.api import series as series_api
-from broadcaster.errors import bad_request, not_found
+from broadcaster.errors import bad_request
 from broadcaster.http import ok, read_json
-from broadcaster.jobs import campaigns as jobs
 from broadcaster.jobs import recurring
 from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.services import sending
-from broadcaster.store import campaign_view, campaigns, fanout, interactions, ledger, recipients
+from broadcaster.services import campaigns as use_cases
+from broadcaster.store import campaign_view, campaigns, interactions, ledger, recipients
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, str_list, string
 
@@ -100,7 +99,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     cid = ident(body["id"], "id") if body.get("id") is not None else str(uuid.uuid4())
     data, _ = await _validate(request, body)
     series_api.check_create(cid, data)
-    r = await campaigns.create(request.app[POOL], app.id, cid, data)
+    r = await use_cases.create(request.app[POOL], app.id, cid, data)
     return await campaign_out.answer(request, r, status=201)
 
 
@@ -181,7 +180,7 @@ async def start_campaign(request: web.Request) -> web.Response:
                     kind = (await recipients.load_audience(conn, app.id, row["segment_ids"], row["sender_id"])).kind
                 r = await campaigns.start(conn, row, kind, sched, stop_at, request.app[SETTINGS].batch_size)
         if r["status"] == "in_progress":
-            await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
+            await use_cases.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
     return await campaign_out.answer(request, r)
 
 
@@ -196,7 +195,7 @@ async def _transition(request: web.Request, action: str, event: str) -> web.Resp
             else:
                 r = await campaigns.set_status(conn, row, action, event=event)
         if action == "resume":
-            await jobs.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
+            await use_cases.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
     return ok(request, {"campaign": await campaign_out.view(request, r)})
 
 
@@ -221,14 +220,8 @@ async def test_campaign(request: web.Request) -> web.Response:
     body = await read_json(request, required=True)
     users = str_list(body, "users", required=True, min_items=1, max_items=100, pattern=ID_RE)
     assert users is not None
-    row = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        app_settings = await fanout.app_settings(conn, app.id)
-        sent = await sending.send_test(conn, row, users, fanout.webhooks_enabled(row, app_settings),
-                                       request.app[SETTINGS].tracking)
-        over = next((s for s in sent if str(s.get("error") or "").startswith("template_budget")), None)
-        if over is not None:  # raised inside the transaction: nothing of this test send is kept
-            raise bad_request(f"test send refused, user {over['user_id']!r}: {over['error']}")
+    row, sent = await use_cases.test(request.app[POOL], app.id, request.match_info["id"], users,
+                                     request.app[SETTINGS].tracking)
     return ok(request, {"campaign": await campaign_out.view(request, row), "sent": sent})
 
 
@@ -264,14 +257,7 @@ async def query_recipients(request: web.Request) -> web.Response:
 @routes.delete("/campaigns/{id}/recipients/{target_id}", name="DeleteCampaignRecipient")
 async def delete_recipient(request: web.Request) -> web.Response:
     app = current_app(request)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
-        if row["status"] in ("completed", "stopped"):
-            raise bad_request(f"cannot remove a recipient of a campaign whose status is {row['status']!r}")
-        target = request.match_info["target_id"]
-        if row["planned"] and not await ledger.in_audience(conn, app.id, row["id"], target):
-            raise not_found(f"recipient {target!r} of campaign {row['id']!r}")
-        await ledger.exclude(conn, app.id, row["id"], request.match_info["target_id"])
+    await use_cases.exclude(request.app[POOL], app.id, request.match_info["id"], request.match_info["target_id"])
     return ok(request, {})
 
 

@@ -23,7 +23,7 @@ from arq.connections import ArqRedis
 from broadcaster import lifecycle
 from broadcaster.domain import schedule, series
 from broadcaster.errors import ApiError
-from broadcaster.jobs import campaigns as campaign_jobs
+from broadcaster.services import campaigns as use_cases
 from broadcaster.store import campaigns, recipients, runs
 from broadcaster.store.ledger import Tx
 
@@ -137,7 +137,7 @@ async def series_tick(ctx: dict[str, Any]) -> None:
 
 
 async def kick(redis: ArqRedis, conn: Tx, app_id: int, run_id: str) -> None:
-    await campaign_jobs.kick(redis, conn, app_id, run_id, all_open=True)
+    await use_cases.kick(redis, conn, app_id, run_id, all_open=True)
 
 
 FUNCTIONS: list[Any] = []

@@ -11,7 +11,6 @@ from typing import Any
 
 from arq import cron
 
-from broadcaster import metrics
 from broadcaster.store import segments, targets
 
 logger = logging.getLogger("broadcaster.jobs.segments")
@@ -23,7 +22,6 @@ async def segment_size(ctx: dict[str, Any], key: int, version: int) -> int | Non
     pool = ctx["pool"]
     seg = await segments.by_key(pool, key)
     if seg is None or seg.size_version != version or seg.all_sender_channels or seg.explicit:
-        metrics.JOBS.labels("segment_size", "skipped").inc()
         return None
     params = filters.Params(start=[seg.app_id])
     if seg.type == "user":
@@ -34,14 +32,11 @@ async def segment_size(ctx: dict[str, Any], key: int, version: int) -> int | Non
         table = "channels"
     n = await segments.count_matching(pool, table, seg.app_id, where, params.values[1:])
     await segments.set_size(pool, key, version, n)
-    metrics.JOBS.labels("segment_size", "ok").inc()
     return n
 
 
 async def segment_purge(ctx: dict[str, Any], key: int) -> int:
-    n = await targets.purge(ctx["pool"], key)
-    metrics.JOBS.labels("segment_purge", "ok").inc()
-    return n
+    return await targets.purge(ctx["pool"], key)
 
 
 async def segment_size_sweep(ctx: dict[str, Any]) -> int:

@@ -36,6 +36,15 @@ async def open_batches(conn: Conn, app_id: int, cid: str) -> list[tuple[int, int
     return [(r[0], r[1]) for r in rows]
 
 
+async def requeue_open(conn: Tx, app_id: int, cid: str) -> list[tuple[int, int]]:
+    """Every batch not done (a start or resume enqueues them all): bump tries; (batch_no, tries)."""
+    rows = await conn.fetch(
+        f"UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s'"
+        " WHERE app_id = $1 AND campaign_id = $2 AND NOT done RETURNING batch_no, tries", app_id, cid,
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
 async def lease(conn: Tx, app_id: int, cid: str, no: int, seconds: float = RUNNING_LEASE_S) -> int | None:
     """Claim a batch for running; returns its planned size, None when it is already done."""
     r = await conn.fetchval(

@@ -1,0 +1,162 @@
+"""Campaign use cases: create, update, delete, start (fixing the audience), stop, pause,
+resume, test, exclude a recipient, kick (enqueue open batches), complete, and the tick's
+scheduled work. Called by api/campaigns.py and jobs/campaigns.py; the store holds the SQL."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from arq.connections import ArqRedis
+
+from broadcaster import lifecycle
+from broadcaster.domain.links import Tracking
+from broadcaster.errors import ApiError, bad_request, not_found
+from broadcaster.services import sending
+from broadcaster.store import campaigns, fanout, ledger, recipients
+from broadcaster.store.ledger import Tx
+
+logger = logging.getLogger("broadcaster.services.campaigns")
+EVENTS = {"stop": "campaign.stopped", "pause": "campaign.paused", "resume": "campaign.resumed"}
+
+
+async def enqueue_batch(redis: ArqRedis, app_id: int, cid: str, no: int, tries: int) -> None:
+    await redis.enqueue_job("campaign_batch", app_id, cid, no, _job_id=f"batch:{app_id}:{cid}:{no}:{tries}")
+
+
+async def kick(redis: ArqRedis, conn: Tx, app_id: int, cid: str, *, all_open: bool) -> None:
+    """(Re-)enqueue the open batches of an in-progress campaign (all of them after a start or
+    resume, only the lost ones from the tick). Its audience and batches were fixed at start."""
+    camp = await campaigns.get(conn, app_id, cid)
+    if camp["status"] != "in_progress":
+        return
+    lost = await (fanout.requeue_open(conn, app_id, cid) if all_open else fanout.open_batches(conn, app_id, cid))
+    for no, tries in lost:
+        await enqueue_batch(redis, app_id, cid, no, tries)
+    if all_open and not lost:  # an empty audience, or a resume with every batch done
+        await complete(conn, app_id, cid)
+
+
+async def complete(conn: Tx, app_id: int, cid: str) -> bool:
+    """Complete the campaign if every batch is done (idempotent)."""
+    return await campaigns.try_complete(conn, app_id, cid)
+
+
+async def create(pool: asyncpg.Pool, app_id: int, cid: str, data: dict[str, Any]) -> asyncpg.Record:
+    return await campaigns.create(pool, app_id, cid, data)
+
+
+async def update(pool: asyncpg.Pool, app_id: int, cid: str, data: dict[str, Any]) -> asyncpg.Record:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+        lifecycle.check("update", row["status"])
+        return await campaigns.update(conn, app_id, cid, data)
+
+
+async def delete(pool: asyncpg.Pool, app_id: int, cid: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+        lifecycle.check("delete", row["status"])
+        await campaigns.delete(conn, app_id, row["id"])
+
+
+async def start(
+    pool: asyncpg.Pool, redis: ArqRedis, app_id: int, cid: str, scheduled_for: datetime | None,
+    stop_at: datetime | None, batch_size: int,
+) -> asyncpg.Record:
+    """Start now (the audience is fixed in this transaction, then its batches are enqueued) or
+    schedule it."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+            lifecycle.check("start", row["status"])
+            kind = "user"
+            if row["segment_ids"]:
+                kind = (await recipients.load_audience(conn, app_id, row["segment_ids"], row["sender_id"])).kind
+            r = await campaigns.start(conn, row, kind, scheduled_for, stop_at, batch_size)
+        if r["status"] == "in_progress":
+            await kick(redis, conn, app_id, r["id"], all_open=True)
+    return r
+
+
+async def transition(pool: asyncpg.Pool, redis: ArqRedis, app_id: int, cid: str, action: str) -> asyncpg.Record:
+    """stop, pause or resume. FOR UPDATE waits for in-flight batches (they hold KEY SHARE until
+    they commit), so nothing is sent after a stop or pause returns."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+            r = await campaigns.set_status(conn, row, action, event=EVENTS[action])
+        if action == "resume":
+            await kick(redis, conn, app_id, r["id"], all_open=True)
+    return r
+
+
+async def stop(conn: Tx, app_id: int, cid: str) -> asyncpg.Record:
+    async with conn.transaction():
+        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+        return await campaigns.set_status(conn, row, "stop", event=EVENTS["stop"])
+
+
+async def test(
+    pool: asyncpg.Pool, app_id: int, cid: str, users: list[str], tracking: Tracking | None = None,
+) -> tuple[asyncpg.Record, list[dict[str, Any]]]:
+    """A test send; over the template budget it is refused and nothing of it is kept."""
+    row = await campaigns.get(pool, app_id, cid)
+    async with pool.acquire() as conn, conn.transaction():
+        events = fanout.webhooks_enabled(row, await fanout.app_settings(conn, app_id))
+        sent = await sending.send_test(conn, row, users, events, tracking)
+        over = next((s for s in sent if str(s.get("error") or "").startswith("template_budget")), None)
+        if over is not None:  # raised inside the transaction: rolled back
+            raise bad_request(f"test send refused, user {over['user_id']!r}: {over['error']}")
+    return row, sent
+
+
+async def exclude(pool: asyncpg.Pool, app_id: int, cid: str, target: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+        if row["status"] in ("completed", "stopped"):
+            raise bad_request(f"cannot remove a recipient of a campaign whose status is {row['status']!r}")
+        if row["planned"] and not await ledger.in_audience(conn, app_id, row["id"], target):
+            raise not_found(f"recipient {target!r} of campaign {row['id']!r}")
+        await ledger.exclude(conn, app_id, row["id"], target)
+
+
+async def fire(redis: ArqRedis, conn: Tx, app_id: int, cid: str, batch_size: int) -> None:
+    """A scheduled start that is due: in_progress with its audience fixed, batches enqueued.
+    An audience that cannot be fixed (a segment's filter PostgreSQL cannot evaluate) stops the
+    campaign rather than failing every second."""
+    try:
+        async with conn.transaction():
+            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+            if row["status"] != "scheduled":
+                return
+            await campaigns.fire(conn, row, batch_size)
+    except ApiError as e:
+        if e.status == 404:
+            raise
+        logger.warning("scheduled campaign stopped: its audience cannot be fixed",
+                       extra={"fields": {"campaign": cid, "error": e.message}})
+        await stop(conn, app_id, cid)
+        return
+    await kick(redis, conn, app_id, cid, all_open=True)
+
+
+async def tick(pool: asyncpg.Pool, redis: ArqRedis, batch_size: int) -> None:
+    """Every second: scheduled starts and stop_at that are due, lost batches, stuck completions."""
+    async with pool.acquire() as conn:
+        for r in await campaigns.due(conn):
+            app_id, cid = r["app_id"], r["id"]
+            try:
+                if r["stop_due"]:
+                    await stop(conn, app_id, cid)
+                elif r["status"] == "scheduled" and r["start_due"]:
+                    await fire(redis, conn, app_id, cid, batch_size)
+                elif r["status"] == "in_progress":
+                    await kick(redis, conn, app_id, cid, all_open=False)
+                    await complete(conn, app_id, cid)
+            except ApiError:
+                continue  # deleted or changed meanwhile
+            except Exception:
+                logger.exception("campaign tick failed", extra={"fields": {"campaign": cid}})
