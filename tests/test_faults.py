@@ -76,13 +76,17 @@ def stack() -> Iterator[Stack]:
 
     dsn, creds = asyncio.run(prepare())
     port = free_port()
+    # A configured cursor secret, as the README asks for production: without one, serve and
+    # worker first wait for PostgreSQL to read the installation's generated key.
     settings = Settings(database_url=dsn, redis_url=redis.url, port=port, batch_size=200,
+                        cursor_secret="faults-cursor-secret-of-this-installation",
                         queue_name=f"bc:faults:{uuid.uuid4().hex[:8]}", log_level="INFO")
     env = {**os.environ, **settings.to_env(), "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1"}
     s = Stack(base, pg, redis, dsn, creds, env, f"http://127.0.0.1:{port}")
     try:
         yield s
     finally:
+        print(s.logs())  # pytest shows it only when the test failed
         for p in s.procs.values():
             if p.poll() is None:
                 p.terminate()
@@ -234,9 +238,6 @@ async def test_campaign_survives_dependency_faults(stack: Stack, http: Http, fau
             during = await await_for(lambda: _completed(http, "during"), timeout=60)
             assert during["stats_messages_sent"] == 3, during
         await await_for(lambda: _delivered(receiver), timeout=60)
-    except AssertionError:
-        print(stack.logs())
-        raise
     finally:
         await receiver.stop()
 
