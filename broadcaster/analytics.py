@@ -121,4 +121,5 @@ def funnel_stats(s: dict[str, Any], users_sent: int) -> dict[str, Any]:
         "read_rate": rate(read, users_sent),
         "click_rate": rate(clicked, users_sent),
         "conversion_rate": rate(converted, users_sent),
+        **({"variants": s["variants"]} if s.get("variants") is not None else {}),
     }

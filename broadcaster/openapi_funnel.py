@@ -35,6 +35,16 @@ SCHEMAS["CampaignStats"]["properties"].update({
     "stats_revenue": {"type": "object", "additionalProperties": NUM, "description": "{currency: sum}"},
     "read_rate": NUM, "click_rate": NUM, "conversion_rate": NUM,
 })
+SCHEMAS["MessageTemplate"]["properties"]["variants"] = {
+    **arr(obj({"id": {"type": "string", "maxLength": 64}, "weight": {"type": "number", "exclusiveMinimum": 0,
+                                                                     "default": 1},
+               "text": {"type": "string", "maxLength": 20_000}, "attachments": arr({"type": "object"}),
+               "custom": {"type": "object"}}, "id", "text"), 2, 10),
+    "description": "A/B: each recipient gets one, chosen from (campaign, recipient) by weight; "
+                   "its messages carry variant_id"}
+SCHEMAS["CampaignStats"]["properties"]["variants"] = {
+    "type": "object", "description": "A/B campaigns: {variant id: {sent, read, clicked, converted}}",
+    "additionalProperties": obj({k: INT for k in ("sent", "read", "clicked", "converted")})}
 for _name in ("CampaignInput", "Campaign"):
     SCHEMAS[_name]["properties"]["track_clicks"] = {
         "type": "boolean", "default": False,

@@ -3,7 +3,7 @@ with a templated text, one API process and one worker process on embedded Postgr
 Redis. Prints one JSON object: recipients/s from the start call to `completed`, how long the
 start call took (it fixes the audience), and the worker's peak RSS.
 
-    .venv/bin/python scripts/perf_fanout.py [--recipients N] [--batch-size B] [--webhooks] [--track-clicks]
+    .venv/bin/python scripts/perf_fanout.py [--recipients N] [--batch-size B] [--webhooks] [--track-clicks] [--variants]
 """
 
 from __future__ import annotations
@@ -67,8 +67,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "id": "perf", "segment_ids": ["all"], "sender_id": "sender", "create_channels": True,
                 "channel_template": {"type": "messaging"}, "skip_webhook": not args.webhooks,
                 "message_template": {"text": "Hi {{ receiver.name }}, I'm {{ sender.name }}!"
-                                     + (" https://shop.example/sale" if args.track_clicks else "")},
-                "track_clicks": args.track_clicks,
+                                     + (" https://shop.example/sale" if args.track_clicks else ""),
+                                     **({"variants": [
+                                         {"id": "a", "weight": 1, "text": "A: Hi {{ receiver.name }}! https://shop.example/a"},
+                                         {"id": "b", "weight": 1, "text": "B: Hey {{ receiver.name }}! https://shop.example/b"},
+                                     ]} if args.variants else {})},
+                "track_clicks": args.track_clicks, "variants": args.variants,
             })
             sampler = RssSampler([worker.pid])
             await asyncio.sleep(1.0)
@@ -88,7 +92,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await client.close()
         return {
             "recipients": n, "batch_size": args.batch_size, "webhooks": args.webhooks,
-            "track_clicks": args.track_clicks,
+            "track_clicks": args.track_clicks, "variants": args.variants,
             "seconds": round(seconds, 2), "recipients_per_s": round(n / seconds),
             "start_call_s": round(start_call, 3),
             "messages_sent": c["stats"]["stats_messages_sent"],
@@ -113,4 +117,5 @@ if __name__ == "__main__":
     ap.add_argument("--batch-size", type=int, default=2000)
     ap.add_argument("--webhooks", action="store_true")
     ap.add_argument("--track-clicks", action="store_true", help="a link in the text, tracked")
+    ap.add_argument("--variants", action="store_true", help="two 50/50 variants, each with a link")
     print(orjson.dumps(asyncio.run(main(ap.parse_args()))).decode())

@@ -10,7 +10,8 @@ from aiohttp import web
 from broadcaster import analytics, cursors, filters, lifecycle, timefmt
 from broadcaster.api import campaign_out, pager
 from broadcaster.api import series as series_api
-from broadcaster.errors import bad_request
+from broadcaster.domain import variants
+from broadcaster.errors import ApiError, bad_request
 from broadcaster.http import ok, read_json
 from broadcaster.jobs import recurring
 from broadcaster.keys import POOL, REDIS, SETTINGS
@@ -23,6 +24,18 @@ from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, s
 routes = web.RouteTableDef()
 SORT_DEFAULT = [("created_at", -1), ("id", 1)]
 MAX_MEMBERS = 1000  # channel_template.members and members_template, the hosted API's limit
+
+
+def _check_variants(body: dict[str, Any], mt: dict[str, Any], ct: dict[str, Any] | None) -> None:
+    for where, holder in (("winner", body), ("message_template.winner", mt)):
+        if holder.get("winner") is not None:  # refused rather than ignored: no winner phase yet
+            raise bad_request(f"{where} is not supported yet: variants are sent to everyone by weight")
+    for i, v in enumerate(variants.validate(mt) or []):
+        try:
+            compile_campaign(variants.template_of(mt, v), ct)
+        except ApiError as e:
+            e.message = e.message.replace("message_template.", f"message_template.variants[{i}].")
+            raise
 
 
 async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -71,6 +84,7 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
                 string(m, "channel_role", path=f"{p}.channel_role", max_len=64)
                 obj(m, "custom", path=f"{p}.custom")
     compile_campaign(mt, ct)
+    _check_variants(body, mt, ct)
     kind = "user"
     if seg_ids is not None:
         kind = (await recipients.load_audience(pool, app.id, seg_ids, sender_id)).kind

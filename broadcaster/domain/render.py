@@ -40,6 +40,7 @@ class Batch:
     customs: list[Any] | None = None
     ccustoms: list[Any] | None = None
     attachments: list[Any] | None = None  # per row (tracked links); None: Shape.attachments
+    variants: list[str] | None = None  # per row: the A/B variant (domain/variants)
     # skipped/errored: [target, user, cid, status, error]
     other: list[list[str | None]] = field(default_factory=list)
     errored: int = 0

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from broadcaster import timefmt
-from broadcaster.domain import links, render
+from broadcaster.domain import links, render, variants
 from broadcaster.store import fanwrite
 from broadcaster.store.ledger import Tx
 from broadcaster.templating import CACHE as TEMPLATE_CACHE
@@ -64,23 +64,58 @@ def _track(camp: asyncpg.Record, sh: render.Shape, b: render.Batch, tracking: li
         b.texts, b.attachments = texts, atts
 
 
+async def _render_one(
+    conn: Tx, camp: Any, tpl: CampaignTemplates, rows: list[asyncpg.Record], sender: dict[str, Any],
+    channels: bool, test: bool, tracking: links.Tracking | None,
+) -> tuple[render.Batch, render.Shape]:
+    if channels:
+        with batch_budget():
+            batch = render.channels(camp, tpl, rows, sender)
+    else:
+        batch = await _render_users(conn, camp, tpl, rows, sender, test)
+    sh = render.shape(camp, tpl, test=test)
+    _track(camp, sh, batch, tracking, test)
+    return batch, sh
+
+
+async def _render(
+    conn: Tx, camp: asyncpg.Record, rows: list[asyncpg.Record], sender: dict[str, Any], *,
+    channels: bool, test: bool, tracking: links.Tracking | None,
+) -> tuple[render.Batch, render.Shape]:
+    """Render a batch; with variants each recipient's variant (domain/variants.choose) is
+    rendered with that variant's templates and the parts merged into one batch."""
+    vs = (camp["message_template"] or {}).get("variants")
+    if not vs:
+        return await _render_one(conn, camp, templates_for(camp), rows, sender, channels, test, tracking)
+    groups: dict[str, list[asyncpg.Record]] = {v["id"]: [] for v in vs}
+    for r in rows:
+        groups[variants.choose(camp["id"], r["id"], vs)].append(r)
+    parts: list[tuple[str, render.Batch, render.Shape]] = []
+    for v in vs:
+        if not groups[v["id"]] and parts:
+            continue
+        mt = variants.template_of(camp["message_template"], v)
+        cv = {**dict(camp), "message_template": mt}
+        tpl = TEMPLATE_CACHE.get((camp["app_id"], camp["id"], v["id"]), camp["updated_at"], mt,
+                                 camp["channel_template"])
+        b, sh = await _render_one(conn, cv, tpl, groups[v["id"]], sender, channels, test, tracking)
+        parts.append((str(v["id"]), b, sh))
+    return variants.merge(parts, camp["sender_id"])
+
+
 async def write_batch(
     conn: Tx, camp: asyncpg.Record, no: int, n: int, bounds: tuple[str | None, str], events: bool,
     tracking: links.Tracking | None = None,
 ) -> tuple[int, int, int, int, int]:
     """One batch, inside its transaction: (sent, errored, skipped, channels created, other open
     batches as this transaction saw them)."""
-    tpl = templates_for(camp)
     sender = await sender_view(conn, camp)
-    if camp["kind"] == "channel":
+    channels = camp["kind"] == "channel"
+    if channels:
         rows = await fanwrite.pending_channels(conn, camp["app_id"], camp["id"], camp["sender_id"], *bounds)
-        with batch_budget():
-            batch = render.channels(camp, tpl, rows, sender)
     else:
         rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], *bounds)
-        batch = await _render_users(conn, camp, tpl, rows, sender, False)
-    sh = render.shape(camp, tpl)
-    _track(camp, sh, batch, tracking, False)
+    batch, sh = await _render(conn, camp, rows, sender, channels=channels, test=False, tracking=tracking)
     sent, errored, skipped, created, others, _ = await fanwrite.write(
         conn, camp, no, sh, batch, n, events, sender,
         timefmt.fmt(timefmt.now()) or "", pre=n - len(rows))
@@ -93,12 +128,9 @@ async def send_test(
     """Send the rendered message to these users now, as the campaign would (same channels,
     members and message shape, plus campaign_test: true), with no ledger rows, counters or
     status change. Returns one entry per distinct user, in order."""
-    tpl = templates_for(camp)
     sender = await sender_view(conn, camp)
     rows = await fanwrite.users_by_ids(conn, camp["app_id"], list(dict.fromkeys(user_ids)))
-    batch = await _render_users(conn, camp, tpl, rows, sender, True)
-    sh = render.shape(camp, tpl, test=True)
-    _track(camp, sh, batch, tracking, True)
+    batch, sh = await _render(conn, camp, rows, sender, channels=False, test=True, tracking=tracking)
     *_, sent_rows = await fanwrite.write(
         conn, camp, -1, sh, batch, len(rows), events, sender,
         timefmt.fmt(timefmt.now()) or "", test=True)

@@ -95,21 +95,21 @@ async def live_cids(conn: Tx, app_id: int, cids: list[str]) -> set[str]:
 # $19 other rows, $20 n, $21 errored, $22 create channels, $23 events, $24 sender view, $25 ts,
 # $26 the batch run's message id prefix, $27 receivers (channel audiences), $28 channel
 # audience, $29 include the sender, $30 test send (no ledger), $31 recipients that already had
-# a ledger row (excluded ones: counted as skipped), $32 per-row attachments (tracked links)
+# a ledger row (excluded ones: counted as skipped), $32 per-row attachments (tracked links), $33 per-row variant ids
 _WRITE = """
 WITH x AS MATERIALIZED (
   SELECT r.tg, CASE WHEN $28 THEN r.rc ELSE r.tg END AS u,
          CASE WHEN $28 THEN r.ch ELSE coalesce(r.ch, '!members-' || md5(CASE WHEN r.tg = $4 THEN r.tg
            WHEN r.tg COLLATE "C" < $4 COLLATE "C" THEN r.tg || ',' || $4 ELSE $4 || ',' || r.tg END)) END AS chid,
          coalesce(r.t, $11) AS t, coalesce(r.cu::jsonb, $12::jsonb) AS cu, coalesce(r.ccu::jsonb, $13::jsonb) AS ccu,
-         coalesce(r.att::jsonb, $14::jsonb) AS att,
+         coalesce(r.att::jsonb, $14::jsonb) AS att, r.vr,
          $26 || lpad(to_hex(r.ord), 5, '0') AS mid,
          r.ord
   FROM ROWS FROM (json_array_elements_text($5::json), json_array_elements_text($6::json),
                   json_array_elements_text($7::json), json_array_elements($8::json),
                   json_array_elements($9::json), json_array_elements_text($27::json),
-                  json_array_elements($32::json))
-       WITH ORDINALITY AS r(tg, ch, t, cu, ccu, rc, att, ord)
+                  json_array_elements($32::json), json_array_elements_text($33::json))
+       WITH ORDINALITY AS r(tg, ch, t, cu, ccu, rc, att, vr, ord)
   WHERE r.tg IS NOT NULL
 ), y AS MATERIALIZED (
   SELECT x.*, CASE WHEN $28 THEN x.chid ELSE $10::text || ':' || x.chid END AS cid FROM x
@@ -141,10 +141,10 @@ WITH x AS MATERIALIZED (
   SELECT $1, y.mid, y.cid, $4, y.t, y.att, y.cu, $2 FROM y ORDER BY y.cid
 ), led AS (
   INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, channel_cid,
-                                   message_id, status, error, sent_at)
-  SELECT $1, $2, y.tg, y.u, y.cid, y.mid, 'sent', NULL, now() FROM y WHERE NOT $30
+                                   message_id, status, error, sent_at, variant_id)
+  SELECT $1, $2, y.tg, y.u, y.cid, y.mid, 'sent', NULL, now(), y.vr FROM y WHERE NOT $30
   UNION ALL
-  SELECT $1, $2, o->>0, o->>1, o->>2, NULL, o->>3, o->>4, NULL FROM json_array_elements($19::json) o
+  SELECT $1, $2, o->>0, o->>1, o->>2, NULL, o->>3, o->>4, NULL, NULL FROM json_array_elements($19::json) o
   WHERE NOT $30
 ), ev AS (
   -- compact references, expanded into the delivered bodies when routed (store/webhooks.py
@@ -185,7 +185,7 @@ async def write(
         sh.team, [m[0] for m in sh.members], [m[1] for m in sh.members], [m[2] for m in sh.members],
         b.other, n, b.errored, bool(camp["create_channels"]) and not b.channel_mode, events, user, ts,
         idgen.message_id_prefix(), b.receivers, b.channel_mode, sh.include_sender, test, pre,
-        b.attachments,
+        b.attachments, b.variants,
     )
     assert r is not None
     sent, created = int(r["sent"]), int(r["created"])

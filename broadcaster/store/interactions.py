@@ -17,12 +17,13 @@ from broadcaster.store.ledger import Conn
 KINDS = {"sent": ["text"], "read": ["text"], "clicked": ["time", "text"], "converted": ["time", "text"]}
 
 _LEDGER = (
-    "SELECT r.target_id, r.user_id, r.channel_cid, r.message_id, r.{at} AS at FROM campaign_recipients r"
+    "SELECT r.target_id, r.user_id, r.channel_cid, r.message_id, r.variant_id, r.{at} AS at FROM campaign_recipients r"
     " WHERE r.app_id = $1 AND r.campaign_id = $2 AND r.status IN ({statuses}) {keyset}"
     " ORDER BY r.target_id {dir} LIMIT {limit}"
 )
 _CLICKS = (
-    "SELECT c.at, c.id::text AS key, c.target_id, c.link_no, c.url, c.first, r.user_id, r.channel_cid, r.message_id"
+    "SELECT c.at, c.id::text AS key, c.target_id, c.link_no, c.url, c.first, r.user_id, r.channel_cid, r.message_id,"
+    " r.variant_id"
     " FROM campaign_clicks c LEFT JOIN campaign_recipients r ON r.app_id = c.app_id"
     " AND r.campaign_id = c.campaign_id AND r.target_id = c.target_id"
     " WHERE c.app_id = $1 AND c.campaign_id = $2 {keyset} ORDER BY c.at {dir}, c.id {dir} LIMIT {limit}"
@@ -67,6 +68,8 @@ def _base(kind: str, user_id: str | None, at: Any, message_id: str | None) -> di
 
 def _ledger_view(r: Any, kind: str) -> dict[str, Any]:
     out = _base(kind, r["user_id"], r["at"], r["message_id"])
+    if r["variant_id"] is not None:
+        out["variant"] = r["variant_id"]
     if r["channel_cid"] is not None:
         out["data"] = {"channel_cid": r["channel_cid"]}
     out["pos"] = [r["target_id"]]
@@ -75,6 +78,8 @@ def _ledger_view(r: Any, kind: str) -> dict[str, Any]:
 
 def _click_view(r: Any) -> dict[str, Any]:
     out = _base("clicked", r["user_id"] or r["target_id"], r["at"], r["message_id"])
+    if r["variant_id"] is not None:
+        out["variant"] = r["variant_id"]
     out["data"] = {"link": r["link_no"], "url": r["url"], "first": r["first"]}
     if r["channel_cid"] is not None:
         out["data"]["channel_cid"] = r["channel_cid"]

@@ -72,7 +72,39 @@ async def _stats_direct(conn: Conn, app_id: int, ids: list[str]) -> dict[str, di
         " AND campaign_id = ANY($2::text[]) ORDER BY campaign_id, currency", app_id, ids,
     ):
         out[r["campaign_id"]]["revenue"][r["currency"]] = float(r["amount"])
+    await _variant_stats(conn, app_id, ids, out)
     return out
+
+
+async def _variant_stats(conn: Conn, app_id: int, ids: list[str], out: dict[str, dict[str, Any]]) -> None:
+    """stats.variants of A/B campaigns, counted from the ledger (one pass over the campaign's
+    rows; campaigns without variants are not scanned). Converted: the campaign's converters
+    by their ledger row (user audiences, where the target is the user), one probe each."""
+    ab = [r[0] for r in await conn.fetch(
+        "SELECT id FROM campaigns WHERE app_id = $1 AND id = ANY($2::text[]) AND message_template ? 'variants'",
+        app_id, ids)]
+    if not ab:
+        return
+    for cid in ab:
+        vs = (await conn.fetchval(
+            "SELECT message_template->'variants' FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)) or []
+        out[cid]["variants"] = {v["id"]: {"sent": 0, "read": 0, "clicked": 0, "converted": 0} for v in vs
+                                if isinstance(v, dict) and "id" in v}
+    for r in await conn.fetch(
+        "SELECT r.campaign_id, r.variant_id, count(*) FILTER (WHERE r.status IN ('sent', 'read')) AS sent,"
+        " count(*) FILTER (WHERE r.status = 'read') AS read, count(r.clicked_at) AS clicked"
+        " FROM campaign_recipients r WHERE r.app_id = $1 AND r.campaign_id = ANY($2::text[])"
+        " AND r.variant_id IS NOT NULL GROUP BY r.campaign_id, r.variant_id", app_id, ab,
+    ):
+        per = out[r["campaign_id"]]["variants"].setdefault(r["variant_id"], {"converted": 0})
+        per.update({k: int(r[k]) for k in ("sent", "read", "clicked")})
+    for r in await conn.fetch(
+        "SELECT c.campaign_id, r.variant_id, count(*) AS converted FROM campaign_converters c"
+        " JOIN campaign_recipients r ON r.app_id = c.app_id AND r.campaign_id = c.campaign_id"
+        " AND r.target_id = c.user_id WHERE c.app_id = $1 AND c.campaign_id = ANY($2::text[])"
+        " AND r.variant_id IS NOT NULL GROUP BY c.campaign_id, r.variant_id", app_id, ab,
+    ):
+        out[r["campaign_id"]]["variants"].setdefault(r["variant_id"], {})["converted"] = int(r["converted"])
 
 
 def row_view(r: asyncpg.Record) -> dict[str, Any]:

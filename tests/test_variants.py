@@ -1,0 +1,109 @@
+"""A/B variants: the deterministic weighted choice, a 10,000-recipient 50/50 campaign split
+within 3 %, the ledger and messages recording the variant, stats.variants against the ledger,
+and validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broadcaster.domain import variants
+from tests.helpers import Api, assert_error, await_for
+from tests.test_conversions import stats
+
+AB = [{"id": "a", "weight": 1, "text": "A for {{ receiver.name }}"},
+      {"id": "b", "weight": 1, "text": "B for {{ receiver.name }}", "custom": {"tone": "bold"}}]
+
+
+def test_choice_is_deterministic_and_follows_weights() -> None:
+    ids = [f"user-{i}" for i in range(10_000)]
+    got = [variants.choose("spring", u, AB) for u in ids]
+    assert abs(got.count("a") - 5000) <= 300, got.count("a")
+    assert got == [variants.choose("spring", u, AB) for u in ids]  # a re-run: the same split
+    other = [variants.choose("autumn", u, AB) for u in ids]
+    assert other != got  # the campaign is part of the hash: not the same users always first
+    skew = [{"id": "x", "weight": 1, "text": "x"}, {"id": "y", "weight": 3, "text": "y"}]
+    n_x = sum(variants.choose("c", u, skew) == "x" for u in ids)
+    assert abs(n_x - 2500) <= 300, n_x
+
+
+async def test_variants_split_record_and_stats(api: Api, pool: Any, start_worker: Any) -> None:
+    n = 10_000
+    app = api.creds.app_id
+    await pool.execute(
+        "INSERT INTO users (app_id, id, name) SELECT $1, 'r' || lpad(i::text, 5, '0'), 'R' || i"
+        " FROM generate_series(1, $2) i", app, n)
+    await pool.execute("INSERT INTO users (app_id, id, name) VALUES ($1, 'boss', 'Boss')", app)
+    st, body = await api.post("/segments", {"id": "everyone", "type": "user", "all_users": True})
+    assert st in (200, 201), body
+    st, body = await api.post("/campaigns", {
+        "id": "ab", "sender_id": "boss", "segment_ids": ["everyone"], "skip_webhook": True,
+        "message_template": {"text": "base", "custom": {"k": 1}, "variants": AB},
+        "create_channels": True, "channel_template": {"type": "messaging"}})
+    assert st == 201, body
+    assert body["campaign"]["message_template"]["variants"] == AB
+    start_worker(batch_size=1000)
+    st, body = await api.post("/campaigns/ab/start")
+    assert st == 200, body
+
+    async def done() -> bool:
+        return bool((await stats(api, "ab"))["progress"] == 1)
+
+    await await_for(done, timeout=90)
+    rows = await pool.fetch(
+        "SELECT r.target_id, r.variant_id, r.channel_cid, m.text, m.custom FROM campaign_recipients r"
+        " JOIN messages m ON m.app_id = r.app_id AND m.id = r.message_id WHERE r.campaign_id = 'ab'")
+    assert len(rows) == n
+    by = {"a": 0, "b": 0}
+    for r in rows:
+        v = r["variant_id"]
+        assert v == variants.choose("ab", r["target_id"], AB)  # deterministic: the same on any re-run
+        by[v] += 1
+        name = "R" + str(int(r["target_id"][1:]))
+        assert r["text"] == f"{v.upper()} for {name}"
+        assert r["custom"] == ({"k": 1, "variant_id": "a"} if v == "a" else {"tone": "bold", "variant_id": "b"})
+    assert abs(by["a"] - n / 2) <= 0.03 * n, by
+
+    readers = [r for r in rows if r["variant_id"] == "b"][:7] + [r for r in rows if r["variant_id"] == "a"][:3]
+    for r in readers:
+        ctype, chid = r["channel_cid"].split(":", 1)
+        st, body = await api.post(f"/channels/{ctype}/{chid}/read", {"user_id": r["target_id"]})
+        assert st == 200, body
+    st, body = await api.post("/conversions", {"conversions": [
+        {"user_id": readers[0]["target_id"], "event": "buy"}, {"user_id": readers[-1]["target_id"], "event": "buy"}]})
+    assert st == 200 and body["attributed"] == 2, body
+    s = await stats(api, "ab")
+    assert s["variants"] == {"a": {"sent": by["a"], "read": 3, "clicked": 0, "converted": 1},
+                             "b": {"sent": by["b"], "read": 7, "clicked": 0, "converted": 1}}
+    assert s["stats_users_sent"] == n and s["stats_users_read"] == 10
+
+    st, body = await api.get("/campaigns/ab/interactions", params={"type": "read"})
+    assert st == 200, body
+    assert sorted((i["user_id"], i["variant"]) for i in body["interactions"]) == sorted(
+        (r["target_id"], r["variant_id"]) for r in readers)
+
+    # a test send gives a user the variant the campaign gave them
+    uid = readers[0]["target_id"]
+    st, body = await api.post("/campaigns/ab/test", {"users": [uid]})
+    assert st == 200, body
+    text = await pool.fetchval("SELECT text FROM messages WHERE id = $1", body["sent"][0]["message_id"])
+    assert text.startswith("B for ")
+
+
+async def test_variant_validation(api: Api) -> None:
+    st, body = await api.post("/users", {"users": {"boss": {"id": "boss"}, "u1": {"id": "u1"}}})
+    assert st in (200, 201), body
+    base: dict[str, Any] = {"sender_id": "boss", "user_ids": ["u1"]}
+    for vs, words in [
+        ([AB[0]], ("variants", "2 to 10")),
+        ([AB[0], {**AB[1], "id": "a"}], ("variants[1].id", "twice")),
+        ([AB[0], {**AB[1], "weight": 0}], ("variants[1].weight",)),
+        ([AB[0], {"id": "b"}], ("variants[1].text",)),
+        ([AB[0], {**AB[1], "text": "{{ broken"}], ("variants[1].text",)),
+        ([AB[0], {**AB[1], "custom": []}], ("variants[1].custom",)),
+        ("ab", ("variants",)),
+    ]:
+        st, body = await api.post("/campaigns", {**base, "message_template": {"text": "t", "variants": vs}})
+        assert_error(st, body, 400, 4, *words)
+    st, body = await api.post("/campaigns", {**base, "message_template": {"text": "t", "variants": AB},
+                                             "winner": {"metric": "read", "test_fraction": 0.2, "wait": "1h"}})
+    assert_error(st, body, 400, 4, "winner", "not supported")
