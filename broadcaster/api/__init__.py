@@ -9,6 +9,7 @@ from broadcaster.api import (
     campaigns,
     channels,
     docs,
+    events,
     funnel,
     members,
     metrics,
@@ -22,7 +23,7 @@ from broadcaster.api import (
 )
 
 ROUTE_MODULES = (system, app_settings, users, channels, members, segments, campaigns, webhooks,
-                 ratelimits, docs, metrics, funnel, series)
+                 ratelimits, docs, metrics, funnel, series, events)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -44,7 +44,8 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
     pool = request.app[POOL]
     seg_ids = str_list(body, "segment_ids", min_items=1, max_items=25, pattern=ID_RE)
     user_ids = str_list(body, "user_ids", min_items=1, max_items=10_000, pattern=ID_RE)
-    if (seg_ids is None) == (user_ids is None):
+    if (seg_ids is None) == (user_ids is None) and not (body.get("type") == "triggered" and seg_ids is None):
+        # a triggered campaign may have neither: anyone its trigger matches receives it
         raise bad_request("exactly one of segment_ids and user_ids is required")
     sender_id = ident(body.get("sender_id"), "sender_id") if body.get("sender_id") is not None else None
     if sender_id is None:
@@ -183,10 +184,8 @@ async def start_campaign(request: web.Request) -> web.Response:
     async with pool.acquire() as conn:
         async with conn.transaction():
             row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
-            if row["type"] == "recurring":
-                if stop_at is not None:
-                    raise bad_request("stop_at does not apply to a recurring campaign: use schedule.ends_at")
-                r = await recurring.start_series(conn, row, sched)
+            if row["type"] != "one_time":
+                r = await series_api.start(conn, row, sched, stop_at)
             else:
                 lifecycle.check("start", row["status"])
                 kind = "user"

@@ -3,19 +3,20 @@ the recurring hooks of start/stop/pause/resume/delete, and `GET /campaigns/{id}/
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from broadcaster import cursors
-from broadcaster.domain import schedule, series
+from broadcaster.domain import schedule, series, triggers
 from broadcaster.errors import bad_request
 from broadcaster.http import ok
-from broadcaster.jobs import recurring
+from broadcaster.jobs import recurring, triggered
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import campaign_view, campaigns, ledger, runs
+from broadcaster.store import campaign_view, campaigns, events, ledger, runs
 from broadcaster.store.ledger import Tx
 
 routes = web.RouteTableDef()
@@ -26,18 +27,27 @@ def type_fields(body: dict[str, Any]) -> dict[str, Any]:
     kind = body.get("type", "one_time")
     if kind is None:
         kind = "one_time"
-    accepted = [t for t in series.TYPES if t != "triggered"]  # triggered: not built yet
-    if kind not in accepted:
-        raise bad_request(f"type must be one of {', '.join(accepted)}, got {str(kind)[:40]!r}")
+    if kind not in series.TYPES:
+        raise bad_request(f"type must be one of {', '.join(series.TYPES)}, got {str(kind)[:40]!r}")
     raw = body.get("schedule")
+    out: dict[str, Any] = {"type": kind, "schedule": None, "trigger": None, "delay": None, "once_per_user": True}
     if kind == "recurring":
         if raw is None:
             raise bad_request("schedule is required for a recurring campaign {frequency, time, timezone, ...}")
         schedule.parse(raw)
-        return {"type": kind, "schedule": schedule.as_json(raw)}
-    if raw is not None:
+        out["schedule"] = schedule.as_json(raw)
+    elif raw is not None:
         raise bad_request(f"schedule applies to recurring campaigns only, not type {kind!r}")
-    return {"type": kind, "schedule": None}
+    if kind == "triggered":
+        if body.get("segment_ids") is not None:
+            raise bad_request("segment_ids: a triggered campaign takes user_ids (who may be triggered)"
+                              " or neither (anyone); segments are not supported for it yet")
+        out.update(triggers.fields(body))
+    else:
+        for k in ("trigger", "delay"):
+            if body.get(k) is not None:
+                raise bad_request(f"{k} applies to triggered campaigns only, not type {kind!r}")
+    return out
 
 
 def check_create(cid: str, data: dict[str, Any]) -> None:
@@ -57,7 +67,21 @@ async def on_update(conn: Tx, before: asyncpg.Record, after: asyncpg.Record) -> 
     return after
 
 
+async def start(conn: Tx, row: asyncpg.Record, sched: datetime | None, stop_at: datetime | None) -> asyncpg.Record:
+    """start of a recurring (scheduled from its first occurrence) or triggered (listening
+    now) campaign, locked FOR UPDATE."""
+    if row["type"] == "recurring":
+        if stop_at is not None:
+            raise bad_request("stop_at does not apply to a recurring campaign: use schedule.ends_at")
+        return await recurring.start_series(conn, row, sched)
+    if sched is not None or stop_at is not None:
+        raise bad_request("scheduled_for and stop_at do not apply to a triggered campaign: start it when it"
+                          " should listen, stop it when it should not")
+    return await triggered.start_listening(conn, row)
+
+
 async def on_delete(conn: Tx, row: asyncpg.Record) -> None:
+    await events.delete_for(conn, row["app_id"], row["id"])
     if row["type"] == "recurring":
         live = await runs.live_runs(conn, row["app_id"], row["id"])
         if live:

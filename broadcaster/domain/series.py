@@ -17,7 +17,7 @@ from broadcaster import timefmt
 from broadcaster.errors import bad_request
 
 TYPES = ("one_time", "recurring", "triggered")
-EDITABLE = ("type", "schedule")
+EDITABLE = ("type", "schedule", "trigger", "delay", "once_per_user")
 
 _SERIES_RULES = {  # action -> (legal from, leads to)
     "pause": (("scheduled",), "paused"),
@@ -59,6 +59,13 @@ def view_fields(r: Any) -> dict[str, Any]:
     if r["type"] == "recurring":
         out.update({"schedule": r["schedule"], "next_run_at": timefmt.fmt(r["next_run_at"]),
                     "runs_started": int(r["runs_started"])})
+    if r["type"] == "triggered":
+        out.update({"trigger": r["trigger"], "delay": r["delay"], "once_per_user": r["once_per_user"]})
     if r["parent_id"] is not None:
         out.update({"parent_id": r["parent_id"], "run_no": r["run_no"]})
     return out
+
+
+def stats_fields(r: Any) -> dict[str, Any]:
+    """Stats a campaign type adds: a triggered campaign's matched events."""
+    return {"stats_times_triggered": int(r["times_triggered"])} if r["type"] == "triggered" else {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from broadcaster.jobs import campaigns, recurring, segments, webhooks
+from broadcaster.jobs import campaigns, recurring, segments, triggered, webhooks
 
-JOB_MODULES = (segments, campaigns, webhooks, recurring)
+JOB_MODULES = (segments, campaigns, webhooks, recurring, triggered)
 
 
 def functions() -> list[Any]:

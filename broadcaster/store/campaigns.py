@@ -25,7 +25,8 @@ COLUMNS = (
     " message_template, create_channels, channel_template, skip_push, skip_webhook,"
     " scheduled_for, stop_at, created_at, updated_at, kind, started_at, completed_at,"
     " plan_after, plan_batches, planned, recipients_total, sender_visibility, show_channels, track_clicks,"
-    " type, schedule, parent_id, run_no, next_run_at, runs_started"
+    " type, schedule, parent_id, run_no, next_run_at, runs_started, trigger, delay, once_per_user,"
+    " times_triggered"
 )
 # what a recurring run copies from its parent
 EDITABLE_CONTENT = (
@@ -235,6 +236,6 @@ def view(
             "stats_recipients_skipped": int(s.get("skipped", 0)),
             "stats_recipients_total": int(s.get("recipients_total", r["recipients_total"])),
             "stats_send_rate": lifecycle.send_rate(sent, r["started_at"], r["completed_at"] or now),
-            **funnel_stats(s, sent),
+            **funnel_stats(s, sent), **series.stats_fields(r),
         },
     }

@@ -10,6 +10,7 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
+from broadcaster.store import events
 from broadcaster.timefmt import fmt
 
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
@@ -51,11 +52,13 @@ class UserIn:
     custom: dict[str, Any]
 
 
+# The upsert, and (only while a triggered campaign listens to user events) one user.created
+# or user.updated event per row in the same statement.
 _UPSERT = """
 WITH src AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
         AS s(id, name, role, teams, language, custom)
-)
+), up AS (
 INSERT INTO users AS u (app_id, id, name, role, teams, language, custom)
 SELECT $1, s.id, s.name,
        COALESCE(s.role, (SELECT x.role FROM users x WHERE x.app_id = $1 AND x.id = s.id), 'user'),
@@ -64,7 +67,11 @@ FROM src s
 ON CONFLICT (app_id, id) DO UPDATE SET
     name = EXCLUDED.name, role = EXCLUDED.role, teams = EXCLUDED.teams,
     language = EXCLUDED.language, custom = EXCLUDED.custom, updated_at = now(), deleted_at = NULL
-RETURNING u.*
+RETURNING u.*, (u.xmax = 0) AS bc_inserted
+), ev AS (
+""" + events.user_events_sql("up", "'{}'::jsonb", "CASE WHEN w.bc_inserted THEN 'user.created' ELSE 'user.updated' END") + """
+)
+SELECT * FROM up
 """
 
 
@@ -88,6 +95,7 @@ class Patch:
 
 
 _PATCH = """
+WITH up AS (
 UPDATE users SET
     name = CASE WHEN $3 THEN $4::text WHEN $5 THEN NULL ELSE name END,
     role = CASE WHEN $6 THEN $7::text WHEN $8 THEN 'user' ELSE role END,
@@ -97,6 +105,10 @@ UPDATE users SET
     updated_at = now()
 WHERE app_id = $1 AND id = $2 AND deleted_at IS NULL
 RETURNING *
+), ev AS (
+""" + events.user_events_sql("up", "$17::jsonb", "'user.updated'") + """
+)
+SELECT * FROM up
 """
 
 
@@ -114,7 +126,8 @@ async def patch(conn: Tx, app_id: int, patches: Sequence[Patch]) -> list[asyncpg
             args: list[Any] = [app_id, p.id]
             for f in ("name", "role", "teams", "language"):
                 args += [f in p.set_fields, p.set_fields.get(f), f in p.unset_fields]
-            args += [p.unset_custom, p.set_custom]
+            args += [p.unset_custom, p.set_custom,
+                     {"set": {**p.set_fields, **p.set_custom}, "unset": [*p.unset_fields, *p.unset_custom]}]
             row = await conn.fetchrow(_PATCH, *args)
             if row is None:
                 raise MissingUser(p.id)
