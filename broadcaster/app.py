@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from broadcaster import db, metrics, middleware, ratelimit, secretbox
+from broadcaster import db, keyring, metrics, middleware, ratelimit, secretbox
 from broadcaster.api import setup_routes
 from broadcaster.keys import HTTP, POOL, REDIS, SETTINGS
 from broadcaster.logs import log
@@ -46,6 +46,11 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
         log(logger, logging.WARNING, "PostgreSQL unreachable at startup; answering 503 until it is back",
             error=f"{type(e).__name__}: {e}")
         app[POOL] = await db.create_pool(s.database_url, 0, s.pool_max)
+    try:
+        await keyring.load(s, app[POOL])
+    except Exception as e:
+        if not db.unavailable(e):
+            raise  # else the first authenticated request loads it (middleware.authenticate)
     if s.secret_key:
         try:
             sealed = await apps.seal_plain(app[POOL])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import os
 import signal
 import subprocess
@@ -31,45 +30,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logs.setup(settings.log_level)
-    settings = asyncio.run(_installation_keys(settings))
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
                 access_log=None, print=None, shutdown_timeout=10,
                 # GET /users carries its query as ?payload=<json>: allow long request lines.
                 max_line_size=65536, max_field_size=65536)
     return 0
-
-
-async def _installation_keys(settings: Settings) -> Settings:
-    """The built-in cursor key is the same in every installation: unless insecure defaults are
-    allowed (tests), use this installation's own, generated once and kept in PostgreSQL
-    (every serve and worker process reads the same one)."""
-    from broadcaster import db, secretbox
-    from broadcaster.settings import DEFAULT_CURSOR_SECRET
-    from broadcaster.store import installation
-
-    if settings.cursor_secret != DEFAULT_CURSOR_SECRET or settings.allow_insecure_defaults:
-        return settings
-    secretbox.configure(settings.secret_key)
-    delay = 0.5
-    while True:  # PostgreSQL briefly away at start is not a reason to exit
-        try:
-            conn = await db.connect(settings.database_url)
-            break
-        except (OSError, asyncpg_errors()) as e:
-            logging.getLogger("broadcaster.cli").warning("waiting for PostgreSQL: %s", type(e).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
-    try:
-        key = await installation.secret(conn, "cursor_secret")
-    finally:
-        await conn.close()
-    return settings.with_(cursor_secret=key)
-
-
-def asyncpg_errors() -> type[Exception]:
-    import asyncpg
-
-    return asyncpg.PostgresError
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -78,9 +43,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.metrics_port is not None:
         settings = settings.with_(worker_metrics_port=args.metrics_port)
-    # the same installation key as serve: click-link tokens are signed in batches with a key
-    # derived from it and verified by the API
-    worker.run(asyncio.run(_installation_keys(settings)))
+    worker.run(settings)
     return 0
 
 

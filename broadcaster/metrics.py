@@ -96,10 +96,43 @@ def instrument(functions: Sequence[Any]) -> list[Any]:
 _SERVING: set[int] = set()
 
 
-def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> None:
+def serve_worker_metrics(port: int, host: str = "0.0.0.0", token: str = "") -> None:
     """The worker's own /metrics (prometheus_client's HTTP server, in a thread). Once per
-    process: a worker rebuilt after an outage runs its startup again on the same port."""
+    process: a worker rebuilt after an outage runs its startup again on the same port. With a
+    token (BROADCASTER_METRICS_TOKEN) it requires `Authorization: Bearer <token>`, as the API."""
     if port in _SERVING:
         return
-    start_http_server(port, addr=host)
+    if not token:
+        start_http_server(port, addr=host)
+    else:
+        _serve_with_token(port, host, token)
     _SERVING.add(port)
+
+
+def _serve_with_token(port: int, host: str, token: str) -> None:
+    import hmac
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    import orjson
+    from prometheus_client.exposition import MetricsHandler
+
+    expected = f"Bearer {token}".encode()
+
+    class Handler(MetricsHandler):
+        def do_GET(self) -> None:
+            if hmac.compare_digest(self.headers.get("Authorization", "").encode(), expected):
+                return super().do_GET()
+            body = orjson.dumps({"code": 5, "message": "GET /metrics needs Authorization: Bearer"
+                                 " <BROADCASTER_METRICS_TOKEN>", "StatusCode": 401, "duration": "0.00ms",
+                                 "more_info": "docs/errors.md#code-5"})
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from broadcaster import auth, outages
+from broadcaster import auth, keyring, outages
 from broadcaster.errors import ApiError, unauthorized, unavailable
 from broadcaster.http import duration
 from broadcaster.keys import POOL, SETTINGS, T0
@@ -124,6 +124,8 @@ def _outage(request: web.Request, exc: Exception, what: str) -> web.Response:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if operation(request) in PUBLIC or request.match_info.http_exception is not None:
         return await handler(request)
+    if keyring.needs_key(request.app[SETTINGS]):  # PostgreSQL was down at startup
+        await keyring.load(request.app[SETTINGS], request.app[POOL])
     api_key = request.query.get("api_key")
     if not api_key:
         raise unauthorized(2, "api_key query parameter is missing")

@@ -31,6 +31,7 @@ RANGE_CAP = sandbox.RANGE_CAP
 RENDER_SECONDS = 0.02  # wall clock per render, checked on every guarded step
 BATCH_SECONDS = 0.25  # wall clock for all renders of one batch (see batch_budget)
 TEST_SEND_SECONDS = 0.1  # all renders of one test send (up to 100 users)
+SOURCE_CAP = 40_000  # characters of template source per campaign (text, custom, channel template)
 CACHE_BYTES = 4_000_000  # template source held compiled per process
 
 __all__ = ["VALUE_CAP", "BudgetError", "CampaignTemplates", "RenderError", "compile_campaign"]
@@ -187,6 +188,8 @@ def compile_one(source: str, name: str, cap: int = FIELD_CAP) -> Tpl:
         return Tpl(name, source, cap)
     try:
         tree = ENV.parse(source)
+    except RecursionError:
+        raise bad_request(f"{name} is nested too deeply to compile") from None
     except TemplateSyntaxError as e:
         raise bad_request(f"{name} has a template syntax error at line {e.lineno}: {e.message}") from None
     _check_structure(tree, name)
@@ -195,6 +198,8 @@ def compile_one(source: str, name: str, cap: int = FIELD_CAP) -> Tpl:
         compiled = ENV.from_string(tree)
     except TemplateSyntaxError as e:
         raise bad_request(f"{name} has a template syntax error at line {e.lineno}: {e.message}") from None
+    except RecursionError:  # Jinja's code generator recurses once per nesting level
+        raise bad_request(f"{name} is nested too deeply to compile") from None
     simple = _simple_parts(tree)
     return Tpl(name, source, cap, compiled, tuple(simple) if simple is not None else None)
 
@@ -253,7 +258,26 @@ class CampaignTemplates:
     channel_custom: JsonTpl
 
 
+def _template_source(v: Any) -> int:
+    """Characters of template source (strings holding template syntax) in a JSON value."""
+    if isinstance(v, str):
+        return len(v) if "{{" in v or "{%" in v or "{#" in v else 0
+    if isinstance(v, dict):
+        return sum(_template_source(x) for x in v.values())
+    if isinstance(v, list):
+        return sum(_template_source(x) for x in v)
+    return 0
+
+
 def compile_campaign(message_template: dict[str, Any], channel_template: dict[str, Any] | None) -> CampaignTemplates:
+    """Compiling costs CPU in proportion to the source (a few hundred ms for 20,000 characters),
+    so the source of one campaign's templates is capped; callers on an event loop compile in a
+    thread."""
+    total = _template_source([message_template.get("text"), message_template.get("custom"),
+                              (channel_template or {}).get("id"), (channel_template or {}).get("custom")])
+    if total > SOURCE_CAP:
+        raise bad_request(f"message_template and channel_template hold {total} characters of template source,"
+                          f" at most {SOURCE_CAP} are allowed")
     text = compile_one(message_template.get("text") or "", "message_template.text", TEXT_CAP)
     custom = JsonTpl(message_template.get("custom") or {}, "message_template.custom")
     ct = channel_template or {}

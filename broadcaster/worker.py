@@ -22,7 +22,7 @@ import aiohttp
 from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker
 
-from broadcaster import db, jobs, logs, metrics, secretbox, supervise
+from broadcaster import db, jobs, keyring, logs, metrics, secretbox, supervise
 from broadcaster.app import redis_settings
 from broadcaster.settings import Settings
 
@@ -95,9 +95,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     secretbox.configure(settings.secret_key)  # webhook signatures need the app secrets revealed
     ctx["pool"] = await db.create_pool(settings.database_url, 2, max(4, settings.worker_max_jobs + 4))
+    await keyring.load(settings, ctx["pool"])  # click-link tokens derive from the cursor key
     ctx["http"] = aiohttp.ClientSession()
     if settings.worker_metrics_port:
-        metrics.serve_worker_metrics(settings.worker_metrics_port)
+        metrics.serve_worker_metrics(settings.worker_metrics_port, token=settings.metrics_token)
     ctx["periodic"] = asyncio.create_task(_run_periodic(settings, ctx))
 
 

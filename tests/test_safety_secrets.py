@@ -15,9 +15,8 @@ import jwt
 import orjson
 import pytest
 
-from broadcaster import secretbox
+from broadcaster import keyring, secretbox
 from broadcaster.app import create_app
-from broadcaster.cli import _installation_keys
 from broadcaster.settings import DEFAULT_CURSOR_SECRET, Settings
 from broadcaster.store import webhooks as whstore
 from tests.helpers import Api, Creds, assert_error, await_for
@@ -138,14 +137,24 @@ def test_secretbox_round_trip() -> None:
     assert secretbox.seal("plain", "") == "plain" and secretbox.reveal("plain", "key") == "plain"
 
 
-async def test_cursor_key_is_generated_per_installation(settings: Settings) -> None:
-    default = settings.with_(cursor_secret=DEFAULT_CURSOR_SECRET)
-    first = await _installation_keys(default)
-    assert first.cursor_secret != DEFAULT_CURSOR_SECRET and len(first.cursor_secret) >= 40
-    assert (await _installation_keys(default)).cursor_secret == first.cursor_secret  # persisted
-    insecure = default.with_(allow_insecure_defaults=True)
-    assert (await _installation_keys(insecure)).cursor_secret == DEFAULT_CURSOR_SECRET
-    assert (await _installation_keys(settings)).cursor_secret == settings.cursor_secret  # configured: kept
+async def test_cursor_key_is_generated_per_installation(
+    aiohttp_client: Callable[..., Any], settings: Settings, pool: Any,
+) -> None:
+    """Without a configured key, API processes use the installation's own (the same in every
+    process, kept in PostgreSQL), never the built-in constant."""
+    one = settings.with_(cursor_secret=DEFAULT_CURSOR_SECRET)
+    two = settings.with_(cursor_secret=DEFAULT_CURSOR_SECRET)
+    await aiohttp_client(create_app(one))
+    await aiohttp_client(create_app(two))
+    assert one.cursor_secret != DEFAULT_CURSOR_SECRET and len(one.cursor_secret) >= 40
+    assert two.cursor_secret == one.cursor_secret
+    assert await pool.fetchval("SELECT count(*) FROM installation_secrets WHERE name = 'cursor_secret'") == 1
+    insecure = settings.with_(cursor_secret=DEFAULT_CURSOR_SECRET, allow_insecure_defaults=True)
+    await keyring.load(insecure, pool)
+    assert insecure.cursor_secret == DEFAULT_CURSOR_SECRET
+    configured = settings.with_()
+    await keyring.load(configured, pool)
+    assert configured.cursor_secret == settings.cursor_secret
 
 
 @pytest.fixture
@@ -167,3 +176,28 @@ async def test_metrics_bearer_token(metrics_client: Any, header: str | None, sta
 
 async def test_metrics_open_without_token(client: Any) -> None:
     assert (await client.get("/metrics")).status == 200
+
+
+async def test_worker_metrics_bearer_token(start_worker: Any) -> None:
+    import aiohttp
+
+    from broadcaster.devstack import free_port
+
+    port = free_port()
+    start_worker(worker_metrics_port=port, metrics_token="w-token-2")
+    async with aiohttp.ClientSession() as http:
+        async def status(headers: dict[str, str]) -> int:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as r:
+                    return r.status
+            except aiohttp.ClientError:
+                return 0
+
+        async def up() -> bool:
+            return await status({}) != 0
+
+        await await_for(up, timeout=60)
+        assert await status({}) == 401
+        assert await status({"Authorization": "Bearer nope"}) == 401
+        async with http.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer w-token-2"}) as r:
+            assert r.status == 200 and "broadcaster_jobs_total" in await r.text()

@@ -145,3 +145,16 @@ def test_cache_bounded_by_source_bytes() -> None:
     assert cache.bytes <= 50_000 and len(cache) == 2
     a = cache.get(("app", 9), 1, big, None)
     assert cache.get(("app", 9), 1, big, None) is a and cache.get(("app", 9), 2, big, None) is not a
+
+
+@pytest.mark.parametrize(("mt", "ct", "words"), [
+    ({"text": "{{" + "(" * 3000 + "1" + ")" * 3000 + "}}"}, None, ["message_template.text", "nested too deeply"]),
+    ({"text": "x", "custom": {f"k{i}": "{{ receiver.name }}" + "y" * 1000 for i in range(50)}}, None,
+     ["template source", "40000"]),
+    ({"text": "{{ a }}" * 3000}, {"type": "t", "id": "{{ b }}" * 2000, "custom": {"c": "{{ c }}" * 2000}},
+     ["template source"]),
+])
+def test_compile_limits(mt: dict, ct: dict | None, words: list[str]) -> None:
+    with pytest.raises(ApiError) as e:
+        compile_campaign(mt, ct)
+    assert e.value.status == 400 and all(w in e.value.message for w in words), e.value.message

@@ -4,6 +4,7 @@ scheduled work. Called by api/campaigns.py and jobs/campaigns.py; the store hold
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -104,6 +105,7 @@ async def test(
 ) -> tuple[asyncpg.Record, list[dict[str, Any]]]:
     """A test send; over the template budget it is refused and nothing of it is kept."""
     row = await campaigns.get(pool, app_id, cid)
+    await asyncio.to_thread(sending.templates_for, row)  # a cache miss compiles: off the event loop
     async with pool.acquire() as conn, conn.transaction():
         events = fanout.webhooks_enabled(row, await fanout.app_settings(conn, app_id))
         sent = await sending.send_test(conn, row, users, events, tracking)
