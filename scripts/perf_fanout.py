@@ -4,6 +4,7 @@ Redis. Prints one JSON object: recipients/s from the start call to `completed`, 
 start call took (it fixes the audience), and the worker's peak RSS.
 
     .venv/bin/python scripts/perf_fanout.py [--recipients N] [--batch-size B] [--webhooks] [--track-clicks] [--variants]
+        [--sender-visibility hidden|archived]
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                                          {"id": "b", "weight": 1, "text": "B: Hey {{ receiver.name }}! https://shop.example/b"},
                                      ]} if args.variants else {})},
                 "track_clicks": args.track_clicks, "variants": args.variants,
+                **({"sender_visibility": args.sender_visibility} if args.sender_visibility else {}),
             })
             sampler = RssSampler([worker.pid])
             await asyncio.sleep(1.0)
@@ -92,7 +94,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await client.close()
         return {
             "recipients": n, "batch_size": args.batch_size, "webhooks": args.webhooks,
-            "track_clicks": args.track_clicks, "variants": args.variants,
+            "track_clicks": args.track_clicks, "variants": args.variants, "sender_visibility": args.sender_visibility,
             "seconds": round(seconds, 2), "recipients_per_s": round(n / seconds),
             "start_call_s": round(start_call, 3),
             "messages_sent": c["stats"]["stats_messages_sent"],
@@ -118,4 +120,5 @@ if __name__ == "__main__":
     ap.add_argument("--webhooks", action="store_true")
     ap.add_argument("--track-clicks", action="store_true", help="a link in the text, tracked")
     ap.add_argument("--variants", action="store_true", help="two 50/50 variants, each with a link")
+    ap.add_argument("--sender-visibility", choices=("hidden", "archived"), help="hide/archive for the sender")
     print(orjson.dumps(asyncio.run(main(ap.parse_args()))).decode())
