@@ -163,3 +163,27 @@ async def test_validation(api: Api, pool: Any) -> None:
         st, err = await api.post("/events", {"events": events})
         assert_error(st, err, 400, 4, *words)
     assert not await pool.fetchval("SELECT count(*) FROM events")
+
+
+async def test_message_new_and_channel_created_triggers_never_fire_on_campaign_messages(
+    api: Api, pool: Any, start_worker: Any,
+) -> None:
+    await setup(api, pool, 3)
+    await create(api, "hello", {"event": "channel.created", "filter": {"data.channel_type": "messaging"}})
+    await create(api, "reply", {"event": "message.new", "filter": {"data.message.text": {"$autocomplete": "help"}}})
+    start_worker()
+    st, body = await api.post("/channels/messaging/room/query",
+                              {"data": {"created_by_id": "u0001", "members": ["u0001", "u0002"]}})
+    assert st in (200, 201), body
+    st, body = await api.post("/channels/messaging/room/message", {"message": {"text": "I need help", "user_id": "u0002"}})
+    assert st in (200, 201), body
+    st, body = await api.post("/channels/messaging/room/message", {"message": {"text": "thanks", "user_id": "u0003"}})
+    assert st in (200, 201), body
+    assert await wait_sent(pool, "hello", 1) == {"u0001": 1}
+    assert await wait_sent(pool, "reply", 1) == {"u0002": 1}
+    # the campaigns' own messages (two, written by the send path) recorded no event at all
+    rows = await pool.fetch("SELECT type, user_id FROM events ORDER BY recorded_at, type")
+    assert sorted((r[0], r[1]) for r in rows) == [
+        ("channel.created", "u0001"), ("message.new", "u0002"), ("message.new", "u0003")]
+    st, body = await api.get("/campaigns/reply")
+    assert body["campaign"]["stats"]["stats_times_triggered"] == 1

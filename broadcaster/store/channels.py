@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from broadcaster.store import ledger
+from broadcaster.store import events, ledger
 from broadcaster.store.users import user_cols, user_dict
 from broadcaster.timefmt import fmt
 
@@ -115,6 +115,8 @@ async def create(
             " WHERE m.app_id = $1 AND m.cid = $2) WHERE app_id = $1 AND cid = $2",
             app_id, cid,
         )
+        # channel.created for triggered campaigns, in the transaction that creates it
+        await conn.execute(_CHANNEL_EVENT, app_id, cid, ctype, cid_id, team, created_by_id, custom, list(member_ids))
     return True
 
 
@@ -170,6 +172,18 @@ async def reads_of(conn: Conn, app_id: int, cids: Sequence[str], limit: int) -> 
     )
 
 
+_MESSAGE_EVENT = events.event_sql(
+    ("message.new",), "m", "'message.new'", "w.user_id",
+    "jsonb_build_object('cid', w.cid, 'channel_type', split_part(w.cid, ':', 1),"
+    " 'channel_id', substr(w.cid, strpos(w.cid, ':') + 1),"
+    " 'message', jsonb_build_object('id', w.id, 'text', w.text, 'type', w.type, 'custom', w.custom))")
+_CHANNEL_EVENT = events.event_sql(
+    ("channel.created",), "(SELECT $2::text AS cid, $3::text AS type, $4::text AS id, $5::text AS team,"
+    " $6::text AS created_by_id, $7::jsonb AS custom, $8::text[] AS members)", "'channel.created'", "w.created_by_id",
+    "jsonb_build_object('cid', w.cid, 'channel_type', w.type, 'channel_id', w.id, 'team', w.team,"
+    " 'custom', w.custom, 'members', to_jsonb(w.members))")
+
+
 async def insert_message(
     conn: Conn, app_id: int, cid: str, msg_id: str, user_id: str, mtype: str, text: str,
     attachments: list[Any], custom: dict[str, Any],
@@ -185,6 +199,8 @@ async def insert_message(
         ), shown AS (  -- a channel hidden by a member shows again when someone else writes
             UPDATE members SET hidden = false, updated_at = now()
             WHERE app_id = $1 AND cid = $3 AND hidden AND user_id <> $4 AND EXISTS (SELECT 1 FROM m)
+        ), ev AS (  -- triggered campaigns (campaign messages are written by fanwrite, never here)
+            {_MESSAGE_EVENT}
         )
         SELECT m.*, {user_cols("u", "u_")} FROM m LEFT JOIN users u ON u.app_id = m.app_id AND u.id = m.user_id
         """,

@@ -27,15 +27,21 @@ async def record(conn: Conn, app_id: int, rows: Sequence[tuple[str, str, str, An
     return {r[0] for r in got}
 
 
-def user_events_sql(rows_cte: str, data_sql: str, type_sql: str) -> str:
-    """An INSERT of one event per row of `rows_cte` (users just written, with their id),
-    only while the app ($1) has a campaign listening to user events: user upserts and
-    partial updates pay nothing otherwise."""
+def event_sql(listened: Sequence[str], rows_cte: str, type_sql: str, user_sql: str, data_sql: str) -> str:
+    """An INSERT of one event per row of `rows_cte` (rows just written by the same
+    statement), only while the app ($1) has an in_progress triggered campaign listening to
+    one of `listened`: the chat writes pay nothing otherwise."""
+    names = ", ".join(f"'{t}'" for t in listened)  # constants of this module's callers
     return (
         f"INSERT INTO events (app_id, id, type, user_id, data)"
-        f" SELECT $1, gen_random_uuid()::text, {type_sql}, w.id, {data_sql} FROM {rows_cte} w"
-        " WHERE EXISTS (SELECT 1 FROM campaigns c WHERE c.app_id = $1 AND c.type = 'triggered'"
-        " AND c.status = 'in_progress' AND c.trigger->>'event' IN ('user.created', 'user.updated'))")
+        f" SELECT $1, gen_random_uuid()::text, {type_sql}, {user_sql}, {data_sql} FROM {rows_cte} w"
+        f" WHERE {user_sql} IS NOT NULL AND {user_sql} <> '' AND EXISTS (SELECT 1 FROM campaigns c WHERE c.app_id = $1 AND c.type = 'triggered'"
+        f" AND c.status = 'in_progress' AND c.trigger->>'event' IN ({names}))")
+
+
+def user_events_sql(rows_cte: str, data_sql: str, type_sql: str) -> str:
+    """user.created / user.updated for the users of `rows_cte` (with their id)."""
+    return event_sql(("user.created", "user.updated"), rows_cte, type_sql, "w.id", data_sql)
 
 
 async def listening(conn: Conn, app_id: int) -> list[asyncpg.Record]:
