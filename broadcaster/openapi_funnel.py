@@ -45,7 +45,16 @@ SCHEMAS["MessageTemplate"]["properties"]["variants"] = {
 SCHEMAS["CampaignStats"]["properties"]["variants"] = {
     "type": "object", "description": "A/B campaigns: {variant id: {sent, read, clicked, converted}}",
     "additionalProperties": obj({k: INT for k in ("sent", "read", "clicked", "converted")})}
+WINNER: J = obj({"metric": {"enum": ["read", "click", "conversion"]},
+                 "test_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                 "wait": {"type": "string", "pattern": "^[1-9][0-9]{0,6}[smhd]$"}},
+                "metric", "test_fraction", "wait")
+SCHEMAS["CampaignStats"]["properties"].update({
+    "waiting_for_winner": {"type": "boolean"},
+    "winner": obj({"variant": STR, "metric": STR}, description="the chosen variant (winner campaigns)")})
 for _name in ("CampaignInput", "Campaign"):
+    SCHEMAS[_name]["properties"]["winner"] = {
+        **nullable(WINNER), "description": "A/B winner: variants to the test fraction, wait, the best to the rest"}
     SCHEMAS[_name]["properties"]["track_clicks"] = {
         "type": "boolean", "default": False,
         "description": "rewrite http(s) links of the text and attachment link fields to <BROADCASTER_PUBLIC_URL>/c/<token>"}

@@ -104,6 +104,3 @@ async def test_variant_validation(api: Api) -> None:
     ]:
         st, body = await api.post("/campaigns", {**base, "message_template": {"text": "t", "variants": vs}})
         assert_error(st, body, 400, 4, *words)
-    st, body = await api.post("/campaigns", {**base, "message_template": {"text": "t", "variants": AB},
-                                             "winner": {"metric": "read", "test_fraction": 0.2, "wait": "1h"}})
-    assert_error(st, body, 400, 4, "winner", "not supported")

@@ -27,15 +27,12 @@ SORT_DEFAULT = [("created_at", -1), ("id", 1)]
 MAX_MEMBERS = 1000  # channel_template.members and members_template, the hosted API's limit
 
 
-def _compile_all(body: dict[str, Any], mt: dict[str, Any], ct: dict[str, Any] | None) -> None:
+def _compile_all(mt: dict[str, Any], ct: dict[str, Any] | None) -> None:
     compile_campaign(mt, ct)
-    _check_variants(body, mt, ct)
+    _check_variants(mt, ct)
 
 
-def _check_variants(body: dict[str, Any], mt: dict[str, Any], ct: dict[str, Any] | None) -> None:
-    for where, holder in (("winner", body), ("message_template.winner", mt)):
-        if holder.get("winner") is not None:  # refused rather than ignored: no winner phase yet
-            raise bad_request(f"{where} is not supported yet: variants are sent to everyone by weight")
+def _check_variants(mt: dict[str, Any], ct: dict[str, Any] | None) -> None:
     for i, v in enumerate(variants.validate(mt) or []):
         try:
             compile_campaign(variants.template_of(mt, v), ct)
@@ -92,7 +89,7 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
                 obj(m, "custom", path=f"{p}.custom")
     # compiling a 20,000-character template takes ~0.25 s of CPU (each variant's too): never
     # on the event loop
-    await asyncio.to_thread(_compile_all, body, mt, ct)
+    await asyncio.to_thread(_compile_all, mt, ct)
     kind = "user"
     if seg_ids is not None:
         kind = (await recipients.load_audience(pool, app.id, seg_ids, sender_id)).kind
@@ -109,6 +106,7 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
         "skip_push": bool(boolean(body, "skip_push")), "skip_webhook": bool(boolean(body, "skip_webhook")),
         "sender_visibility": visibility, "show_channels": bool(boolean(body, "show_channels")),
         "track_clicks": bool(boolean(body, "track_clicks")),
+        "winner": variants.validate_winner(body.get("winner") or mt.get("winner"), mt),
         **series_api.type_fields(body),
     }
     return data, kind

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,9 @@ from broadcaster.errors import bad_request
 from broadcaster.validate import ID_RE
 
 MAX_VARIANTS = 10
+METRICS = ("read", "click", "conversion")
+_WAIT_RE = re.compile(r"\A([1-9][0-9]{0,6})([smhd])\Z")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def validate(mt: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -103,3 +107,63 @@ def merge(parts: list[tuple[str, Batch, Shape]], sender_id: str) -> tuple[Batch,
         out.other += b.other
         out.errored += b.errored
     return out, first
+
+
+def wait_seconds(wait: str) -> int:
+    m = _WAIT_RE.match(wait)
+    assert m is not None
+    return int(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def validate_winner(w: Any, mt: dict[str, Any]) -> dict[str, Any] | None:
+    """winner {metric: read|click|conversion, test_fraction (0 < f < 1), wait "<n>s|m|h|d"
+    (at most 30d)}; only with variants."""
+    if w is None:
+        return None
+    if not isinstance(w, dict):
+        raise bad_request("winner must be an object {metric, test_fraction, wait}")
+    if not mt.get("variants"):
+        raise bad_request("winner needs message_template.variants")
+    if w.get("metric") not in METRICS:
+        raise bad_request(f"winner.metric must be one of {', '.join(METRICS)}")
+    f = w.get("test_fraction")
+    if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
+        raise bad_request("winner.test_fraction must be a number between 0 and 1 (exclusive)")
+    wait = w.get("wait")
+    if not isinstance(wait, str) or not _WAIT_RE.match(wait) or wait_seconds(wait) > 30 * 86400:
+        raise bad_request("winner.wait must be a duration like \"30m\", \"4h\" or \"1d\" (at most 30d)")
+    return {"metric": w["metric"], "test_fraction": float(f), "wait": wait}
+
+
+def in_test(campaign_id: str, target_id: str, fraction: float) -> bool:
+    """The test audience: a deterministic, uniformly spread subset (its own hash, independent
+    of the variant choice, so the test fraction splits by weight too)."""
+    h = hashlib.blake2b(f"test\x00{campaign_id}\x00{target_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64 < fraction
+
+
+_RATE_KEY = {"read": "read", "click": "clicked", "conversion": "converted"}
+
+
+def pick_winner(metric: str, vs: Sequence[dict[str, Any]], counts: dict[str, dict[str, int]]) -> str:
+    """The best variant by the metric's rate among its test recipients (the weights may
+    differ); ties go to the earlier variant."""
+    key = _RATE_KEY[metric]
+    best, best_rate = str(vs[0]["id"]), -1.0
+    for v in vs:
+        c = counts.get(str(v["id"])) or {}
+        sent = int(c.get("sent", 0))
+        r = int(c.get(key, 0)) / sent if sent else 0.0
+        if r > best_rate:
+            best, best_rate = str(v["id"]), r
+    return best
+
+
+def winner_stats(winner: Any, phase: str | None, variant: str | None) -> dict[str, Any]:
+    """The campaign stats of the winner flow: waiting_for_winner, and winner once chosen."""
+    if not winner:
+        return {}
+    out: dict[str, Any] = {"waiting_for_winner": phase == "waiting"}
+    if variant is not None:
+        out["winner"] = {"variant": variant, "metric": winner.get("metric")}
+    return out

@@ -15,7 +15,7 @@ from arq.connections import ArqRedis
 from broadcaster import lifecycle
 from broadcaster.domain.links import Tracking
 from broadcaster.errors import ApiError, bad_request, not_found
-from broadcaster.services import sending
+from broadcaster.services import sending, winner
 from broadcaster.store import campaigns, fanout, ledger, recipients
 from broadcaster.store.ledger import Tx
 
@@ -41,7 +41,9 @@ async def kick(redis: ArqRedis, conn: Tx, app_id: int, cid: str, *, all_open: bo
 
 
 async def complete(conn: Tx, app_id: int, cid: str) -> bool:
-    """Complete the campaign if every batch is done (idempotent)."""
+    """Complete the campaign if every batch is done (idempotent); an A/B test with a winner
+    moves on to its wait and its second pass instead (services/winner.py)."""
+    await winner.step(conn, app_id, cid)
     return await campaigns.try_complete(conn, app_id, cid)
 
 

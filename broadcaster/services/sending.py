@@ -82,14 +82,16 @@ async def _render(
     conn: Tx, camp: asyncpg.Record, rows: list[asyncpg.Record], sender: dict[str, Any], *,
     channels: bool, test: bool, tracking: links.Tracking | None,
 ) -> tuple[render.Batch, render.Shape]:
-    """Render a batch; with variants each recipient's variant (domain/variants.choose) is
-    rendered with that variant's templates and the parts merged into one batch."""
+    """Render a batch; with variants each recipient's variant (domain/variants.choose, or the
+    winner once chosen) is rendered with that variant's templates and the parts merged into
+    one batch."""
     vs = (camp["message_template"] or {}).get("variants")
     if not vs:
         return await _render_one(conn, camp, templates_for(camp), rows, sender, channels, test, tracking)
     groups: dict[str, list[asyncpg.Record]] = {v["id"]: [] for v in vs}
+    won = camp["winner_variant"] if camp["winner_variant"] in groups else None  # everyone after the test
     for r in rows:
-        groups[variants.choose(camp["id"], r["id"], vs)].append(r)
+        groups[won or variants.choose(camp["id"], r["id"], vs)].append(r)
     parts: list[tuple[str, render.Batch, render.Shape]] = []
     for v in vs:
         if not groups[v["id"]] and parts:
@@ -115,10 +117,17 @@ async def write_batch(
         rows = await fanwrite.pending_channels(conn, camp["app_id"], camp["id"], camp["sender_id"], *bounds)
     else:
         rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], *bounds)
+    pre = n - len(rows)  # recipients excluded before their batch ran
+    w = camp["winner"]
+    if w and no >= camp["plan_batches"]:  # the winner's pass over the rest: all of them new
+        pre, n = 0, len(rows)
+    elif w and camp["winner_variant"] is None:  # the test pass: the test audience only
+        keep = [r for r in rows if variants.in_test(camp["id"], r["id"], w["test_fraction"])]
+        n, rows = n - (len(rows) - len(keep)), keep
     batch, sh = await _render(conn, camp, rows, sender, channels=channels, test=False, tracking=tracking)
     sent, errored, skipped, created, others, _ = await fanwrite.write(
         conn, camp, no, sh, batch, n, events, sender,
-        timefmt.fmt(timefmt.now()) or "", pre=n - len(rows))
+        timefmt.fmt(timefmt.now()) or "", pre=pre)
     return sent, errored, skipped, created, others
 
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from broadcaster import lifecycle, timefmt
 from broadcaster.analytics import funnel_stats
-from broadcaster.domain import series
+from broadcaster.domain import series, variants
 from broadcaster.errors import conflict, not_found
 from broadcaster.store import campaign_view, ledger, outbox, recipients
 from broadcaster.store.ledger import Conn, Tx
@@ -26,13 +26,13 @@ COLUMNS = (
     " scheduled_for, stop_at, created_at, updated_at, kind, started_at, completed_at,"
     " plan_after, plan_batches, planned, recipients_total, sender_visibility, show_channels, track_clicks,"
     " type, schedule, parent_id, run_no, next_run_at, runs_started, trigger, delay, once_per_user,"
-    " times_triggered"
+    " times_triggered, winner, winner_phase, winner_at, winner_variant"
 )
 # what a recurring run copies from its parent
 EDITABLE_CONTENT = (
     "name", "description", "segment_ids", "user_ids", "sender_id", "sender_mode",
     "message_template", "create_channels", "channel_template", "skip_push", "skip_webhook",
-    "sender_visibility", "show_channels", "track_clicks",
+    "sender_visibility", "show_channels", "track_clicks", "winner",
 )
 EDITABLE = (*EDITABLE_CONTENT, *series.EDITABLE)
 
@@ -170,6 +170,7 @@ async def try_complete(conn: Tx, app_id: int, cid: str) -> bool:
         r = await conn.fetchrow(
             f"UPDATE campaigns SET status = 'completed', completed_at = now(), updated_at = now()"
             f" WHERE app_id = $1 AND id = $2 AND status = 'in_progress' AND planned"
+            f" AND (winner IS NULL OR winner_phase = 'sending')"  # an A/B test's first pass is not the end
             f" AND NOT EXISTS (SELECT 1 FROM campaign_batches b WHERE b.app_id = $1"
             f" AND b.campaign_id = $2 AND NOT b.done) RETURNING {COLUMNS}", app_id, cid,
         )
@@ -217,7 +218,7 @@ def view(
         "segment_ids": list(r["segment_ids"]), "user_ids": list(r["user_ids"]),
         "sender_id": r["sender_id"], "sender_mode": r["sender_mode"],
         "sender_visibility": r["sender_visibility"], "show_channels": r["show_channels"],
-        "track_clicks": r["track_clicks"], **related,
+        "track_clicks": r["track_clicks"], "winner": r["winner"], **related,
         "message_template": r["message_template"], "create_channels": r["create_channels"],
         "channel_template": r["channel_template"], "skip_push": r["skip_push"],
         "skip_webhook": r["skip_webhook"], "scheduled_for": timefmt.fmt(r["scheduled_for"]),
@@ -237,5 +238,6 @@ def view(
             "stats_recipients_total": int(s.get("recipients_total", r["recipients_total"])),
             "stats_send_rate": lifecycle.send_rate(sent, r["started_at"], r["completed_at"] or now),
             **funnel_stats(s, sent), **series.stats_fields(r),
+            **variants.winner_stats(r["winner"], r["winner_phase"], r["winner_variant"]),
         },
     }
