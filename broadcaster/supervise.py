@@ -20,7 +20,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from arq.cron import CronJob
@@ -115,9 +115,25 @@ def quiet_periodic(names: Iterable[str]) -> None:
         arq_logger.addFilter(QUIET)
 
 
+Hook = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _after_startup(worker: Worker, hook: Hook) -> None:
+    """Run hook(ctx) once the Worker's own on_startup has connected everything."""
+    inner = worker.on_startup
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        if inner is not None:
+            await inner(ctx)
+        await hook(ctx)
+
+    worker.on_startup = startup
+
+
 class Supervisor:
-    def __init__(self, build: Callable[[], Worker]) -> None:
+    def __init__(self, build: Callable[[], Worker], after_startup: Hook | None = None) -> None:
         self.build = build
+        self.after_startup = after_startup
         self.stopping = asyncio.Event()
         self.worker: Worker | None = None
         self.restarts = 0
@@ -143,6 +159,8 @@ class Supervisor:
         while not self.stopping.is_set():
             self.worker = self.build()
             retry_on_outage(self.worker)
+            if self.after_startup is not None:
+                _after_startup(self.worker, self.after_startup)
             self._own_signals()
             started = time.monotonic()
             try:
@@ -157,6 +175,7 @@ class Supervisor:
                     await self._close(self.worker, graceful=False)
                     raise
                 failure = e
+            failed_at = time.monotonic()
             await self._close(self.worker, graceful=failure is None)
             self.worker = None
             if self.stopping.is_set() or failure is None:
@@ -166,6 +185,7 @@ class Supervisor:
             self.restarts += 1
             log(logger, logging.WARNING, "worker lost a dependency; restarting",
                 error=f"{type(failure).__name__}: {failure}", retry_in_s=round(delay, 2),
+                teardown_s=round(time.monotonic() - failed_at, 2),
                 attempt=attempt)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
@@ -204,6 +224,7 @@ class Supervisor:
             worker._pool = None
 
 
-def run(build: Callable[[], Worker]) -> None:
-    """Run workers built by `build` until SIGTERM/SIGINT (the `broadcaster worker` process)."""
-    asyncio.run(Supervisor(build).run())
+def run(build: Callable[[], Worker], after_startup: Hook | None = None) -> None:
+    """Run workers built by `build` until SIGTERM/SIGINT (the `broadcaster worker` process);
+    `after_startup(ctx)` runs each time one has started (first start and every rebuild)."""
+    asyncio.run(Supervisor(build, after_startup).run())

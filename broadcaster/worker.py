@@ -133,9 +133,36 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     )
 
 
+async def requeue_after_redis_reset(ctx: dict[str, Any]) -> None:
+    """A Redis that came back empty (restarted without persistence, or a new one) lost every
+    queued batch. The first worker to start on it (SET NX of a marker key: one of many)
+    re-enqueues the open batches of every in-progress campaign at once, instead of leaving
+    them to the tick, which finds a batch lost only when its lease has run out (30 s after
+    it was queued). Duplicates are harmless: a batch runs under its row lock and done flag."""
+    from broadcaster.services import campaigns as use_cases
+    from broadcaster.store import campaigns
+
+    settings: Settings = ctx["settings"]
+    marker = f"{settings.queue_name}:epoch"
+    if not await ctx["redis"].set(marker, "1", nx=True):
+        return
+    try:
+        async with ctx["pool"].acquire() as conn:
+            live = [r for r in await campaigns.due(conn) if r["status"] == "in_progress"]
+            for r in live:
+                await use_cases.kick(ctx["redis"], conn, r["app_id"], r["id"], all_open=True)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the next start (after the backoff) tries again
+            await ctx["redis"].delete(marker)
+        raise
+    if live:
+        logger.warning("Redis had no jobs (new or restarted empty): re-enqueued open batches",
+                       extra={"fields": {"campaigns": len(live)}})
+
+
 def run(settings: Settings) -> None:
     """`broadcaster worker`: arq workers under supervise.run, which rebuilds them after a
     Redis or PostgreSQL outage instead of exiting."""
     logs.setup(settings.log_level)
     supervise.quiet_periodic(c.name for c in jobs.cron_jobs())
-    supervise.run(lambda: build_worker(settings))
+    supervise.run(lambda: build_worker(settings), after_startup=requeue_after_redis_reset)
