@@ -114,6 +114,13 @@ async def test_last_received_within_window(api: Api, other_api: Api, pool: Any, 
     assert [(c["status"], c["campaign_id"]) for c in late["conversions"]] == [
         ("unattributed", None), ("attributed", "older")]
 
+    # a deleted campaign leaves its conversions recorded (ids still de-duplicate) but unattributed
+    st, body = await api.delete("/campaigns/older")
+    assert st == 200, body
+    assert await pool.fetchval("SELECT count(*) FROM conversions WHERE campaign_id = 'older'") == 0
+    dup = await convert(api, {"id": "c-u2", "user_id": "u2", "event": "signup"})
+    assert dup["conversions"][0]["status"] == "duplicate" and dup["conversions"][0]["campaign_id"] is None
+
     # another app's user of the same id received nothing from this app
     other = await convert(other_api, {"id": "c-now", "user_id": "u1", "event": "purchase"})
     assert other["conversions"][0]["status"] == "unattributed"

@@ -81,6 +81,9 @@ async def test_variants_split_record_and_stats(api: Api, pool: Any, start_worker
     assert sorted((i["user_id"], i["variant"]) for i in body["interactions"]) == sorted(
         (r["target_id"], r["variant_id"]) for r in readers)
 
+    st, body = await api.get("/campaigns/ab/interactions", params={"type": "converted"})
+    assert sorted(i["variant"] for i in body["interactions"]) == ["a", "b"]
+
     # a test send gives a user the variant the campaign gave them
     uid = readers[0]["target_id"]
     st, body = await api.post("/campaigns/ab/test", {"users": [uid]})

@@ -84,6 +84,10 @@ async def delete(conn: Tx, app_id: int, cid: str) -> None:
     for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience",
                   "campaign_converters", "campaign_revenue", "campaign_clicks", "campaign_click_counts"):
         await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
+    # the tenant's conversions stay (their ids still de-duplicate), unattributed: a later
+    # campaign of the same id must not inherit them
+    await conn.execute("UPDATE conversions SET campaign_id = NULL, message_id = NULL"
+                       " WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
     await conn.execute("DELETE FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)
 
 

@@ -29,7 +29,9 @@ _CLICKS = (
     " WHERE c.app_id = $1 AND c.campaign_id = $2 {keyset} ORDER BY c.at {dir}, c.id {dir} LIMIT {limit}"
 )
 _CONVERSIONS = (
-    "SELECT v.created_at AS at, v.id AS key, v.user_id, v.event, v.value, v.currency, v.message_id"
+    "SELECT v.created_at AS at, v.id AS key, v.user_id, v.event, v.value, v.currency, v.message_id,"
+    " (SELECT r.variant_id FROM campaign_recipients r WHERE r.app_id = v.app_id AND r.campaign_id = v.campaign_id"
+    "  AND r.target_id = v.user_id) AS variant_id"
     " FROM conversions v WHERE v.app_id = $1 AND v.campaign_id = $2 {keyset}"
     " ORDER BY v.created_at {dir}, v.id {dir} LIMIT {limit}"
 )
@@ -89,6 +91,8 @@ def _click_view(r: Any) -> dict[str, Any]:
 
 def _conversion_view(r: Any) -> dict[str, Any]:
     out = _base("converted", r["user_id"], r["at"], r["message_id"])
+    if r["variant_id"] is not None:
+        out["variant"] = r["variant_id"]
     data: dict[str, Any] = {"id": r["key"], "event": r["event"]}
     if r["value"] is not None:
         data.update(value=float(r["value"]), currency=r["currency"])
