@@ -91,3 +91,45 @@ async def test_poison_value_in_a_filter_segment_ends_clearly(api: Api, pool: Any
         assert led == set()
     else:
         assert led == {"fine"}
+
+
+async def test_an_app_over_its_slot_share_yields_while_another_has_work(
+    api: Api, other_api: Api, pool: Any, settings: Any,
+) -> None:
+    """services.batches: with max_jobs 2 and a share of 0.5, an app already running one batch
+    in this process defers its next one (re-queued, lease extended, nothing written) while
+    another app has a campaign in progress; alone, it runs."""
+    from arq.connections import create_pool
+
+    from broadcaster.app import redis_settings
+    from broadcaster.services import batches
+
+    a, b = api.creds.app_id, other_api.creds.app_id
+    await pool.execute("INSERT INTO users (app_id, id) VALUES ($1, 'boss'), ($1, 'a1'), ($2, 'boss'), ($2, 'b1')", a, b)
+    for x, cid, uid in ((api, "mine", "a1"), (other_api, "theirs", "b1")):
+        st, body = await x.post("/campaigns", {"id": cid, "sender_id": "boss", "user_ids": [uid], "skip_webhook": True,
+                                               "message_template": {"text": "hi"}, "create_channels": True,
+                                               "channel_template": {"type": "messaging"}})
+        assert st == 201, body
+        st, body = await x.post(f"/campaigns/{cid}/start")  # no worker: batches stay queued
+        assert st == 200 and body["campaign"]["status"] == "in_progress", body
+    s = settings.with_(worker_max_jobs=2, app_slot_share=0.5)
+    redis = await create_pool(redis_settings(s), default_queue_name=s.queue_name)
+    try:
+        batches.SLOTS.running[a] = 1  # one batch of app A already runs in this process
+        batches.SLOTS._at = -batches.LIVE_APPS_CACHE_S
+        assert await batches.run(pool, redis, s, a, "mine", 0, False) == "deferred"
+        assert await pool.fetchval("SELECT count(*) FROM messages WHERE app_id = $1", a) == 0
+        assert await pool.fetchval("SELECT lease_until > now() + interval '20 s' FROM campaign_batches"
+                                   " WHERE app_id = $1 AND campaign_id = 'mine'", a)
+        queued = [j.decode() if isinstance(j, bytes) else j for j in await redis.zrange(s.queue_name, 0, -1)]
+        assert any(j.startswith(f"batch:{a}:mine:0:d") for j in queued), queued
+        # the other app's campaign ends: app A is alone and may use every slot
+        st, body = await other_api.post("/campaigns/theirs/stop")
+        assert st == 200, body
+        batches.SLOTS._at = -batches.LIVE_APPS_CACHE_S
+        assert await batches.run(pool, redis, s, a, "mine", 0, False) == "ok"
+        assert await pool.fetchval("SELECT count(*) FROM messages WHERE app_id = $1", a) == 1
+    finally:
+        batches.SLOTS.running.pop(a, None)
+        await redis.close(close_connection_pool=True)
