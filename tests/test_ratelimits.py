@@ -44,7 +44,8 @@ async def test_budget_counts_down_then_429_with_headers(api: Api):
     sides = body["server_side"]
     assert sides["GetApp"]["limit"] == 5 and sides["GetApp"]["remaining"] == 0
     assert sides["GetRateLimits"] == {**sides["GetRateLimits"], "limit": 10_000, "remaining": 9_999}
-    assert sides["UpdateApp"]["limit"] == 1000 and sides["UpdateApp"]["remaining"] == 999
+    # the budget refills evenly (one UpdateApp every 60 ms), so the PATCH may be refilled already
+    assert sides["UpdateApp"]["limit"] == 1000 and sides["UpdateApp"]["remaining"] in (999, 1000)
     assert "Healthz" not in sides and "Metrics" not in sides
     assert api.last_headers["X-RateLimit-Limit"] == "10000"
 
