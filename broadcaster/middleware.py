@@ -23,7 +23,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 logger = logging.getLogger("broadcaster.http")
 
 # Operations (route names) that need no auth.
-PUBLIC = {"Healthz", "Readyz", "Metrics", "OpenAPI", "Docs", "DocsAsset", "FollowLink"}
+PUBLIC = {"Healthz", "Readyz", "Metrics", "OpenAPI", "Docs", "DocsAsset", "FollowLink", "Unsubscribe"}
 APP_ROW = web.RequestKey("app_row", AppRow)
 
 

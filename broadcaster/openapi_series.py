@@ -68,7 +68,14 @@ SCHEMAS["Campaign"]["properties"].update({
 
 
 def operations(op: Callable[..., J], q: Callable[..., J]) -> list[tuple[str, str, Any]]:
+    html_page = {"content": {"text/html": {"schema": STR}}}
     return [
+        ("get", "/u/{token}", {**op("Unsubscribe", "Users", "The signed {{ unsubscribe_url }} link: sets"
+                                    " campaigns_opt_out on the user (idempotent), answers a small page",
+                                    public=True, errors="404"),
+                               "responses": {"200": {"description": "unsubscribed", **html_page},
+                                             "404": {"description": "not a link we signed; nothing changed",
+                                                     **html_page}}}),
         ("post", "/events", op(
             "TrackEvents", "Campaigns", "Record 1..1,000 events for triggered campaigns (all or nothing)",
             obj({"events": arr(obj({"id": STR, "type": STR, "user_id": STR,

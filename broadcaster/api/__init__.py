@@ -17,13 +17,14 @@ from broadcaster.api import (
     segments,
     series,
     system,
+    unsubscribe,
     users,
     v2,
     webhooks,
 )
 
 ROUTE_MODULES = (system, app_settings, users, channels, members, segments, campaigns, webhooks,
-                 ratelimits, docs, metrics, funnel, series, events)
+                 ratelimits, docs, metrics, funnel, series, events, unsubscribe)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broadcaster import ids as idgen
+from broadcaster.domain import unsubscribe
 from broadcaster.templating import CampaignTemplates, RenderError, user_view
 from broadcaster.validate import ID_RE
 
@@ -106,6 +107,12 @@ def user_channel_cids(camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], se
     return sorted({f"{ctype}:{c}" for c in chids})
 
 
+def opted_out(r: Row) -> bool:
+    """The user field `campaigns_opt_out: true` (set through the user endpoints or /u/)."""
+    custom = r["custom"]
+    return isinstance(custom, dict) and custom.get("campaigns_opt_out") is True
+
+
 def users(
     camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dict[str, Any],
     existing: set[str] | None, *, test: bool = False,
@@ -128,8 +135,11 @@ def users(
         if not r["found"]:
             b.other.append([uid, uid, None, "skipped", "user_not_found"])
             continue
+        if not test and opted_out(r):  # SPEC 5B: a test send is explicit, so it still goes
+            b.other.append([uid, uid, None, "skipped", "opted_out"])
+            continue
         u = user_view(r)
-        ctx: dict[str, Any] = {"sender": sender, "receiver": u, "user": u}
+        ctx: dict[str, Any] = {"sender": sender, "receiver": u, "user": u, "unsubscribe_url": unsubscribe.MARK}
         try:
             chid = ""
             if tpl.channel_id is not None:

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from broadcaster import timefmt
-from broadcaster.domain import links, render, variants
+from broadcaster.domain import links, render, unsubscribe, variants
 from broadcaster.store import fanwrite
 from broadcaster.store.ledger import Tx
 from broadcaster.templating import CACHE as TEMPLATE_CACHE
@@ -74,6 +74,10 @@ async def _render_one(
     else:
         batch = await _render_users(conn, camp, tpl, rows, sender, test)
     sh = render.shape(camp, tpl, test=test)
+    if tracking is not None and not channels and "unsubscribe_url" in str(camp["message_template"]):
+        # {{ unsubscribe_url }}: each user's signed /u/ link
+        batch.texts = unsubscribe.fill(batch.texts, batch.targets, tracking.base, tracking.secret, camp["app_id"])
+        batch.customs = unsubscribe.fill(batch.customs, batch.targets, tracking.base, tracking.secret, camp["app_id"])
     _track(camp, sh, batch, tracking, test)
     return batch, sh
 

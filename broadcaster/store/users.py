@@ -185,3 +185,11 @@ async def hard_delete(conn: Conn, app_id: int, ids: Sequence[str]) -> list[async
     return await conn.fetch(
         "DELETE FROM users WHERE app_id = $1 AND id = ANY($2::text[]) RETURNING *", app_id, list(ids)
     )
+
+
+async def opt_out(conn: Conn, app_id: int, user_id: str) -> bool:
+    """campaigns_opt_out: true on a live user (idempotent); False when there is no such user."""
+    return bool(await conn.fetchval(
+        "UPDATE users SET custom = custom || '{\"campaigns_opt_out\": true}'::jsonb,"
+        " updated_at = CASE WHEN custom @> '{\"campaigns_opt_out\": true}' THEN updated_at ELSE now() END"
+        " WHERE app_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING 1", app_id, user_id))
