@@ -14,10 +14,10 @@ from broadcaster.api import series as series_api
 from broadcaster.domain import variants
 from broadcaster.errors import ApiError, bad_request
 from broadcaster.http import ok, read_json
-from broadcaster.jobs import recurring
 from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.services import campaigns as use_cases
+from broadcaster.services import recurring
 from broadcaster.store import campaign_view, campaigns, interactions, ledger, recipients
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, str_list, string

@@ -11,9 +11,9 @@ from broadcaster import timefmt
 from broadcaster.domain import triggers
 from broadcaster.errors import bad_request
 from broadcaster.http import ok, read_json
-from broadcaster.jobs import triggered
 from broadcaster.keys import POOL, REDIS
 from broadcaster.middleware import current_app
+from broadcaster.services import triggers as triggered
 from broadcaster.store import events
 from broadcaster.validate import ident
 

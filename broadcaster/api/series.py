@@ -13,9 +13,10 @@ from broadcaster import cursors
 from broadcaster.domain import schedule, series, triggers
 from broadcaster.errors import bad_request
 from broadcaster.http import ok
-from broadcaster.jobs import recurring, triggered
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
+from broadcaster.services import recurring
+from broadcaster.services import triggers as triggered
 from broadcaster.store import campaign_view, campaigns, events, ledger, runs
 from broadcaster.store.ledger import Tx
 

@@ -1,119 +1,18 @@
-"""Recurring series (SPEC 5A): the 1 s tick that starts runs, and the series use cases the
-API shares with it (start, pause, resume, stop).
-
-The tick reads "now" from PostgreSQL and each due series under its row lock (FOR UPDATE,
-re-checked after locking), so two workers never handle one occurrence twice, and the unique
-(app_id, parent_id, run_no) index makes a second run n impossible even if they did. A run is
-created by copying the parent and starting it through campaigns.start, the one start path
-(its audience fixed in that transaction, its own ledger, stats and campaign.* events); its
-batches are enqueued after the commit, and a worker killed before that leaves them to the
-campaign tick, which re-enqueues batches whose lease ended.
-"""
+"""The 1 s tick of recurring series (SPEC 5A): due occurrences start runs, ended series
+complete (the use cases are in services/recurring.py)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
-import asyncpg
 from arq import cron
-from arq.connections import ArqRedis
 
-from broadcaster import lifecycle
-from broadcaster.domain import schedule, series
 from broadcaster.errors import ApiError
-from broadcaster.services import campaigns as use_cases
-from broadcaster.store import campaigns, recipients, runs
-from broadcaster.store.ledger import Tx
+from broadcaster.services.recurring import complete_ended, handle_due, kick
+from broadcaster.store import runs
 
 logger = logging.getLogger("broadcaster.jobs.recurring")
-MAX_OCCURRENCES_PER_TICK = 1000  # a series missed for years is skipped over several ticks
-
-
-async def db_now(conn: Tx) -> datetime:
-    return await conn.fetchval("SELECT now()")  # type: ignore[no-any-return]
-
-
-async def start_series(conn: Tx, row: asyncpg.Record, not_before: datetime | None) -> asyncpg.Record:
-    """start on a recurring draft (locked FOR UPDATE): scheduled, its first occurrence set
-    (the first after now, or after scheduled_for when that is later)."""
-    lifecycle.check("start", row["status"])
-    now = await db_now(conn)
-    first = schedule.next_after(schedule.parse(row["schedule"]), max(now, not_before) if not_before else now)
-    return await runs.set_series_status(conn, row, "scheduled", None, first)
-
-
-EVENTS = {"pause": "campaign.paused", "resume": "campaign.resumed", "stop": "campaign.stopped"}
-
-
-async def transition(conn: Tx, row: asyncpg.Record, action: str) -> asyncpg.Record:
-    """pause / resume / stop a series (locked FOR UPDATE); stop also stops its live run."""
-    new = series.series_after(action, row["status"])
-    nxt: datetime | None = None
-    if action == "resume":
-        s = schedule.parse(row["schedule"])
-        nxt = schedule.next_after(s, await db_now(conn), int(row["runs_started"]))
-    elif action == "pause":
-        nxt = row["next_run_at"]  # occurrences that come due while paused are skipped
-    if action == "stop":
-        for run in await runs.live_runs(conn, row["app_id"], row["id"]):
-            await campaigns.set_status(conn, run, "stop", event="campaign.stopped")
-    return await runs.set_series_status(conn, row, new, EVENTS[action], nxt)
-
-
-async def _start_run(conn: Tx, parent: asyncpg.Record, run_no: int, batch_size: int) -> str | None:
-    """Run n, started now; None (and the occurrence skipped) when its audience cannot be fixed."""
-    try:
-        async with conn.transaction():  # a savepoint: a refused audience leaves no run row
-            child = await runs.create_run(conn, parent, run_no)
-            kind = "user"
-            if child["segment_ids"]:
-                kind = (await recipients.load_audience(conn, child["app_id"], child["segment_ids"],
-                                                       child["sender_id"])).kind
-            await campaigns.start(conn, child, kind, None, None, batch_size)
-            return str(child["id"])
-    except ApiError as e:
-        logger.warning("recurring run not started: its audience cannot be fixed",
-                       extra={"fields": {"campaign": parent["id"], "run_no": run_no, "error": e.message}})
-        return None
-
-
-async def handle_due(conn: Tx, app_id: int, cid: str, batch_size: int) -> str | None:
-    """Handle the due occurrences of one series; returns the run started, if any. At most one
-    run per call: a later occurrence also due is handled by the next tick."""
-    async with conn.transaction():
-        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
-        now = await db_now(conn)
-        if row["type"] != "recurring" or row["status"] not in ("scheduled", "paused"):
-            return None
-        s = schedule.parse(row["schedule"])
-        started_run: str | None = None
-        n = int(row["runs_started"])
-        due = row["next_run_at"]
-        for _ in range(MAX_OCCURRENCES_PER_TICK):
-            if due is None or due > now or started_run is not None:
-                break
-            outcome = series.occurrence_outcome(row["status"], due, now, s.catch_up)
-            if outcome == "start":
-                started_run = await _start_run(conn, row, n + 1, batch_size)
-                if started_run is not None:
-                    n += 1
-                    await runs.record(conn, row, due, "started", run_no=n)
-                else:
-                    await runs.record(conn, row, due, "skipped", reason="audience_error")
-            else:
-                await runs.record(conn, row, due, "skipped", reason=outcome)
-            due = schedule.next_after(s, due, n)
-        await runs.advance(conn, row, due, n, started=started_run is not None)
-        return started_run
-
-
-async def complete_ended(conn: Tx, app_id: int, cid: str) -> None:
-    async with conn.transaction():
-        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
-        if row["status"] == "scheduled" and row["next_run_at"] is None and not await runs.live_runs(conn, app_id, cid):
-            await runs.set_series_status(conn, row, "completed", "campaign.completed", None)
 
 
 async def series_tick(ctx: dict[str, Any]) -> None:
@@ -134,10 +33,6 @@ async def series_tick(ctx: dict[str, Any]) -> None:
                 await complete_ended(conn, r["app_id"], r["id"])
             except ApiError:
                 continue
-
-
-async def kick(redis: ArqRedis, conn: Tx, app_id: int, run_id: str) -> None:
-    await use_cases.kick(redis, conn, app_id, run_id, all_open=True)
 
 
 FUNCTIONS: list[Any] = []
