@@ -21,7 +21,9 @@ import asyncpg
 import orjson
 
 from broadcaster import devstack
+from broadcaster.benchhooks import plain_receiver_run
 from broadcaster.benchparts import Client, RssSampler, Sink, ceiling, progress
+from broadcaster.plainreceiver import PlainReceiver
 from broadcaster.store import apps, outbox
 
 
@@ -182,6 +184,16 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
     await client.ok("PATCH", "/app", {"webhook_url": sink.url, "webhook_rate_limit": 0})
     hooks = await _webhooks(dsn, app_id, sink, k=max(2000, min(20_000, n // 10)))
     progress(f"webhooks {hooks}")
+    plain = PlainReceiver().start()
+    try:  # the same worker(s) against Python's http.server (SPEC 10: every event on attempt 1)
+        await client.ok("PATCH", "/app", {"webhook_url": plain.url})
+        progress("webhooks: one campaign's events to a plain http.server receiver")
+        hooks["plain_http_server"] = await plain_receiver_run(
+            dsn, app_id, plain, max(1000, min(10_000, n // 20)), "bench-plain")
+        progress(f"webhooks plain http.server {hooks['plain_http_server']}")
+    finally:
+        await client.ok("PATCH", "/app", {"webhook_url": sink.url})
+        plain.stop()
 
     sampler2 = RssSampler([w.pid for w in workers])
     fan2 = await _fanout(client, "bench-2", "bench2", n, sampler2, skip_webhook=False)
@@ -281,7 +293,7 @@ async def _fanout(client: Client, cid: str, channel_type: str, n: int, sampler: 
             "rss_at_10": rss_at_10 or round(sampler.peak, 1), "rss_at_100": round(sampler.peak, 1)}
 
 
-async def _webhooks(dsn: str, app_id: int, sink: Sink, k: int) -> dict[str, float]:
+async def _webhooks(dsn: str, app_id: int, sink: Sink, k: int) -> dict[str, Any]:
     """Signed deliveries/s from the worker(s) to the local sink: k events put in the outbox
     in one transaction, timed until the sink has them all."""
     progress(f"webhooks: {k} events through the outbox to a local receiver")

@@ -6,6 +6,8 @@
    outbox in one transaction, timed until the receiver has them all; once as unrelated
    events, once as one campaign (campaign.started, N message.new, campaign.completed) so the
    per-campaign ordering is part of the measure. Target (issue 5): >= 5,000/s.
+   Then one campaign's events (--plain-events message.new) to a plain Python
+   `http.server.ThreadingHTTPServer` receiver: deliveries/s, retries, duplicates.
 2. Rate-limit check overhead per API request: p50 of the limiter's one Redis script call,
    and p50 of GET /app through the real API with the limit on vs off. Target: < 1 ms p50.
 
@@ -33,7 +35,9 @@ from redis.asyncio import Redis
 
 from broadcaster import db, devstack, ratelimit
 from broadcaster.app import create_app
+from broadcaster.benchhooks import plain_receiver_run
 from broadcaster.benchparts import Sink, progress
+from broadcaster.plainreceiver import PlainReceiver
 from broadcaster.settings import Settings
 from broadcaster.store import apps, outbox
 
@@ -172,9 +176,26 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             warm = await deliveries(dsn, app.id, sink, 500, None)
             plain = await deliveries(dsn, app.id, sink, args.events, None, meter)
             ordered = await deliveries(dsn, app.id, sink, args.events, "perf-campaign", meter)
+            plain = PlainReceiver().start()
+            try:
+                conn = await asyncpg.connect(dsn)
+                await db.init_connection(conn)
+                papp = await apps.create(conn, f"perf-plain-{int(time.time())}")
+                await apps.update_settings(conn, papp.id, {"webhook_url": plain.url, "webhook_rate_limit": 0})
+                await conn.close()
+                cpu0 = meter.sample()
+                plain_run = await plain_receiver_run(dsn, papp.id, plain, args.plain_events, "perf-plain")
+                cpu1 = meter.sample()
+                plain_run["cpu_us_per_delivery"] = {
+                    k: round((cpu1[k] - cpu0[k]) * 1e6 / max(1, plain_run["delivered"])) for k in cpu0}
+                progress(f"deliveries (plain http.server receiver): {plain_run}")
+            finally:
+                plain.stop()
             limiter = None if args.skip_limiter else await limiter_overhead(dsn, redis_url, app, args.checks)
             return {"machine": {"cpus": os.cpu_count(), "postgres": pg_version}, "warmup": warm,
-                    "webhooks_plain": plain, "webhooks_one_campaign": ordered, "rate_limit": limiter}
+                    "webhooks_plain": plain, "webhooks_one_campaign": ordered,
+                    "webhooks_plain_http_server": plain_run, "rate_limit": limiter,
+                    "load_average_1m": round(os.getloadavg()[0], 2)}
         finally:
             if worker is not None:
                 worker.terminate()
@@ -186,5 +207,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--checks", type=int, default=3_000)
+    p.add_argument("--plain-events", type=int, default=10_000,
+                   help="message.new events of the campaign sent to the plain http.server receiver")
     p.add_argument("--skip-limiter", action="store_true", help="only the delivery figures")
     print(orjson.dumps(asyncio.run(main(p.parse_args())), option=orjson.OPT_INDENT_2).decode())

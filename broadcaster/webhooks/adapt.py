@@ -80,7 +80,7 @@ class Window:
             if latency_s > min(slow, self.timeout_s / 2):
                 self._cut(sent_at, now)
             elif (latency_s <= base * PROMPT_FACTOR + PROMPT_SLACK_S
-                  and self.inflight + 1 >= self.size  # only a window in use has shown it fits
+                  and self.inflight + 1 >= int(self.size)  # only a window in use has shown it fits
                   and now - self.cut_at >= max(COOL_S, 2 * latency_s)):
                 grow = 1.0 if self.size < self.threshold else 1.0 / self.size
                 self.size = min(MAX_WINDOW, self.size + grow)

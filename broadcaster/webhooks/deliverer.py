@@ -36,7 +36,7 @@ QUEUE_MAX = 5000
 PACE_MAX_S = 2.0  # a paced receiver's rows are claimed at most this far ahead of their turn
 DUE_REFRESH_S = 0.25  # how often the receivers with due rows are looked up again
 APPS_REFRESH_S = 1.0  # a changed URL or removed receiver is seen within this
-FLUSH_S = 0.05
+FLUSH_S = 0.1
 
 Key = tuple[int, str]  # (app_id, receiver)
 WINDOWS: dict[Key, adapt.Window] = {}  # per worker process: outlives a pump
@@ -139,12 +139,16 @@ class Deliverer:
         return len(rows)
 
     async def _app(self, app_id: int) -> Any:
+        """The app's row (settings, keys), refreshed every APPS_REFRESH_S; the senders read
+        the last one known (None only once the app is gone)."""
         now = time.monotonic()
         if now >= self._apps_at:
-            self._apps.clear()
-            self._whsecs.clear()
             self._apps_at = now + APPS_REFRESH_S
-        if app_id not in self._apps:
+            known = sorted(set(self._apps) | {app_id})
+            fresh = await store.app_settings(self.pool, known)
+            self._apps = {i: fresh.get(i) for i in known}
+            self._whsecs = await webhook_secrets.signing(self.pool, known)
+        elif app_id not in self._apps:
             self._apps.update(await store.app_settings(self.pool, [app_id]))
             self._apps.setdefault(app_id, None)
             self._whsecs.update(await webhook_secrets.signing(self.pool, [app_id]))
@@ -182,48 +186,64 @@ class Deliverer:
                 q.extend((ready, claimed, r) for r in part)
             self.feed(key)
 
-    def feed(self, key: Key) -> None:
-        """Start queued rows of a receiver while its window has room."""
-        q = self.queues.get(key)
-        if not q:
-            return
-        w = self.window(key)
-        now = time.monotonic()
+    def _next(self, key: Key, q: deque[tuple[float, float, Any]], w: adapt.Window,
+              now: float) -> Any | None:
+        """The next queued row that may go now (taking its window slot), None if none."""
         app = self._apps.get(key[0])
         while q and w.free(now) > 0:
             ready, claimed, row = q[0]
             if ready > now:  # paced: come back when its turn is due
                 asyncio.get_running_loop().call_later(ready - now, self.feed, key)
-                return
+                return None
             q.popleft()
             if app is None or now - claimed > self.send_by_s:
                 self._giveback.append(row["id"])
                 continue
-            url = policy.receiver_url(app["settings"] or {}, key[1])
-            if url is None:
-                self.results.append(Result(row, None, None, "receiver removed", final=True))
-                continue
             w.started()
+            return row
+        return None
+
+    def feed(self, key: Key) -> None:
+        """Start senders for a receiver while its window has room and rows are queued: each
+        sender goes on with the next row as its request returns (no task per request)."""
+        q = self.queues.get(key)
+        if not q:
+            return
+        w = self.window(key)
+        now = time.monotonic()
+        while q:
+            row = self._next(key, q, w, now)
+            if row is None:
+                return
             self.sending += 1
-            t = asyncio.create_task(self._send(key, w, row, url, app, self._whsecs.get(key, [])))
+            t = asyncio.create_task(self._sender(key, q, w, row))
             self.tasks.add(t)
             t.add_done_callback(self.tasks.discard)
 
-    async def _send(self, key: Key, w: adapt.Window, row: Any, url: str, app: Any,
-                    whsecs: list[str]) -> None:
+    async def _sender(self, key: Key, q: deque[tuple[float, float, Any]], w: adapt.Window,
+                      row: Any | None) -> None:
         try:
-            res = await self.sender.post(row, url, app["api_key"], app["api_secret"], whsecs)
+            while row is not None:
+                app = self._apps.get(key[0])
+                url = policy.receiver_url(app["settings"] or {}, key[1]) if app is not None else None
+                if app is None or url is None:  # removed since: nothing more goes there
+                    w.returned()
+                    self.results.append(Result(row, None, None, "receiver removed", final=True))
+                else:
+                    res = await self.sender.post(row, url, app["api_key"], app["api_secret"],
+                                                 self._whsecs.get(key, []))
+                    now = time.monotonic()
+                    if res.final and res.status is None:
+                        w.returned()
+                    else:
+                        ok = res.status is not None and not policy.retryable(res.status)
+                        w.answered(ok, res.latency_s, res.sent_at, now, reached=res.status is not None)
+                    self.results.append(res)
+                    self.sent += 1
+                row = self._next(key, q, w, time.monotonic())
         finally:
             self.sending -= 1
-        if res.final and res.status is None:
-            w.returned()
-        else:
-            ok = res.status is not None and not policy.retryable(res.status)
-            w.answered(ok, res.latency_s, res.sent_at, time.monotonic(), reached=res.status is not None)
-        self.results.append(res)
-        self.sent += 1
-        self.feed(key)
-        self.wake.set()
+            self.wake.set()
 
     async def _reserve(self, key: str, rate: float, n: int) -> float:
         try:
