@@ -95,3 +95,7 @@ async def test_v2_answers_match_the_document(api: Api):
     st, b = await api.post("/api/v2/chat/campaigns/c2/stop")
     _check("post", "/api/v2/chat/campaigns/{id}/stop", st, b)
     assert b["status"] == "stopped" and "campaign" not in b
+    # the v2 aliases count as their root operations: one budget, listed once
+    st, b = await api.get("/rate_limits")
+    assert st == 200 and "StopCampaign" in b["server_side"], b
+    assert not [op for op in b["server_side"] if op.startswith("v2.")]

@@ -9,6 +9,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from broadcaster import ratelimit
+from broadcaster.api.v2 import operation_name
 from broadcaster.http import ok
 from broadcaster.keys import REDIS, SETTINGS
 from broadcaster.middleware import PUBLIC, current_app
@@ -19,7 +20,8 @@ routes = web.RouteTableDef()
 @routes.get("/rate_limits", name="GetRateLimits")
 async def get_rate_limits(request: web.Request) -> web.Response:
     app = current_app(request)
-    ops = sorted(n for n in request.app.router.named_resources() if n not in PUBLIC)
+    # /api/v2 aliases (route names v2.<Operation>) share their root operation's budget.
+    ops = sorted({operation_name(n) or n for n in request.app.router.named_resources()} - PUBLIC)
     wanted = request.query.get("endpoints")
     if wanted:
         names = {x.strip() for x in wanted.split(",") if x.strip()}
