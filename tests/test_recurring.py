@@ -198,3 +198,19 @@ async def test_validation_names_the_field(api: Api, pool: Any) -> None:
     assert_error(st, err, 400, 4, "draft")
     st, body = await api.post("/campaigns/query", {"filter": {"type": "recurring"}})
     assert st == 200 and [c["id"] for c in body["campaigns"]] == ["r"], body
+
+
+async def test_two_workers_start_each_occurrence_once(api: Api, pool: Any, start_worker: Any) -> None:
+    await setup(api, pool, 30, "twice", max_runs=3)
+    assert (await api.post("/campaigns/twice/start"))[0] == 200
+    start_worker()
+    start_worker()
+    for n in (1, 2, 3):
+        await make_due(pool, "twice")
+        await completed(api, f"twice-run-{n}")
+    await completed(api, "twice")
+    assert [r[0] for r in await pool.fetch(
+        "SELECT run_no FROM campaigns WHERE parent_id = 'twice' ORDER BY run_no")] == [1, 2, 3]
+    assert await occurrences(pool, "twice") == [("started", None)] * 3
+    for n in (1, 2, 3):
+        await exactly_once(pool, f"twice-run-{n}", 30)
