@@ -296,7 +296,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
     ("get", "/webhooks/failed", op(
         "QueryFailedWebhooks", "Webhooks", "Events that exhausted their retries",
         paged("webhooks", ref("FailedWebhook")), errors="400",
-        params=(q("limit", limit(1000, 100)), q("next", STR)))),
+        params=(q("limit", limit(1000, 100)), q("next", STR), q("prev", STR)))),
     ("post", "/webhooks/replay", op(
         "ReplayWebhooks", "Webhooks", "Re-queue failed events by ids or since a time",
         obj({"replayed": INT, "duration": STR}, "replayed"), errors="400", body=obj({

@@ -166,6 +166,10 @@ async def test_every_recipient_listed_pending_from_the_start(api: Api, pool: Any
     assert [r["target_id"] for r in back["recipients"]] == ids[0:1] and "prev" not in back
     st, body = await api.get("/campaigns/list1/recipients", params={"status": "pending", "limit": "1000"})
     assert len(body["recipients"]) == 1000 and "next" in body
+    # the cursor carries its status filter (SPEC 1): a next with another status continues it
+    st, more = await api.get("/campaigns/list1/recipients",
+                             params={"status": "sent", "limit": "0", "next": body["next"]})
+    assert st == 200 and more["recipients"][0] == {"target_id": ids[1000], "status": "pending"}, more
     st, body = await api.delete("/campaigns/list1/recipients/r00002")
     assert st == 200, body
     st, body = await api.delete("/campaigns/list1/recipients/y1")  # added after the start

@@ -134,8 +134,10 @@ async def test_replay_and_failed_are_per_app(api: Api, other_api: Api, pool):
     assert st == 200 and body["webhooks"] == []
     st, body = await other_api.post("/webhooks/replay", {"ids": [wid]})
     assert st == 200 and body["replayed"] == 0
-    st, body = await api.get("/webhooks/failed", params={"limit": "0"})
-    assert st == 400
+    st, body = await api.get("/webhooks/failed", params={"limit": "0"})  # 0 = the default
+    assert st == 200 and len(body["webhooks"]) == 1, body
+    st, body = await api.get("/webhooks/failed", params={"limit": "1001"})
+    assert st == 400 and "limit" in body["message"], body
     await asyncio.sleep(0)
 
 
@@ -191,3 +193,25 @@ async def test_ordering_across_routing_batches(api: Api, pool):
         await store.finish(conn, delivered=[(i, 1) for i in msgs[:2]], retries=[],
                            failures=[(msgs[2], 1, 400, "x")], released=[key])
     assert await claim() == ["campaign.completed"]
+
+
+async def test_failed_pages_forwards_and_back(api: Api, other_api: Api, pool):
+    await pool.execute(
+        "INSERT INTO webhook_deliveries (app_id, event_id, receiver, url, event_type, barrier,"
+        " payload, state, failed_at) SELECT $1, g, 'webhook_url', 'http://x/', 'message.new',"
+        " false, '{}', 'failed', now() FROM generate_series(1, 5) g", api.creds.app_id)
+    st, p1 = await api.get("/webhooks/failed", params={"limit": "2"})
+    assert st == 200 and len(p1["webhooks"]) == 2 and "prev" not in p1, p1
+    st, p2 = await api.get("/webhooks/failed", params={"limit": "2", "next": p1["next"]})
+    assert st == 200 and len(p2["webhooks"]) == 2 and p2.get("prev") and p2.get("next"), p2
+    st, p3 = await api.get("/webhooks/failed", params={"limit": "2", "next": p2["next"]})
+    assert st == 200 and len(p3["webhooks"]) == 1 and "next" not in p3, p3
+    st, back = await api.get("/webhooks/failed", params={"limit": "2", "prev": p3["prev"]})
+    assert st == 200 and [w["id"] for w in back["webhooks"]] == [w["id"] for w in p2["webhooks"]], back
+    st, first = await api.get("/webhooks/failed", params={"limit": "2", "prev": back["prev"]})
+    assert [w["id"] for w in first["webhooks"]] == [w["id"] for w in p1["webhooks"]] and "prev" not in first
+    all_ids = [w["id"] for w in p1["webhooks"] + p2["webhooks"] + p3["webhooks"]]
+    assert len(set(all_ids)) == 5
+    # another app's cursor is refused
+    st, body = await other_api.get("/webhooks/failed", params={"next": p1["next"]})
+    assert st == 400 and "another resource" in body["message"], body

@@ -20,7 +20,7 @@ from broadcaster.services import campaigns as use_cases
 from broadcaster.services import recurring
 from broadcaster.store import campaign_view, campaigns, interactions, ledger, recipients
 from broadcaster.templating import compile_campaign
-from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, integer, obj, str_list, string
+from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, obj, str_list, string
 
 routes = web.RouteTableDef()
 SORT_DEFAULT = [("created_at", -1), ("id", 1)]
@@ -247,28 +247,23 @@ async def test_campaign(request: web.Request) -> web.Response:
 async def query_recipients(request: web.Request) -> web.Response:
     app = current_app(request)
     camp = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
-    q = dict(request.query)
-    status = q.get("status") or None
-    if status is not None and status not in ledger.STATUSES:
-        raise bad_request(f"status must be one of {', '.join(ledger.STATUSES)}, got {status[:40]!r}")
-    limit = integer({"limit": int(q["limit"]) if q.get("limit", "").isdigit() else q.get("limit")},
-                    "limit", lo=1, hi=1000, default=100)
-    assert limit is not None
-    if q.get("next") and q.get("prev"):
-        raise bad_request("next and prev are mutually exclusive")
-    fp = cursors.fingerprint("recipients", app.id, camp["id"], status)
     secret = request.app[SETTINGS].cursor_secret
-    after = cursors.decode(q["next"], "next", "next", fp, secret)[0] if q.get("next") else None
-    before = cursors.decode(q["prev"], "prev", "prev", fp, secret)[0] if q.get("prev") else None
+    limit = cursors.limit_of(request.query.get("limit"), "limit", default=100, hi=1000)
+    # a cursor carries its status filter: a page by cursor continues the listing it came from
+    req = cursors.begin(request.query, ("recipients", app.id, camp["id"]),
+                        {"status": request.query.get("status") or None}, secret, limit=limit)
+    status = req.query.get("status")
+    if status is not None and status not in ledger.STATUSES:
+        raise bad_request(f"status must be one of {', '.join(ledger.STATUSES)}, got {str(status)[:40]!r}")
+    pos = cursors.typed_position(req, ["text"])
+    key = pos[0] if pos is not None else None
     rows = await ledger.page(request.app[POOL], app.id, camp["id"], status, planned=bool(camp["planned"]),
-                             after=after, before=before, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[-limit:] if before is not None else rows[:limit]
-    out: dict[str, Any] = {"recipients": [ledger.row_view(r) for r in rows]}
-    if rows and (more if before is None else True):
-        out["next"] = cursors.encode([rows[-1]["target_id"]], "next", fp, secret)
-    if rows and (more if before is not None else after is not None):
-        out["prev"] = cursors.encode([rows[0]["target_id"]], "prev", fp, secret)
+                             after=None if req.backwards else key,
+                             before=key if req.backwards else None, limit=limit + 1)
+    if req.backwards:
+        rows.reverse()  # nearest first, as the helper expects of a backwards page
+    page, links = cursors.finish(req, rows, lambda r: [r["target_id"]], secret)
+    out: dict[str, Any] = {"recipients": [ledger.row_view(r) for r in page], **links}
     return ok(request, out)
 
 

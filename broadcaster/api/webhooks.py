@@ -40,26 +40,18 @@ def _item(r: Any) -> dict[str, Any]:
 @routes.get("/webhooks/failed", name="QueryFailedWebhooks")
 async def failed(request: web.Request) -> web.Response:
     app = current_app(request)
-    q = dict(request.query)
-    try:
-        limit = int(q.get("limit", "100"))
-    except ValueError:
-        raise bad_request("limit must be an integer") from None
-    if not 1 <= limit <= 1000:
-        raise bad_request(f"limit must be between 1 and 1000, got {limit}")
+    limit = cursors.limit_of(request.query.get("limit"), "limit", default=100, hi=1000)
     secret = request.app[SETTINGS].cursor_secret
-    fp = cursors.fingerprint("webhooks.failed", app.id)
-    after = None
-    if q.get("next"):
-        pos = cursors.decode(q["next"], "next", "next", fp, secret)
-        if len(pos) != 1 or not isinstance(pos[0], int):
-            raise bad_request("next is not a valid cursor")
-        after = pos[0]
-    rows = await store.failed_page(request.app[POOL], app.id, after=after, limit=limit + 1)
-    out: dict[str, Any] = {"webhooks": [_item(r) for r in rows[:limit]]}
-    if len(rows) > limit:
-        out["next"] = cursors.encode([rows[limit - 1]["id"]], "next", fp, secret)
-    return ok(request, out)
+    req = cursors.begin(request.query, ("webhooks.failed", app.id), {}, secret, limit=limit)
+    pos = req.position
+    if pos is not None and (len(pos) != 1 or not isinstance(pos[0], int) or isinstance(pos[0], bool)):
+        raise bad_request(f"{'prev' if req.backwards else 'next'} is not a valid cursor")
+    key = pos[0] if pos is not None else None
+    rows = await store.failed_page(
+        request.app[POOL], app.id, after=None if req.backwards else key,
+        before=key if req.backwards else None, limit=limit + 1)
+    page, links = cursors.finish(req, list(rows), lambda r: [r["id"]], secret)
+    return ok(request, {"webhooks": [_item(r) for r in page], **links})
 
 
 @routes.post("/webhooks/replay", name="ReplayWebhooks")

@@ -104,16 +104,22 @@ async def finish(
         await release(conn, released)
 
 
+_FAILED_PAGE = (
+    "SELECT id, webhook_id, event_type, receiver, url, campaign_id, attempt, series,"
+    " last_status, last_error, failed_at, created_at, payload"
+    " FROM webhook_deliveries WHERE app_id = $1 AND state = 'failed' AND id {op} $2"
+    " ORDER BY id {dir} LIMIT $3"
+)
+
+
 async def failed_page(
-    conn: Conn, app_id: int, *, after: int | None, limit: int,
+    conn: Conn, app_id: int, *, after: int | None, limit: int, before: int | None = None,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT id, webhook_id, event_type, receiver, url, campaign_id, attempt, series,"
-        " last_status, last_error, failed_at, created_at, payload"
-        " FROM webhook_deliveries WHERE app_id = $1 AND state = 'failed' AND id > $2"
-        " ORDER BY id LIMIT $3",
-        app_id, after or 0, limit,
-    )
+    """Failed deliveries in id order after `after`, or (with `before`) the ones just before
+    it, nearest first (the pagination helper turns that page around)."""
+    if before is not None:
+        return await conn.fetch(_FAILED_PAGE.format(op="<", dir="DESC"), app_id, before, limit)
+    return await conn.fetch(_FAILED_PAGE.format(op=">", dir="ASC"), app_id, after or 0, limit)
 
 
 async def replay(
