@@ -141,21 +141,3 @@ def limit_of(value: Any, field: str, *, default: int, hi: int) -> int:
     if n < 0 or n > hi:
         raise bad_request(f"{field} must be between 0 and {hi}, got {n}")
     return n or default
-
-
-# ---- the position-only cursors still used by the recipients ledger and failed webhooks ----
-
-def fingerprint(*parts: Any) -> str:
-    raw = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def encode(position: list[Any], direction: str, query_fp: str, secret: str) -> str:
-    return seal([query_fp], {}, position, direction, secret)
-
-
-def decode(cursor: Any, field: str, expected_direction: str, query_fp: str, secret: str) -> list[Any]:
-    _, pos, direction = unseal(cursor, field, [query_fp], secret)
-    if direction != expected_direction:
-        raise bad_request(f"{field} cursor was issued for {direction!r} paging, not {expected_direction!r}")
-    return pos

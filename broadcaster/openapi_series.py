@@ -86,5 +86,5 @@ def operations(op: Callable[..., J], q: Callable[..., J]) -> list[tuple[str, str
         ("get", "/campaigns/{id}/runs", op(
             "QueryCampaignRuns", "Campaigns", "The runs of a recurring campaign, newest first (extension)",
             paged("runs", ref("Campaign")), errors="400 404",
-            params=(q("limit", limit(100, 25)), q("next", STR)))),
+            params=(q("limit", limit(100, 25)), q("next", STR), q("prev", STR)))),
     ]

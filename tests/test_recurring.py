@@ -105,6 +105,8 @@ async def test_two_runs_each_with_its_own_audience_ledger_and_events_across_a_re
     assert st == 200 and [r["id"] for r in page1["runs"]] == ["daily-run-2"], page1
     st, page2 = await api.get(f"/campaigns/daily/runs?limit=1&next={page1['next']}")
     assert st == 200 and [r["id"] for r in page2["runs"]] == ["daily-run-1"] and "next" not in page2, page2
+    st, back = await api.get(f"/campaigns/daily/runs?limit=1&prev={page2['prev']}")
+    assert st == 200 and [r["id"] for r in back["runs"]] == ["daily-run-2"] and "prev" not in back, back
 
     async def events() -> list[tuple[str, str]] | None:
         rows = await pool.fetch(

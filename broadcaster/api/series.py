@@ -100,18 +100,15 @@ async def query_runs(request: web.Request) -> web.Response:
         raise bad_request(f"campaign {parent['id']!r} is not recurring (type {parent['type']!r}): it has no runs")
     limit = cursors.limit_of(request.query.get("limit"), "limit", default=25, hi=100)
     secret = request.app[SETTINGS].cursor_secret
-    fp = cursors.fingerprint("runs", app.id, parent["id"])
-    before = None
-    if request.query.get("next"):
-        pos = cursors.decode(request.query["next"], "next", "next", fp, secret)
-        if len(pos) != 1 or not isinstance(pos[0], int):
-            raise bad_request("next is not a cursor of this list")
-        before = pos[0]
-    rows = await runs.page(pool, app.id, parent["id"], before, limit + 1)
-    page = rows[:limit]
+    req = cursors.begin(request.query, ("runs", app.id, parent["id"]), {}, secret, limit=limit)
+    after = None
+    if req.position is not None:
+        if len(req.position) != 1 or isinstance(req.position[0], bool) or not isinstance(req.position[0], int):
+            raise bad_request("next/prev is not a cursor of this list")
+        after = req.position[0]
+    rows = await runs.page(pool, app.id, parent["id"], after, limit + 1, backwards=req.backwards)
+    page, links = cursors.finish(req, list(rows), lambda r: [r["run_no"]], secret)
     stats = await ledger.stats_many(pool, app.id, [r["id"] for r in page])
     rel = await campaign_view.related(pool, app.id, page, user_limit=None)
-    out: dict[str, Any] = {"runs": [campaigns.view(r, stats.get(r["id"]), **rel[r["id"]]) for r in page]}
-    if len(rows) > limit:
-        out["next"] = cursors.encode([page[-1]["run_no"]], "next", fp, secret)
+    out: dict[str, Any] = {"runs": [campaigns.view(r, stats.get(r["id"]), **rel[r["id"]]) for r in page], **links}
     return ok(request, out)

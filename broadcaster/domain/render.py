@@ -46,6 +46,30 @@ class Batch:
     other: list[list[str | None]] = field(default_factory=list)
     errored: int = 0
 
+    def skip(self, target: str, user: str | None, cid: str | None, reason: str) -> None:
+        self.other.append([target, user, cid, "skipped", reason])
+
+    def error(self, target: str, user: str | None, cid: str | None, message: str) -> None:
+        self.other.append([target, user, cid, "errored", message])
+        self.errored += 1
+
+    def add(
+        self, target: str, *, receiver: str | None = None, chid: str = "", text: str | None = None,
+        custom: Any = None, ccustom: Any = None,
+    ) -> None:
+        """One sent row; a value goes to its column only where the column is shipped."""
+        self.targets.append(target)
+        if self.receivers is not None:
+            self.receivers.append(receiver)
+        if self.chids is not None:
+            self.chids.append(chid)
+        if self.texts is not None:
+            self.texts.append(text)  # type: ignore[arg-type]
+        if self.customs is not None:
+            self.customs.append(custom)
+        if self.ccustoms is not None:
+            self.ccustoms.append(ccustom)
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -133,10 +157,10 @@ def users(
     for r in rows:
         uid = r["id"]
         if not r["found"]:
-            b.other.append([uid, uid, None, "skipped", "user_not_found"])
+            b.skip(uid, uid, None, "user_not_found")
             continue
         if not test and opted_out(r):  # SPEC 5B: a test send is explicit, so it still goes
-            b.other.append([uid, uid, None, "skipped", "opted_out"])
+            b.skip(uid, uid, None, "opted_out")
             continue
         u = user_view(r)
         ctx: dict[str, Any] = {"sender": sender, "receiver": u, "user": u, "unsubscribe_url": unsubscribe.MARK}
@@ -151,7 +175,7 @@ def users(
             if existing is not None:
                 c = f"{ctype}:{chid}"
                 if c not in existing:
-                    b.other.append([uid, uid, c, "skipped", "channel_not_found"])
+                    b.skip(uid, uid, c, "channel_not_found")
                     continue
             ccustom = tpl.channel_custom.value if cc_const else tpl.channel_custom.render(ctx)
             if need_channel:
@@ -160,18 +184,9 @@ def users(
             text = None if text_const else tpl.text.render(ctx)
             custom = None if cu_const else message_custom(camp, tpl.custom.render(ctx), test)
         except RenderError as e:
-            b.other.append([uid, uid, None, "errored", str(e)])
-            b.errored += 1
+            b.error(uid, uid, None, str(e))
             continue
-        b.targets.append(uid)
-        if b.chids is not None:
-            b.chids.append(chid)
-        if b.texts is not None:
-            b.texts.append(text)  # type: ignore[arg-type]
-        if b.customs is not None:
-            b.customs.append(custom)
-        if b.ccustoms is not None:
-            b.ccustoms.append(ccustom)
+        b.add(uid, chid=chid, text=text, custom=custom, ccustom=ccustom)
     return b
 
 
@@ -183,11 +198,10 @@ def channels(camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dic
     cu_const = tpl.custom.constant
     b = Batch(channel_mode=True, receivers=[], chids=[], texts=None if text_const else [],
               customs=None if cu_const else [])
-    assert b.receivers is not None and b.chids is not None
     for r in rows:
         c = r["id"]
         if not r["found"]:
-            b.other.append([c, None, c, "skipped", "channel_not_found"])
+            b.skip(c, None, c, "channel_not_found")
             continue
         cc = r["ccustom"] or {}
         channel = {**cc, "id": r["chid"], "type": r["type"], "cid": c, "custom": cc, "team": r["team"]}
@@ -199,14 +213,7 @@ def channels(camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dic
             text = None if text_const else tpl.text.render(ctx)
             custom = None if cu_const else message_custom(camp, tpl.custom.render(ctx), False)
         except RenderError as e:
-            b.other.append([c, rid, c, "errored", str(e)])
-            b.errored += 1
+            b.error(c, rid, c, str(e))
             continue
-        b.targets.append(c)
-        b.receivers.append(rid)
-        b.chids.append(c)
-        if b.texts is not None:
-            b.texts.append(text)  # type: ignore[arg-type]
-        if b.customs is not None:
-            b.customs.append(custom)
+        b.add(c, receiver=rid, chid=c, text=text, custom=custom)
     return b

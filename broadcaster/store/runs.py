@@ -81,11 +81,15 @@ async def live_runs(conn: Tx, app_id: int, parent_id: str) -> list[asyncpg.Recor
         " AND status IN ('scheduled', 'in_progress', 'paused') ORDER BY run_no FOR UPDATE", app_id, parent_id)
 
 
-async def page(conn: Conn, app_id: int, parent_id: str, before: int | None, limit: int) -> list[asyncpg.Record]:
-    """Runs newest first (run_no descending), those numbered below `before` when given."""
-    return await conn.fetch(
-        f"SELECT {campaigns.COLUMNS} FROM campaigns WHERE app_id = $1 AND parent_id = $2"
-        " AND ($3::int IS NULL OR run_no < $3) ORDER BY run_no DESC LIMIT $4", app_id, parent_id, before, limit)
+async def page(
+    conn: Conn, app_id: int, parent_id: str, after: int | None, limit: int, *, backwards: bool = False,
+) -> list[asyncpg.Record]:
+    """Runs newest first (run_no descending) after the position `after`; backwards: the runs
+    before it, oldest of them first (the pagination helper reverses them)."""
+    q = "SELECT {cols} FROM campaigns WHERE app_id = $1 AND parent_id = $2 AND ($3::int IS NULL OR run_no {op} $3)" \
+        " ORDER BY run_no {dir} LIMIT $4"
+    sql = q.format(cols=campaigns.COLUMNS, op=">" if backwards else "<", dir="ASC" if backwards else "DESC")
+    return await conn.fetch(sql, app_id, parent_id, after, limit)
 
 
 async def delete_runs(conn: Tx, app_id: int, parent_id: str) -> None:
