@@ -60,13 +60,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 return await _run(args, n, dsn, redis_url, sink, procs)
             finally:  # our API and workers go before the servers they use
-                for p in procs:
-                    p.terminate()
-                for p in procs:
-                    try:
-                        p.wait(15)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+                devstack.stop_processes(procs)
     finally:
         await sink.stop()
 

@@ -15,6 +15,19 @@ from pathlib import Path
 from typing import Any
 
 
+def stop_processes(procs: list[subprocess.Popen[bytes]], grace_s: float = 15) -> None:
+    """SIGTERM every process still running, then give each `grace_s` before SIGKILL."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

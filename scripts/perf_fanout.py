@@ -102,13 +102,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "worker_rss_idle_mib": round(rss_idle, 1), "worker_rss_peak_mib": round(sampler.peak, 1),
         }
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        devstack.stop_processes(procs)
         redis.stop()
         pg.stop()
 

@@ -130,13 +130,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await client.close()
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        devstack.stop_processes(procs)
         redis.stop()
         pg.stop()
 

@@ -192,15 +192,7 @@ def start_worker(settings: Settings) -> Iterator[Callable[..., subprocess.Popen[
         return p
 
     yield start
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    devstack.stop_processes(procs, 10)
 
 
 @pytest.fixture

@@ -136,3 +136,14 @@ async def await_for(predicate: Any, timeout: float = 30.0, interval: float = 0.0
         if time.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {v!r})")
         await asyncio.sleep(interval)
+
+
+async def seed_everyone(api: Api, pool: Any, n: int) -> None:
+    """n users r00001.. named R1.., a sender `boss`, and the all-users segment `everyone`."""
+    app = api.creds.app_id
+    await pool.execute(
+        "INSERT INTO users (app_id, id, name) SELECT $1, 'r' || lpad(i::text, 5, '0'), 'R' || i"
+        " FROM generate_series(1, $2) i", app, n)
+    await pool.execute("INSERT INTO users (app_id, id, name) VALUES ($1, 'boss', 'Boss')", app)
+    st, body = await api.post("/segments", {"id": "everyone", "type": "user", "all_users": True})
+    assert st in (200, 201), body

@@ -87,14 +87,7 @@ def stack() -> Iterator[Stack]:
         yield s
     finally:
         print(s.logs())  # pytest shows it only when the test failed
-        for p in s.procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in s.procs.values():
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        devstack.stop_processes(list(s.procs.values()))
         s.redis.stop()
         pg.stop()
         shutil.rmtree(base, ignore_errors=True)

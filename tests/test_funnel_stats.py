@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from broadcaster.domain import links
 from broadcaster.domain.links import Click
 from broadcaster.settings import Settings
-from tests.helpers import Api, assert_error, await_for
+from tests.helpers import Api, assert_error, await_for, seed_everyone
 from tests.test_conversions import stats
 
 
@@ -34,12 +34,7 @@ async def test_stats_equal_ledger_and_interactions_after_sigkill(
 ) -> None:
     n = 3000
     app = api.creds.app_id
-    await pool.execute(
-        "INSERT INTO users (app_id, id, name) SELECT $1, 'r' || lpad(i::text, 5, '0'), 'R' || i"
-        " FROM generate_series(1, $2) i", app, n)
-    await pool.execute("INSERT INTO users (app_id, id, name) VALUES ($1, 'boss', 'Boss')", app)
-    st, body = await api.post("/segments", {"id": "everyone", "type": "user", "all_users": True})
-    assert st in (200, 201), body
+    await seed_everyone(api, pool, n)
     st, body = await api.post("/campaigns", {
         "id": "f", "sender_id": "boss", "segment_ids": ["everyone"], "skip_webhook": True, "track_clicks": True,
         "message_template": {"text": "Hi {{ receiver.name }} https://shop.example/x"},

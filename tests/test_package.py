@@ -22,7 +22,7 @@ import asyncpg
 import jwt
 import pytest
 
-from broadcaster.devstack import free_port
+from broadcaster.devstack import free_port, stop_processes
 from tests.conftest import _db_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,10 +147,4 @@ def test_wheel_installs_migrates_serves_and_works(installed: Path, empty_db: str
             print(f.name, f.read_text(errors="replace")[-3000:])
         raise
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from broadcaster.domain import variants
-from tests.helpers import Api, assert_error, await_for
+from tests.helpers import Api, assert_error, await_for, seed_everyone
 from tests.test_conversions import stats
 
 AB = [{"id": "a", "weight": 1, "text": "A for {{ receiver.name }}"},
@@ -28,13 +28,7 @@ def test_choice_is_deterministic_and_follows_weights() -> None:
 
 async def test_variants_split_record_and_stats(api: Api, pool: Any, start_worker: Any) -> None:
     n = 10_000
-    app = api.creds.app_id
-    await pool.execute(
-        "INSERT INTO users (app_id, id, name) SELECT $1, 'r' || lpad(i::text, 5, '0'), 'R' || i"
-        " FROM generate_series(1, $2) i", app, n)
-    await pool.execute("INSERT INTO users (app_id, id, name) VALUES ($1, 'boss', 'Boss')", app)
-    st, body = await api.post("/segments", {"id": "everyone", "type": "user", "all_users": True})
-    assert st in (200, 201), body
+    await seed_everyone(api, pool, n)
     st, body = await api.post("/campaigns", {
         "id": "ab", "sender_id": "boss", "segment_ids": ["everyone"], "skip_webhook": True,
         "message_template": {"text": "base", "custom": {"k": 1}, "variants": AB},

@@ -7,21 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from broadcaster.domain import variants
-from tests.helpers import Api, assert_error, await_for
+from tests.helpers import Api, assert_error, await_for, seed_everyone
 from tests.test_conversions import stats
 
 AB = [{"id": "a", "weight": 1, "text": "A {{ receiver.name }}"},
       {"id": "b", "weight": 1, "text": "B {{ receiver.name }}"}]
-
-
-async def setup(api: Api, pool: Any, n: int) -> None:
-    app = api.creds.app_id
-    await pool.execute(
-        "INSERT INTO users (app_id, id, name) SELECT $1, 'r' || lpad(i::text, 5, '0'), 'R' || i"
-        " FROM generate_series(1, $2) i", app, n)
-    await pool.execute("INSERT INTO users (app_id, id, name) VALUES ($1, 'boss', 'Boss')", app)
-    st, body = await api.post("/segments", {"id": "everyone", "type": "user", "all_users": True})
-    assert st in (200, 201), body
 
 
 async def create(api: Api, cid: str, wait: str) -> None:
@@ -43,7 +33,7 @@ async def ledger(pool: Any, cid: str) -> list[Any]:
 
 async def test_winner_by_reads_goes_to_the_rest(api: Api, pool: Any, start_worker: Any) -> None:
     n = 1000
-    await setup(api, pool, n)
+    await seed_everyone(api, pool, n)
     start_worker(batch_size=100)
     await create(api, "w", "8s")
 
@@ -87,7 +77,7 @@ async def test_winner_by_reads_goes_to_the_rest(api: Api, pool: Any, start_worke
 
 
 async def test_stop_during_the_wait(api: Api, pool: Any, start_worker: Any) -> None:
-    await setup(api, pool, 300)
+    await seed_everyone(api, pool, 300)
     start_worker(batch_size=100)
     await create(api, "ws", "1h")
 
