@@ -46,7 +46,7 @@ class Settings:
     # share of a worker's job slots (at least one); alone, an app may use them all.
     app_slot_share: float = 0.5
     worker_metrics_port: int = 0
-    webhook_timeout_s: float = 5.0
+    webhook_timeout_s: float = 15.0
     webhook_retry_hours: float = 24.0
     # Webhooks to loopback/private/link-local addresses (webhooks/egress.py); `broadcaster dev`
     # and the tests' local receivers need it, a deployment should not.
