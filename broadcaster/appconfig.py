@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from broadcaster import analytics
+from broadcaster.domain import policy
 from broadcaster.errors import bad_request
 
 EVENT_TYPES = (
@@ -121,6 +122,7 @@ def validate_patch(body: dict[str, Any], ceilings: Ceilings = Ceilings()) -> dic
             _under(v, ceilings.rate_limit_per_min, f"rate_limits.{k}", "BROADCASTER_MAX_RATE_LIMIT_PER_MIN")
             clean_rl[k] = v
         out["rate_limits"] = clean_rl
+    out.update(policy.validate_settings(body))  # default_timezone, quiet_hours, frequency_caps (SPEC 5B)
     return out
 
 
@@ -134,4 +136,5 @@ def public_view(name: str, settings: dict[str, Any]) -> dict[str, Any]:
         "rate_limits": settings.get("rate_limits", {}),
         "campaign_send_rate": settings.get("campaign_send_rate", 0),
         "attribution_window": settings.get("attribution_window", analytics.DEFAULT_WINDOW),
+        **policy.public_settings(settings),
     }

@@ -8,7 +8,12 @@ fields a client reads and leave room for more (the hosted API adds fields over t
 
 from __future__ import annotations
 
-from broadcaster import openapi_funnel, openapi_series, openapi_v2
+from broadcaster import (
+    openapi_funnel,
+    openapi_policy,  # noqa: F401  (adds its schemas when imported)
+    openapi_series,
+    openapi_v2,
+)
 from broadcaster.openapi_schemas import (
     ANY_OBJ,
     BOOL,

@@ -11,14 +11,15 @@ from aiohttp import web
 from broadcaster import analytics, cursors, filters, lifecycle, timefmt
 from broadcaster.api import campaign_out, pager
 from broadcaster.api import series as series_api
-from broadcaster.domain import variants
+from broadcaster.domain import policy, variants
 from broadcaster.errors import ApiError, bad_request
 from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.services import campaigns as use_cases
+from broadcaster.services import policy as policy_use_cases
 from broadcaster.services import recurring
-from broadcaster.store import campaign_view, campaigns, interactions, ledger, recipients
+from broadcaster.store import campaign_view, campaigns, fanout, interactions, ledger, recipients
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, obj, str_list, string
 
@@ -108,6 +109,7 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
         "track_clicks": bool(boolean(body, "track_clicks")),
         "winner": variants.validate_winner(body.get("winner") or mt.get("winner"), mt),
         **series_api.type_fields(body),
+        **policy.campaign_fields(body, scheduled_kind=body.get("type") or "one_time"),
     }
     return data, kind
 
@@ -196,7 +198,9 @@ async def start_campaign(request: web.Request) -> web.Response:
                 kind = "user"
                 if row["segment_ids"]:
                     kind = (await recipients.load_audience(conn, app.id, row["segment_ids"], row["sender_id"])).kind
-                r = await campaigns.start(conn, row, kind, sched, stop_at, request.app[SETTINGS].batch_size)
+                sched, wall = await policy_use_cases.local_start(
+                    conn, app.id, row, await fanout.app_settings(conn, app.id), sched)
+                r = await campaigns.start(conn, row, kind, sched, stop_at, request.app[SETTINGS].batch_size, wall)
         if r["status"] == "in_progress":
             await use_cases.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
     return await campaign_out.answer(request, r)

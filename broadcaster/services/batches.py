@@ -105,7 +105,7 @@ async def _run(
         if b is None or b["done"]:
             return "done", False
         sent, errored, skipped, created, others = await sending.write_batch(
-            conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events, tracking)
+            conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events, tracking, app_settings)
         if camp["sender_visibility"] or camp["show_channels"]:
             await chat_store.apply_campaign_visibility(
                 conn, app_id, cid, camp["sender_id"], camp["sender_visibility"], camp["show_channels"],

@@ -15,7 +15,7 @@ from arq.connections import ArqRedis
 from broadcaster import lifecycle
 from broadcaster.domain.links import Tracking
 from broadcaster.errors import ApiError, bad_request, not_found
-from broadcaster.services import sending, winner
+from broadcaster.services import policy, sending, winner
 from broadcaster.store import campaigns, fanout, ledger, recipients
 from broadcaster.store.ledger import Tx
 
@@ -78,7 +78,9 @@ async def start(
             kind = "user"
             if row["segment_ids"]:
                 kind = (await recipients.load_audience(conn, app_id, row["segment_ids"], row["sender_id"])).kind
-            r = await campaigns.start(conn, row, kind, scheduled_for, stop_at, batch_size)
+            scheduled_for, wall = await policy.local_start(
+                conn, app_id, row, await fanout.app_settings(conn, app_id), scheduled_for)
+            r = await campaigns.start(conn, row, kind, scheduled_for, stop_at, batch_size, wall)
         if r["status"] == "in_progress":
             await kick(redis, conn, app_id, r["id"], all_open=True)
     return r
@@ -150,6 +152,8 @@ async def fire(redis: ArqRedis, conn: Tx, app_id: int, cid: str, batch_size: int
 async def tick(pool: asyncpg.Pool, redis: ArqRedis, batch_size: int) -> None:
     """Every second: scheduled starts and stop_at that are due, lost batches, stuck completions."""
     async with pool.acquire() as conn:
+        for app_id, cid, no in await policy.release(conn):  # held recipients now due
+            await enqueue_batch(redis, app_id, cid, no, 0)
         for r in await campaigns.due(conn):
             app_id, cid = r["app_id"], r["id"]
             try:

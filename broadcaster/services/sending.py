@@ -11,6 +11,7 @@ import asyncpg
 
 from broadcaster import timefmt
 from broadcaster.domain import links, render, unsubscribe, variants
+from broadcaster.services import policy
 from broadcaster.store import fanwrite
 from broadcaster.store.ledger import Tx
 from broadcaster.templating import CACHE as TEMPLATE_CACHE
@@ -111,10 +112,12 @@ async def _render(
 
 async def write_batch(
     conn: Tx, camp: asyncpg.Record, no: int, n: int, bounds: tuple[str | None, str], events: bool,
-    tracking: links.Tracking | None = None,
+    tracking: links.Tracking | None = None, app_settings: dict[str, Any] | None = None,
 ) -> tuple[int, int, int, int, int]:
     """One batch, inside its transaction: (sent, errored, skipped, channels created, other open
-    batches as this transaction saw them)."""
+    batches as this transaction saw them). The delivery policy (services/policy) filters a
+    user audience's pending rows first: held ones are left pending, skipped ones get ledger
+    rows with their reason."""
     sender = await sender_view(conn, camp)
     channels = camp["kind"] == "channel"
     if channels:
@@ -128,10 +131,18 @@ async def write_batch(
     elif w and camp["winner_variant"] is None:  # the test pass: the test audience only
         keep = [r for r in rows if variants.in_test(camp["id"], r["id"], w["test_fraction"])]
         n, rows = n - (len(rows) - len(keep)), keep
+    gate = None
+    if not channels:
+        gate = await policy.before(conn, camp, app_settings or {}, rows, bounds)
+        rows, pre, n = gate.rows, max(pre, 0), n - gate.held  # held ones are neither counted nor done
     batch, sh = await _render(conn, camp, rows, sender, channels=channels, test=False, tracking=tracking)
+    if gate is not None:
+        batch.other.extend(gate.skipped)
     sent, errored, skipped, created, others, _ = await fanwrite.write(
         conn, camp, no, sh, batch, n, events, sender,
         timefmt.fmt(timefmt.now()) or "", pre=pre)
+    if gate is not None:
+        await policy.after(conn, camp, gate, batch.targets)
     return sent, errored, skipped, created, others
 
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from broadcaster import lifecycle, timefmt
 from broadcaster.analytics import funnel_stats
-from broadcaster.domain import series, variants
+from broadcaster.domain import policy, series, variants
 from broadcaster.errors import conflict, not_found
 from broadcaster.store import campaign_view, ledger, outbox, recipients
 from broadcaster.store.ledger import Conn, Tx
@@ -26,15 +26,16 @@ COLUMNS = (
     " scheduled_for, stop_at, created_at, updated_at, kind, started_at, completed_at,"
     " plan_after, plan_batches, planned, recipients_total, sender_visibility, show_channels, track_clicks,"
     " type, schedule, parent_id, run_no, next_run_at, runs_started, trigger, delay, once_per_user,"
-    " times_triggered, winner, winner_phase, winner_at, winner_variant"
+    " times_triggered, winner, winner_phase, winner_at, winner_variant,"
+    " send_in_local_time, quiet_hours, ignore_frequency_caps, local_send_at"
 )
 # what a recurring run copies from its parent
 EDITABLE_CONTENT = (
     "name", "description", "segment_ids", "user_ids", "sender_id", "sender_mode",
     "message_template", "create_channels", "channel_template", "skip_push", "skip_webhook",
-    "sender_visibility", "show_channels", "track_clicks", "winner",
+    "sender_visibility", "show_channels", "track_clicks", "winner", "quiet_hours", "ignore_frequency_caps",
 )
-EDITABLE = (*EDITABLE_CONTENT, *series.EDITABLE)
+EDITABLE = (*EDITABLE_CONTENT, *series.EDITABLE, "send_in_local_time")
 
 
 async def user_exists(conn: Conn, app_id: int, user_id: str) -> bool:
@@ -82,7 +83,8 @@ async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
 
 async def delete(conn: Tx, app_id: int, cid: str) -> None:
     for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience",
-                  "campaign_converters", "campaign_revenue", "campaign_clicks", "campaign_click_counts"):
+                  "campaign_converters", "campaign_revenue", "campaign_clicks", "campaign_click_counts",
+                  "campaign_held"):
         await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
     # the tenant's conversions stay (their ids still de-duplicate), unattributed: a later
     # campaign of the same id must not inherit them
@@ -130,16 +132,17 @@ async def add_event(conn: Tx, r: asyncpg.Record, event: str) -> None:
 
 async def start(
     conn: Tx, row: asyncpg.Record, kind: str, scheduled_for: datetime | None,
-    stop_at: datetime | None, batch_size: int,
+    stop_at: datetime | None, batch_size: int, local_send_at: datetime | None = None,
 ) -> asyncpg.Record:
-    """Start (or schedule) a draft locked FOR UPDATE; starting now fixes the audience."""
+    """Start (or schedule) a draft locked FOR UPDATE; starting now fixes the audience.
+    local_send_at: send_in_local_time's wall-clock time (services/policy.local_start)."""
     lifecycle.check("start", row["status"])
     status = lifecycle.start_status(timefmt.now(), scheduled_for)
     r = await set_status(
         conn, row, "start", status=status,
-        extra_sql=", kind = $4, scheduled_for = $5, stop_at = $6"
+        extra_sql=", kind = $4, scheduled_for = $5, stop_at = $6, local_send_at = $7"
         + (", started_at = now()" if status == "in_progress" else ""),
-        extra=(kind, scheduled_for, stop_at),
+        extra=(kind, scheduled_for, stop_at, local_send_at),
     )
     if status == "in_progress":
         r = await _fix_audience(conn, r, batch_size)
@@ -175,6 +178,7 @@ async def try_complete(conn: Tx, app_id: int, cid: str) -> bool:
             f"UPDATE campaigns SET status = 'completed', completed_at = now(), updated_at = now()"
             f" WHERE app_id = $1 AND id = $2 AND status = 'in_progress' AND planned"
             f" AND (winner IS NULL OR winner_phase = 'sending')"  # an A/B test's first pass is not the end
+            f" AND NOT EXISTS (SELECT 1 FROM campaign_held h WHERE h.app_id = $1 AND h.campaign_id = $2)"
             f" AND NOT EXISTS (SELECT 1 FROM campaign_batches b WHERE b.app_id = $1"
             f" AND b.campaign_id = $2 AND NOT b.done) RETURNING {COLUMNS}", app_id, cid,
         )
@@ -227,7 +231,7 @@ def view(
         "channel_template": r["channel_template"], "skip_push": r["skip_push"],
         "skip_webhook": r["skip_webhook"], "scheduled_for": timefmt.fmt(r["scheduled_for"]),
         "stop_at": timefmt.fmt(r["stop_at"]), "created_at": timefmt.fmt(r["created_at"]),
-        "updated_at": timefmt.fmt(r["updated_at"]), **series.view_fields(r),
+        "updated_at": timefmt.fmt(r["updated_at"]), **series.view_fields(r), **policy.view_fields(r),
         "stats": {
             "progress": lifecycle.progress(
                 int(s.get("processed", 0)), int(r["recipients_total"]), r["planned"], r["status"]),

@@ -1,0 +1,125 @@
+"""Delivery policy in the send path (SPEC 5B): which of a batch's pending users are sent now,
+held (local time, quiet hours deferred) or skipped (quiet_hours, frequency_capped); the
+release of held recipients when they are due; the start of a local-time campaign.
+
+Everything is decided in the batch's own transaction with set-based statements: one upsert
+locks and reads the batch's users' send instants (frequency caps), one statement records who
+is held, one writes the new send instants. Zones are resolved in Python, once per distinct
+zone name of the batch; nothing is a round trip per recipient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from broadcaster.domain import policy
+from broadcaster.domain.render import opted_out
+from broadcaster.errors import bad_request
+from broadcaster.store import policy as store
+from broadcaster.store.campaigns import QUEUED_LEASE_S
+from broadcaster.store.ledger import Conn, Tx
+
+
+@dataclass
+class Gate:
+    """What the policy made of a batch's pending rows."""
+
+    rows: list[asyncpg.Record]  # to render and write (not-found and opted-out ones included:
+    # the renderer skips those with their own reasons)
+    skipped: list[list[str | None]] = field(default_factory=list)  # ledger rows, render.Batch.other's shape
+    held: int = 0
+    sends: dict[str, list[datetime]] = field(default_factory=dict)  # users' instants once sent
+
+
+def _zone_name(r: asyncpg.Record) -> Any:
+    c = r["custom"]
+    return c.get("timezone") if isinstance(c, dict) else None
+
+
+async def before(
+    conn: Tx, camp: asyncpg.Record, settings: dict[str, Any], rows: list[asyncpg.Record],
+    bounds: tuple[str | None, str],
+) -> Gate:
+    """Call in the batch's transaction, before rendering (user audiences)."""
+    rules = policy.rules(camp, settings)
+    if not rules.active:
+        await store.hold(conn, camp["app_id"], camp["id"], bounds, [])  # settings removed meanwhile: release all
+        return Gate(rows)
+    now = await store.now(conn)
+    zones: dict[Any, ZoneInfo] = {}
+    gate = Gate([])
+    held: list[tuple[str, datetime, str]] = []
+    candidates: list[asyncpg.Record] = []
+    for r in rows:
+        if not r["found"] or opted_out(r):
+            gate.rows.append(r)
+            continue
+        name = _zone_name(r)
+        tz = zones.get(name)
+        if tz is None:
+            tz = zones[name] = policy.zone_of(name, rules.default_zone)
+        action, until, reason = policy.timing(rules, tz, now)
+        if action == "hold":
+            assert until is not None and reason is not None
+            held.append((r["id"], until, reason))
+        elif action == "skip":
+            gate.skipped.append([r["id"], r["id"], None, "skipped", reason])
+        else:
+            candidates.append(r)
+    await store.hold(conn, camp["app_id"], camp["id"], bounds, held)
+    gate.held = len(held)
+    if rules.caps and candidates:
+        recent = await store.lock_sends(conn, camp["app_id"], [r["id"] for r in candidates])
+        for r in candidates:
+            sends = recent.get(r["id"], [])
+            if rules.check_caps and policy.capped(rules.caps, sends, now):
+                gate.skipped.append([r["id"], r["id"], None, "skipped", "frequency_capped"])
+                continue
+            gate.sends[r["id"]] = [*policy.kept(rules.caps, sends, now), now]
+            gate.rows.append(r)
+    else:
+        gate.rows.extend(candidates)
+    gate.rows.sort(key=lambda r: r["id"])
+    return gate
+
+
+async def after(conn: Tx, camp: asyncpg.Record, gate: Gate, sent_targets: list[str]) -> None:
+    """The send instants of the users the batch sent to (render errors are not counted)."""
+    if gate.sends:
+        await store.save_sends(conn, camp["app_id"], {t: gate.sends[t] for t in sent_targets if t in gate.sends})
+
+
+async def release(conn: Tx) -> list[tuple[int, str, int]]:
+    """The tick: a batch for each range with a due held recipient (one at a time per range);
+    returns (app, campaign, batch number) to enqueue."""
+    out = []
+    for g in await store.due_ranges(conn):
+        async with conn.transaction():
+            no = await store.add_release_batch(conn, g["app_id"], g["campaign_id"], g["after_id"], g["upto_id"],
+                                               QUEUED_LEASE_S)
+        if no is not None:
+            out.append((int(g["app_id"]), str(g["campaign_id"]), no))
+    return out
+
+
+async def local_start(
+    conn: Conn, app_id: int, row: asyncpg.Record, settings: dict[str, Any], sched: datetime | None,
+) -> tuple[datetime | None, datetime | None]:
+    """send_in_local_time: (the instant the campaign starts: the wall-clock time in the
+    earliest zone among the app's users and its default zone, the wall-clock time). The
+    wall-clock time is scheduled_for's date and time in UTC."""
+    if not row["send_in_local_time"]:
+        return sched, None
+    if sched is None:
+        raise bad_request("scheduled_for is required with send_in_local_time: the wall-clock time"
+                          " each recipient receives it at")
+    wall = sched.replace(tzinfo=None)
+    default = policy.zone_of(settings.get("default_timezone"), policy.UTC_ZONE)
+    names = await store.user_zones(conn, app_id)
+    zones = {default.key: default, **{n: z for n in names if (z := policy.zone_of(n, default))}}
+    return policy.earliest_instant(wall, list(zones.values())), wall

@@ -1,0 +1,107 @@
+"""Delivery policy rows (SPEC 5B): recipients held back by a batch (campaign_held) and the
+per-user send instants that frequency caps count (policy_sends). See 0100_policy.sql."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from broadcaster.store.ledger import Conn, Tx
+
+# The policy's clock: PostgreSQL's (every process agrees on it), shifted by the database
+# setting broadcaster.clock_offset (an interval) when one is set: the tests move it to see
+# local times arrive and quiet hours end; nothing sets it otherwise.
+NOW = "(now() + coalesce(nullif(current_setting('broadcaster.clock_offset', true), ''), '0 s')::interval)"
+
+
+async def now(conn: Conn) -> datetime:
+    return await conn.fetchval(f"SELECT {NOW}")  # type: ignore[no-any-return]
+
+
+async def user_zones(conn: Conn, app_id: int) -> list[str]:
+    """The distinct `timezone` fields of the app's live users (one scan, at a local-time start)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT custom->>'timezone' FROM users WHERE app_id = $1 AND deleted_at IS NULL"
+        " AND custom ? 'timezone'", app_id)
+    return [r[0] for r in rows if r[0]]
+
+
+async def hold(
+    conn: Tx, app_id: int, cid: str, bounds: tuple[str | None, str],
+    held: Sequence[tuple[str, datetime, str]],
+) -> None:
+    """In the batch's transaction: these (target, due, reason) are held; every other held row
+    of the batch's range was decided now (sent or skipped) and goes. A row held again keeps
+    the range it was first held in (the one its release batches cover)."""
+    await conn.execute(
+        "WITH h AS (SELECT * FROM unnest($5::text[], $6::timestamptz[], $7::text[]) AS h(t, d, r)),"
+        " del AS (DELETE FROM campaign_held c WHERE c.app_id = $1 AND c.campaign_id = $2"
+        "  AND c.target_id > coalesce($3, '') AND c.target_id <= $4 AND c.target_id NOT IN (SELECT t FROM h))"
+        " INSERT INTO campaign_held (app_id, campaign_id, target_id, after_id, upto_id, due_at, reason)"
+        " SELECT $1, $2, t, $3, $4, d, r FROM h ORDER BY t"
+        " ON CONFLICT (app_id, campaign_id, target_id) DO UPDATE SET due_at = EXCLUDED.due_at,"
+        "  reason = EXCLUDED.reason",
+        app_id, cid, bounds[0], bounds[1], [h[0] for h in held], [h[1] for h in held], [h[2] for h in held])
+
+
+async def has_held(conn: Conn, app_id: int, cid: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM campaign_held WHERE app_id = $1 AND campaign_id = $2 LIMIT 1", app_id, cid))
+
+
+async def due_ranges(conn: Conn) -> list[asyncpg.Record]:
+    """Ranges with a held recipient now due, of campaigns in progress (the due_at index)."""
+    return await conn.fetch(
+        f"SELECT DISTINCT h.app_id, h.campaign_id, h.after_id, h.upto_id FROM campaign_held h"
+        " JOIN campaigns c ON c.app_id = h.app_id AND c.id = h.campaign_id AND c.status = 'in_progress'"
+        f" WHERE h.due_at <= {NOW}")
+
+
+async def add_release_batch(
+    conn: Tx, app_id: int, cid: str, after: str | None, upto: str, lease_s: float,
+) -> int | None:
+    """In a transaction: a batch over a range whose held recipients are (partly) due, unless an
+    open batch overlaps the range (it reads them itself, or this range's release is already
+    queued). Its n is every recipient still held in the range: the batch reads all of them
+    as pending and holds again the ones not due yet. Returns the batch number."""
+    status = await conn.fetchval(
+        "SELECT status FROM campaigns WHERE app_id = $1 AND id = $2 FOR NO KEY UPDATE", app_id, cid)
+    if status != "in_progress":
+        return None
+    busy = await conn.fetchval(
+        "SELECT 1 FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND NOT done"
+        " AND coalesce(after_id, '') < $4 AND coalesce($3, '') < upto_id LIMIT 1", app_id, cid, after, upto)
+    if busy:
+        return None
+    no = await conn.fetchval(
+        "INSERT INTO campaign_batches (app_id, campaign_id, batch_no, after_id, upto_id, n, lease_until)"
+        " SELECT $1, $2, (SELECT coalesce(max(batch_no) + 1, 0) FROM campaign_batches"
+        "   WHERE app_id = $1 AND campaign_id = $2), $3, $4, count(*), now() + make_interval(secs => $5)"
+        " FROM campaign_held WHERE app_id = $1 AND campaign_id = $2 AND target_id > coalesce($3, '')"
+        "  AND target_id <= $4 HAVING count(*) > 0 RETURNING batch_no",
+        app_id, cid, after, upto, float(lease_s))
+    return int(no) if no is not None else None
+
+
+async def lock_sends(conn: Tx, app_id: int, user_ids: list[str]) -> dict[str, list[datetime]]:
+    """In the batch's transaction: each user's recent send instants, their rows locked (in id
+    order, so two batches never wait on each other in a cycle) until it commits."""
+    rows = await conn.fetch(
+        "INSERT INTO policy_sends (app_id, user_id) SELECT $1, u FROM unnest($2::text[]) AS u ORDER BY u"
+        " ON CONFLICT (app_id, user_id) DO UPDATE SET sends = policy_sends.sends RETURNING user_id, sends",
+        app_id, sorted(user_ids))
+    return {r["user_id"]: list(r["sends"]) for r in rows}
+
+
+async def save_sends(conn: Tx, app_id: int, sends: dict[str, list[datetime]]) -> None:
+    """Each user's send instants (one entry at least: the one just sent)."""
+    pairs = [(u, t) for u, ts in sends.items() for t in ts]
+    if not pairs:
+        return
+    await conn.execute(
+        "UPDATE policy_sends p SET sends = x.s FROM (SELECT u, array_agg(t ORDER BY t) AS s"
+        " FROM unnest($2::text[], $3::timestamptz[]) AS y(u, t) GROUP BY u) x"
+        " WHERE p.app_id = $1 AND p.user_id = x.u",
+        app_id, [p[0] for p in pairs], [p[1] for p in pairs])
