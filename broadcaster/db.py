@@ -3,6 +3,8 @@ definition of "PostgreSQL is unreachable" that the API (503) and the worker (bac
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -29,6 +31,36 @@ def unavailable(exc: BaseException) -> bool:
         return not isinstance(exc, asyncpg.exceptions.QueryCanceledError)
     # asyncpg raises InterfaceError("connection is closed") for a connection the server dropped.
     return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+
+
+class PoolFloorNotes(logging.Filter):
+    """asyncpg's pool retries its connection floor while PostgreSQL is down and logs each
+    failure with a traceback, about once a second: one line without the traceback when the
+    outage starts and then one a minute is enough to say the database is still away."""
+
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = -1e18
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not unavailable(exc):
+            return True
+        now = time.monotonic()
+        if now - self.last < self.EVERY_S:
+            return False
+        self.last = now
+        record.msg = f"{record.msg} (PostgreSQL unreachable: {type(exc).__name__}: {str(exc)[:200]})"
+        record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def quiet_pool_retries() -> None:
+    pool_logger = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, PoolFloorNotes) for f in pool_logger.filters):
+        pool_logger.addFilter(PoolFloorNotes())
 
 
 def _encode(v: Any) -> str:

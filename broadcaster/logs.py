@@ -41,6 +41,9 @@ def setup(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from broadcaster import db  # noqa: PLC0415 (db imports asyncpg; logs stays cheap to import)
+
+    db.quiet_pool_retries()
 
 
 def log(logger: logging.Logger, level: int, msg: str, **fields: object) -> None:

@@ -80,6 +80,51 @@ def retry_on_outage(worker: Worker) -> None:
         worker.functions[name] = dataclasses.replace(f, coroutine=_retrying(f.coroutine))
 
 
+class _OutageNotes:
+    """Which periodic jobs are in an outage now, so each says so once, not every second."""
+
+    def __init__(self) -> None:
+        self.down: dict[str, str] = {}
+
+    def failed(self, name: str, exc: BaseException) -> None:
+        what = outages.dependency(exc) or "a dependency"
+        if name not in self.down:
+            log(logger, logging.WARNING, "periodic job paused by an outage; it runs again each tick",
+                job=name, dependency=what, error=f"{type(exc).__name__}: {exc}"[:300])
+        self.down[name] = what
+
+    def ok(self, name: str) -> None:
+        what = self.down.pop(name, None)
+        if what is not None:
+            log(logger, logging.INFO, "periodic job running again", job=name, dependency=what)
+
+
+OUTAGE_NOTES = _OutageNotes()
+
+
+def _calm(name: str, coroutine: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(coroutine)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await coroutine(ctx, *args, **kwargs)
+        except Exception as e:
+            if not outage(e):
+                raise
+            OUTAGE_NOTES.failed(name, e)
+            return None
+        OUTAGE_NOTES.ok(name)
+        return result
+
+    return run
+
+
+def calm_during_outages(crons: list[Any]) -> list[Any]:
+    """Cron jobs that meet a PostgreSQL or Redis outage log one line when it starts and one
+    when it ends, instead of arq's traceback every second; the next tick simply tries again.
+    A bug (any other exception) still fails the job with arq's traceback."""
+    return [dataclasses.replace(c, coroutine=_calm(c.name, c.coroutine)) for c in crons]
+
+
 class QuietPeriodic(logging.Filter):
     """arq logs every job's start and finish at INFO: with the 1 s campaign tick and webhook
     tick that is two lines a second each from an idle worker. Periodic jobs' lines go to DEBUG

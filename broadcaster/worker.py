@@ -45,7 +45,7 @@ def build_periodic_worker(settings: Settings, shared: dict[str, Any], redis: Arq
     Worker polls and schedules its crons on its own queue (arq names that one explicitly)."""
     return Worker(
         functions=[],
-        cron_jobs=metrics.instrument(jobs.cron_jobs()),
+        cron_jobs=supervise.calm_during_outages(metrics.instrument(jobs.cron_jobs())),
         redis_pool=redis,
         queue_name=periodic_queue(settings),
         ctx={"settings": settings, "pool": shared["pool"], "http": shared["http"]},

@@ -310,6 +310,46 @@ async def test_idle_worker_is_quiet_at_info(stack: Stack) -> None:
     assert stack.procs["worker"].poll() is None
 
 
+async def _job_runs(port: int, job: str, outcome: str) -> float:
+    async with aiohttp.ClientSession() as s:
+        try:
+            async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                text = await r.text()
+        except aiohttp.ClientError:
+            return -1.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("broadcaster_jobs_total{") and f'function="{job}"' in line
+               and f'outcome="{outcome}"' in line)
+
+
+async def test_periodic_jobs_say_an_outage_once_not_every_tick(stack: Stack) -> None:
+    """PostgreSQL down for a while: the 1 s tick fails every second, but the worker's log says
+    so once per job (no traceback a second), and once more when the job runs again."""
+    port = free_port()
+    stack.start("worker", "worker", "--metrics-port", str(port))
+    tick = "cron:campaign_tick"
+    await await_for(lambda: _async_ge(_job_runs(port, tick, "ok"), 2), timeout=30)
+    stack.pg.crash()
+    try:
+        await await_for(lambda: _async_ge(_job_runs(port, tick, "failed"), 5), timeout=60)
+        log = _log(stack, "worker")
+        paused = [orjson.loads(x) for x in log.splitlines()
+                  if x.startswith("{") and "periodic job paused by an outage" in x]
+        assert [p["job"] for p in paused].count(tick) == 1, paused
+        assert all(p["dependency"] == "the database" for p in paused), paused
+        traced = [(x["logger"], x["msg"]) for x in map(orjson.loads, filter(lambda x: x.startswith("{"), log.splitlines()))
+                  if "Traceback" in str(x.get("exc", ""))]
+        assert traced == [], traced
+    finally:
+        stack.pg.restart()
+    await await_for(lambda: _log_has(stack, "worker", "periodic job running again"), timeout=60)
+    assert stack.procs["worker"].poll() is None
+
+
+async def _async_ge(value: Any, at_least: float) -> bool:
+    return float(await value) >= at_least
+
+
 async def _answers(http: Http, path: str) -> bool:
     try:
         st, _ = await http.call("GET", path)
