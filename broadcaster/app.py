@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broadcaster import db, keyring, metrics, middleware, ratelimit, secretbox
 from broadcaster.api import setup_routes
+from broadcaster.dashboard import setup_dashboard
 from broadcaster.keys import HTTP, POOL, REDIS, SETTINGS
 from broadcaster.logs import log
 from broadcaster.settings import Settings
@@ -125,4 +126,5 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_pool_ctx, _redis_ctx, _http_ctx])
     setup_routes(app)
+    setup_dashboard(app)
     return app

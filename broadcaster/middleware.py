@@ -24,6 +24,9 @@ logger = logging.getLogger("broadcaster.http")
 
 # Operations (route names) that need no auth.
 PUBLIC = {"Healthz", "Readyz", "Metrics", "OpenAPI", "Docs", "DocsAsset", "FollowLink", "Unsubscribe"}
+# Dashboard pages (route names "dashboard.*") sign in with their own session cookie and call
+# the API like any client (dashboard/apicall.py), so API auth and rate limits apply there.
+DASHBOARD_PREFIX = "dashboard."
 APP_ROW = web.RequestKey("app_row", AppRow)
 
 
@@ -33,6 +36,11 @@ def operation(request: web.Request) -> str | None:
 
     route = request.match_info.route
     return operation_name(route.name if route is not None else None)
+
+
+def is_public(op: str | None) -> bool:
+    """No api_key/JWT and no API rate limit: public endpoints and the dashboard's pages."""
+    return op is not None and (op in PUBLIC or op.startswith(DASHBOARD_PREFIX))
 
 
 def current_app(request: web.Request) -> AppRow:
@@ -122,7 +130,7 @@ def _outage(request: web.Request, exc: Exception, what: str) -> web.Response:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if operation(request) in PUBLIC or request.match_info.http_exception is not None:
+    if is_public(operation(request)) or request.match_info.http_exception is not None:
         return await handler(request)
     if keyring.needs_key(request.app[SETTINGS]):  # PostgreSQL was down at startup
         await keyring.load(request.app[SETTINGS], request.app[POOL])

@@ -24,7 +24,7 @@ from broadcaster import metrics
 from broadcaster.appconfig import capped
 from broadcaster.errors import ApiError
 from broadcaster.keys import REDIS, SETTINGS
-from broadcaster.middleware import PUBLIC, Handler, current_app, error_response, operation
+from broadcaster.middleware import Handler, current_app, error_response, is_public, operation
 
 logger = logging.getLogger("broadcaster.ratelimit")
 
@@ -161,7 +161,7 @@ def headers(v: Verdict) -> dict[str, str]:
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     op = operation(request)
-    if op is None or op in PUBLIC or request.match_info.http_exception is not None:
+    if op is None or is_public(op) or request.match_info.http_exception is not None:
         return await handler(request)
     app = current_app(request)
     limit = limit_for(app.settings, op, request.app[SETTINGS].max_rate_limit_per_min)

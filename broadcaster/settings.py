@@ -63,6 +63,8 @@ class Settings:
     secret_key: str = ""
     # Keep the built-in cursor key (dev, tests); otherwise `serve` uses a per-installation one.
     allow_insecure_defaults: bool = False
+    # Behind a TLS-terminating proxy: its X-Forwarded-Proto: https makes dashboard cookies Secure.
+    trust_forwarded_proto: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -95,6 +97,7 @@ class Settings:
             metrics_token=_env("METRICS_TOKEN", d.metrics_token),
             secret_key=_env("SECRET_KEY", d.secret_key),
             allow_insecure_defaults=_env("ALLOW_INSECURE_DEFAULTS", "0").strip().lower() in ("1", "true", "yes"),
+            trust_forwarded_proto=_env("TRUST_FORWARDED_PROTO", "0").strip().lower() in ("1", "true", "yes"),
             webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").strip().lower() in ("1", "true", "yes"),
             webhook_retention_days=float(_env("WEBHOOK_RETENTION_DAYS", str(d.webhook_retention_days))),
         )
@@ -138,6 +141,7 @@ class Settings:
             "BROADCASTER_METRICS_TOKEN": self.metrics_token,
             "BROADCASTER_SECRET_KEY": self.secret_key,
             "BROADCASTER_ALLOW_INSECURE_DEFAULTS": "1" if self.allow_insecure_defaults else "0",
+            "BROADCASTER_TRUST_FORWARDED_PROTO": "1" if self.trust_forwarded_proto else "0",
             "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1" if self.webhook_allow_private else "0",
             "BROADCASTER_WEBHOOK_RETENTION_DAYS": str(self.webhook_retention_days),
             "BROADCASTER_LOG_LEVEL": self.log_level,

@@ -24,6 +24,8 @@ from broadcaster.settings import Settings
 from broadcaster.store import apps
 from tests.helpers import Api, Creds, LiveServer
 
+pytest_plugins = ["tests.dash_harness"]
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".broadcaster" / f"test-{os.getpid()}"
 TEMPLATE = "bc_template"

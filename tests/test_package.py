@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -123,6 +124,14 @@ def test_wheel_installs_migrates_serves_and_works(installed: Path, empty_db: str
         assert _poll(lambda: _get(base + "/healthz")[0] == 200, 30)
         st, body = _get(f"{base}/app?api_key={creds['api_key']}", token)
         assert st == 200 and body["app"]["name"] == "pkg", body
+        # the dashboard's templates and static files ship in the wheel
+        with urllib.request.urlopen(f"{base}/dashboard/signin", timeout=10) as r:
+            page = r.read().decode()
+        assert r.status == 200 and "<h1>Sign in</h1>" in page, page[:500]
+        css = re.search(r'href="(/dashboard/static/dash\.css[^"]*)"', page)
+        assert css is not None, page[:500]
+        with urllib.request.urlopen(base + css.group(1).replace("&amp;", "&"), timeout=10) as r:
+            assert r.status == 200 and b":focus-visible" in r.read()
         # The worker from the wheel runs a campaign to completion.
         asyncio.run(_admin(empty_db, "INSERT INTO users (app_id, id, name) SELECT a.id, u, u FROM apps a,"
                                      " unnest(ARRAY['boss', 'u1', 'u2', 'u3']) u"))

@@ -12,7 +12,7 @@ from broadcaster import ratelimit
 from broadcaster.api.v2 import operation_name
 from broadcaster.http import ok
 from broadcaster.keys import REDIS, SETTINGS
-from broadcaster.middleware import PUBLIC, current_app
+from broadcaster.middleware import current_app, is_public
 
 routes = web.RouteTableDef()
 
@@ -21,7 +21,8 @@ routes = web.RouteTableDef()
 async def get_rate_limits(request: web.Request) -> web.Response:
     app = current_app(request)
     # /api/v2 aliases (route names v2.<Operation>) share their root operation's budget.
-    ops = sorted({operation_name(n) or n for n in request.app.router.named_resources()} - PUBLIC)
+    ops = sorted(op for op in {operation_name(n) or n for n in request.app.router.named_resources()}
+                 if not is_public(op))
     wanted = request.query.get("endpoints")
     if wanted:
         names = {x.strip() for x in wanted.split(",") if x.strip()}
