@@ -10,13 +10,31 @@ from collections.abc import Iterable
 
 
 def distinct_channel_id(member_ids: Iterable[str]) -> str:
-    """The id of the distinct channel of exactly these members, the same for any order.
+    """The id of the distinct channel of exactly these members, the same for any order: used
+    for 3+ members; 1:1 channels created before migration 0090 carry it too (newer ones get
+    new_distinct_id and are found by member_pair).
 
     Same as SQL: '!members-' || left(md5(string_agg(DISTINCT id, ',' ORDER BY id)), 32)
     (ids sorted by bytes: compare with COLLATE "C" in SQL).
     """
     joined = ",".join(sorted(set(member_ids), key=lambda s: s.encode()))
     return "!members-" + hashlib.md5(joined.encode()).hexdigest()
+
+
+DISTINCT_PREFIX = "!members-"
+
+
+def member_pair(a: str, b: str) -> tuple[str, str]:
+    """The key of the 1:1 (or 1-member) distinct channel of a and b: the two ids in byte
+    order (SQL: COLLATE "C"), the columns (pair_lo, pair_hi) of channels_distinct_pair."""
+    return (a, b) if a.encode() <= b.encode() else (b, a)
+
+
+def new_distinct_id(prefix: str | None = None, n: int = 0) -> str:
+    """A new 1:1 distinct channel id, time-ordered like message ids (SQL: '!members-' ||
+    prefix || lpad(to_hex(n), 5, '0')): channels created later sort after earlier ones, so
+    the indexes keyed by cid grow at their right edge. Found again by its member pair."""
+    return DISTINCT_PREFIX + message_id(prefix or message_id_prefix(), n)
 
 
 def new_id() -> str:

@@ -92,8 +92,8 @@ async def test_every_audience_kind_writes_the_same_shapes(kind: str, api: Api, p
     elif kind == "include":
         # u1's channel exists already without the sender: include adds it, once
         await pool.execute(
-            "INSERT INTO channels (app_id, cid, type, id, team, created_by_id, custom, member_count)"
-            " SELECT app_id, 'k:' || id, 'k', id, team, created_by_id, custom, 2 FROM channels"
+            "INSERT INTO channels (app_id, cid, type, id, team, created_by_id, custom, member_count, pair_lo, pair_hi)"
+            " SELECT app_id, 'k:' || id, 'k', id, team, created_by_id, custom, 2, pair_lo, pair_hi FROM channels"
             " WHERE cid = (SELECT cid FROM members WHERE user_id = 'u1' AND cid LIKE 'ref:%')")
         await pool.execute(
             "INSERT INTO members (app_id, cid, user_id, channel_role, custom) SELECT app_id, 'k:' || split_part(cid, ':', 2),"

@@ -12,11 +12,11 @@ from aiohttp import web
 from broadcaster import filters
 from broadcaster.errors import bad_request, conflict, not_found
 from broadcaster.http import ok, read_json
-from broadcaster.ids import distinct_channel_id, new_id
+from broadcaster.ids import distinct_channel_id, member_pair, new_distinct_id, new_id
 from broadcaster.keys import POOL
 from broadcaster.middleware import current_app
 from broadcaster.store import channels as store
-from broadcaster.store import users
+from broadcaster.store import distinct, users
 from broadcaster.timefmt import fmt
 from broadcaster.validate import CID_RE, ID_RE, TYPE_RE, ident, integer, obj
 
@@ -118,16 +118,29 @@ async def _state(pool: Any, app_id: int, rows: list[Any], msg_limit: int, member
     ]
 
 
+async def _distinct_id(pool: Any, app_id: int, ctype: str, member_ids: list[str]) -> tuple[str, tuple[str, str] | None]:
+    """The distinct channel's id, and the member pair when it is a new 1:1 one. Channels of
+    one or two users are found by pair (their ids are time-ordered: store/distinct.py);
+    larger ones keep the id derived from their members."""
+    ids = sorted(set(member_ids), key=str.encode)
+    if len(ids) > 2:
+        return distinct_channel_id(ids), None
+    pair = member_pair(ids[0], ids[-1])
+    found = await distinct.find(pool, app_id, ctype, *pair)
+    return (found, None) if found is not None else (new_distinct_id(), pair)
+
+
 async def _get_or_create(request: web.Request, ctype: str, cid_id: str | None) -> web.Response:
     app = current_app(request)
     pool = request.app[POOL]
     body = await read_json(request)
     data = obj(body, "data") or {}
     member_ids = _members(data)
+    pair: tuple[str, str] | None = None  # set: a new 1:1 distinct channel, created by its pair
     if cid_id is None:
         if not member_ids:
             raise bad_request("data.members is required for a channel without id (the distinct channel of its members)")
-        cid_id = distinct_channel_id(member_ids)
+        cid_id, pair = await _distinct_id(pool, app.id, ctype, member_ids)
     msg_opts = obj(body, "messages") or {}
     msg_limit = integer(msg_opts, "limit", path="messages.limit", lo=0, hi=300, default=25)
     mem_opts = obj(body, "members") or {}
@@ -153,7 +166,9 @@ async def _get_or_create(request: web.Request, ctype: str, cid_id: str | None) -
         if missing:
             raise bad_request(f"data.members: users {missing[:20]} do not exist")
         async with pool.acquire() as conn:
-            created = await store.create(conn, app.id, ctype, cid_id, creator, team, custom, member_ids)
+            created = await store.create(conn, app.id, ctype, cid_id, creator, team, custom, member_ids, pair=pair)
+        if pair is not None and not created:  # a concurrent call created the pair's channel first
+            cid = f"{ctype}:{await distinct.find(pool, app.id, ctype, *pair)}"
         row = await store.get(pool, app.id, cid)
         if row is None:  # deleted by a concurrent call between create and read
             raise not_found(f"channel {cid!r}")

@@ -3,8 +3,8 @@
 Every audience kind goes through here (user segments and user_ids, channel segments, every
 sender_mode, test sends), and store/fanwrite.write turns the result into rows in one
 statement. A batch is column-wise; a column left as None means "the same for every row"
-(constant text or custom data) or "computed in SQL" (the distinct 1:1 channel id), so Python
-ships only what it alone can compute.
+(constant text or custom data) or "computed in SQL" (the distinct 1:1 channel: found by member
+pair, or a new time-ordered id), so Python ships only what it alone can compute.
 
 Template context: `sender`; `channel` (id, type, cid, custom and its fields, team for existing
 channels); for user audiences `receiver`/`user` = the recipient; for channel audiences
@@ -30,13 +30,14 @@ Row = Any  # a mapping-like row: asyncpg.Record or dict (the domain does not imp
 class Batch:
     """Rows of one rendered batch. `targets` are the sent rows' target ids (user ids or cids);
     `receivers` None means "the target is the receiving user" (user audiences); `chids` are
-    channel ids of the template's type (user audiences; None: the 1:1 id, computed in SQL) or
+    channel ids of the template's type (user audiences; None, or None entries: the 1:1 channel,
+    found or named in SQL) or
     full cids (channel audiences)."""
 
     channel_mode: bool = False
     targets: list[str] = field(default_factory=list)
     receivers: list[str | None] | None = None
-    chids: list[str] | None = None
+    chids: list[str | None] | None = None
     texts: list[str] | None = None
     customs: list[Any] | None = None
     ccustoms: list[Any] | None = None
@@ -83,6 +84,7 @@ class Shape:
     attachments: Any
     members: list[tuple[str, str, Any]]  # (user, role, custom): every new channel's fixed members
     include_sender: bool  # sender_mode include: the sender joins every channel used
+    distinct: bool = True  # user audiences send into the 1:1 distinct channel (no channel_template.id)
 
 
 def message_custom(camp: Row, custom: Any, test: bool) -> Any:
@@ -112,7 +114,7 @@ def shape(camp: Row, tpl: CampaignTemplates, *, test: bool = False) -> Shape:
         ctype=ct.get("type") or "messaging", team=ct.get("team"), text=tpl.text.source,
         custom=message_custom(camp, tpl.custom.value, test), ccustom=tpl.channel_custom.value,
         attachments=mt.get("attachments") or [], members=[(u, r, c) for u, (r, c) in rows.items()],
-        include_sender=camp["sender_mode"] == "include",
+        include_sender=camp["sender_mode"] == "include", distinct=tpl.channel_id is None,
     )
 
 
@@ -122,13 +124,15 @@ def mentions_channel(tpl: CampaignTemplates) -> bool:
     return any("channel" in t.source for t in parts)
 
 
+def channel_type(camp: Row) -> str:
+    return (camp["channel_template"] or {}).get("type") or "messaging"
+
+
 def user_channel_cids(camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dict[str, Any]) -> list[str]:
-    """The cids a user batch would send into (to probe which exist without create_channels)."""
+    """The cids a user batch would send into with channel_template.id (to probe which exist
+    without create_channels; distinct channels are probed by member pair instead)."""
     probe = users(camp, tpl, rows, sender, None)
-    ctype = (camp["channel_template"] or {}).get("type") or "messaging"
-    chids = probe.chids if probe.chids is not None else [
-        idgen.distinct_channel_id((sender["id"], u)) for u in probe.targets]
-    return sorted({f"{ctype}:{c}" for c in chids})
+    return sorted({f"{channel_type(camp)}:{c}" for c in probe.chids or []})
 
 
 def opted_out(r: Row) -> bool:
@@ -139,16 +143,17 @@ def opted_out(r: Row) -> bool:
 
 def users(
     camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dict[str, Any],
-    existing: set[str] | None, *, test: bool = False,
+    existing: set[str] | None, *, test: bool = False, known: Mapping[str, str] | None = None,
 ) -> Batch:
     """A batch of a user audience. rows: {id, found, name, role, teams, language, custom};
-    existing: live channel cids (None = create_channels)."""
-    ct = camp["channel_template"] or {}
-    ctype = ct.get("type") or "messaging"
-    sid = sender["id"]
-    ship_chid = tpl.channel_id is not None or existing is not None
-    need_chid = ship_chid or mentions_channel(tpl)
-    need_channel = need_chid and mentions_channel(tpl)
+    existing: live channel cids (None = create_channels); known: receiver -> id of its
+    distinct channel with the sender, where one exists (needed when ids are shipped: without
+    create_channels, or when templates read `channel`; others get new time-ordered ids)."""
+    ctype = channel_type(camp)
+    ship_chid = tpl.channel_id is not None or existing is not None or mentions_channel(tpl)
+    need_channel = mentions_channel(tpl)
+    known = known or {}
+    fresh = idgen.message_id_prefix() if ship_chid and tpl.channel_id is None else ""
     text_const = tpl.text.compiled is None
     cc_const = tpl.channel_custom.constant
     cu_const = tpl.custom.constant
@@ -170,8 +175,8 @@ def users(
                 chid = tpl.channel_id.render({**ctx, "channel": {"type": ctype}})
                 if not ID_RE.match(chid):
                     raise RenderError(f"channel_template.id rendered an invalid channel id {chid[:80]!r}")
-            elif need_chid:
-                chid = idgen.distinct_channel_id((sid, uid))
+            elif ship_chid:
+                chid = known.get(uid) or idgen.new_distinct_id(fresh, len(b.targets))
             if existing is not None:
                 c = f"{ctype}:{chid}"
                 if c not in existing:

@@ -10,7 +10,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from broadcaster import ids as idgen
 from broadcaster.domain.render import Batch, Shape
 from broadcaster.errors import bad_request
 from broadcaster.validate import ID_RE
@@ -80,7 +79,7 @@ def choose(campaign_id: str, target_id: str, variants: Sequence[dict[str, Any]])
     return str(variants[-1]["id"])
 
 
-def merge(parts: list[tuple[str, Batch, Shape]], sender_id: str) -> tuple[Batch, Shape]:
+def merge(parts: list[tuple[str, Batch, Shape]]) -> tuple[Batch, Shape]:
     """One batch of the per-variant parts (variant id, batch, its shape): the columns that
     differ between variants go per row, each row records its variant."""
     first = parts[0][2]
@@ -96,8 +95,7 @@ def merge(parts: list[tuple[str, Batch, Shape]], sender_id: str) -> tuple[Batch,
         if out.receivers is not None and b.receivers is not None:
             out.receivers += b.receivers
         if out.chids is not None:
-            out.chids += b.chids if b.chids is not None else [
-                idgen.distinct_channel_id((sender_id, t)) for t in b.targets]
+            out.chids += b.chids if b.chids is not None else [None] * n  # the 1:1 channel, found in SQL
         out.texts += b.texts if b.texts is not None else [sh.text] * n  # type: ignore[operator]
         out.customs += b.customs if b.customs is not None else [sh.custom] * n  # type: ignore[operator]
         if out.ccustoms is not None:

@@ -12,7 +12,7 @@ import asyncpg
 from broadcaster import timefmt
 from broadcaster.domain import links, render, unsubscribe, variants
 from broadcaster.services import policy
-from broadcaster.store import fanwrite
+from broadcaster.store import distinct, fanwrite
 from broadcaster.store.ledger import Tx
 from broadcaster.templating import CACHE as TEMPLATE_CACHE
 from broadcaster.templating import TEST_SEND_SECONDS, CampaignTemplates, batch_budget, user_view
@@ -46,10 +46,19 @@ async def _render_users(
         return await asyncio.to_thread(_budgeted, TEST_SEND_SECONDS, fn, *args, **kw)
 
     existing = None
-    if not camp["create_channels"]:  # only channels that exist: probe them first
-        cids = await run(render.user_channel_cids, camp, tpl, rows, sender)
-        existing = await fanwrite.live_cids(conn, camp["app_id"], cids)
-    batch: render.Batch = await run(render.users, camp, tpl, rows, sender, existing, test=test)
+    known: dict[str, str] = {}
+    create, ctype = bool(camp["create_channels"]), render.channel_type(camp)
+    if tpl.channel_id is None and (not create or render.mentions_channel(tpl)):
+        # the ids are shipped (probed, or read by templates): find the pairs' channels first
+        known = await distinct.ids_with(conn, camp["app_id"], ctype, camp["sender_id"],
+                                        [r["id"] for r in rows], live=not create)
+    if not create:  # only channels that exist
+        if tpl.channel_id is None:
+            existing = {f"{ctype}:{c}" for c in known.values()}
+        else:
+            cids = await run(render.user_channel_cids, camp, tpl, rows, sender)
+            existing = await fanwrite.live_cids(conn, camp["app_id"], cids)
+    batch: render.Batch = await run(render.users, camp, tpl, rows, sender, existing, test=test, known=known)
     return batch
 
 
@@ -107,7 +116,7 @@ async def _render(
                                  camp["channel_template"])
         b, sh = await _render_one(conn, cv, tpl, groups[v["id"]], sender, channels, test, tracking)
         parts.append((str(v["id"]), b, sh))
-    return variants.merge(parts, camp["sender_id"])
+    return variants.merge(parts)
 
 
 async def write_batch(

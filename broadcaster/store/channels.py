@@ -82,24 +82,32 @@ async def get(conn: Conn, app_id: int, cid: str) -> asyncpg.Record | None:
 
 async def create(
     conn: Tx, app_id: int, ctype: str, cid_id: str, created_by_id: str, team: str | None,
-    custom: dict[str, Any], member_ids: Sequence[str],
+    custom: dict[str, Any], member_ids: Sequence[str], *, pair: tuple[str, str] | None = None,
 ) -> bool:
     """Create the channel with its members unless it exists; a soft-deleted one is revived
-    with the new data. Returns whether this call created (or revived) it."""
+    with the new data. Returns whether this call created (or revived) it. pair: a new 1:1
+    distinct channel, not created (False) when that pair's channel exists (store/distinct.py)."""
     cid = f"{ctype}:{cid_id}"
     async with conn.transaction():
-        created = await conn.fetchval(
-            """
-            INSERT INTO channels (app_id, cid, type, id, team, created_by_id, custom)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            ON CONFLICT (app_id, cid) DO UPDATE SET
-                team = EXCLUDED.team, created_by_id = EXCLUDED.created_by_id, custom = EXCLUDED.custom,
-                deleted_at = NULL, created_at = now(), updated_at = now()
-            WHERE channels.deleted_at IS NOT NULL
-            RETURNING TRUE
-            """,
-            app_id, cid, ctype, cid_id, team, created_by_id, custom,
-        )
+        if pair is not None:
+            created = await conn.fetchval(
+                "INSERT INTO channels (app_id, cid, type, id, team, created_by_id, custom, pair_lo, pair_hi)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING TRUE",
+                app_id, cid, ctype, cid_id, team, created_by_id, custom, *pair,
+            )
+        else:
+            created = await conn.fetchval(
+                """
+                INSERT INTO channels (app_id, cid, type, id, team, created_by_id, custom)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (app_id, cid) DO UPDATE SET
+                    team = EXCLUDED.team, created_by_id = EXCLUDED.created_by_id, custom = EXCLUDED.custom,
+                    deleted_at = NULL, created_at = now(), updated_at = now()
+                WHERE channels.deleted_at IS NOT NULL
+                RETURNING TRUE
+                """,
+                app_id, cid, ctype, cid_id, team, created_by_id, custom,
+            )
         if not created:
             return False
         await conn.execute(

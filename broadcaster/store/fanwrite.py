@@ -3,10 +3,12 @@ what domain/render made of them, for every audience kind and for test sends.
 
 Python ships only what it alone can compute (rendered texts, templated ids and custom data)
 as JSON arrays, which cost a fraction of asyncpg's per-element array encoding. Message ids
-(ids.message_id_prefix: time-ordered, consecutive within a batch), distinct channel ids (md5,
-as ids.distinct_channel_id), channels, members, messages, ledger rows, outbox events and the
-batch's done-record are all produced by one statement of data-modifying CTEs, so a batch is
-one round trip and stays exactly once (the done-record commits with the ledger rows).
+(ids.message_id_prefix: time-ordered, consecutive within a batch), the 1:1 distinct channels
+(found by member pair through channels_distinct_pair, new ones named after their first
+message so every index keyed by cid grows at its right edge: store/distinct.py), channels,
+members, messages, ledger rows, outbox events and the batch's done-record are all produced
+by one statement of data-modifying CTEs, so a batch is one round trip and stays exactly once
+(the done-record commits with the ledger rows).
 
 Members of new channels are inserted without ON CONFLICT: only for channels this statement
 has just created (the `ch` CTE returns only new rows), which cannot have members yet (a
@@ -23,6 +25,7 @@ import asyncpg
 
 from broadcaster import ids as idgen
 from broadcaster.domain.render import Batch, Shape
+from broadcaster.store.distinct import HI, LO, probe
 from broadcaster.store.ledger import Tx
 
 # Tables filled moments ago have no statistics, and a plan that thinks them tiny scans them
@@ -95,12 +98,14 @@ async def live_cids(conn: Tx, app_id: int, cids: list[str]) -> set[str]:
 # $19 other rows, $20 n, $21 errored, $22 create channels, $23 events, $24 sender view, $25 ts,
 # $26 the batch run's message id prefix, $27 receivers (channel audiences), $28 channel
 # audience, $29 include the sender, $30 test send (no ledger), $31 recipients that already had
-# a ledger row (excluded ones: counted as skipped), $32 per-row attachments (tracked links), $33 per-row variant ids
-_WRITE = """
+# a ledger row (excluded ones: counted as skipped), $32 per-row attachments (tracked links), $33 per-row variant ids,
+# $34 1:1 distinct channels (found by member pair, new ones get the time-ordered id)
+_WRITE = f"""
 WITH x AS MATERIALIZED (
-  SELECT r.tg, CASE WHEN $28 THEN r.rc ELSE r.tg END AS u,
-         CASE WHEN $28 THEN r.ch ELSE coalesce(r.ch, '!members-' || md5(CASE WHEN r.tg = $4 THEN r.tg
-           WHEN r.tg COLLATE "C" < $4 COLLATE "C" THEN r.tg || ',' || $4 ELSE $4 || ',' || r.tg END)) END AS chid,
+  SELECT r.tg, CASE WHEN $28 THEN r.rc ELSE r.tg END AS u, r.ch,
+         CASE WHEN $34 THEN {LO.format(r="r.tg", s="$4")} END AS lo,
+         CASE WHEN $34 THEN {HI.format(r="r.tg", s="$4")} END AS hi,
+         CASE WHEN $34 AND $22 THEN {probe("r.tg", "$4", "$1", "$10::text")} END AS ex,
          coalesce(r.t, $11) AS t, coalesce(r.cu::jsonb, $12::jsonb) AS cu, coalesce(r.ccu::jsonb, $13::jsonb) AS ccu,
          coalesce(r.att::jsonb, $14::jsonb) AS att, r.vr,
          $26 || lpad(to_hex(r.ord), 5, '0') AS mid,
@@ -111,26 +116,46 @@ WITH x AS MATERIALIZED (
                   json_array_elements($32::json), json_array_elements_text($33::json))
        WITH ORDINALITY AS r(tg, ch, t, cu, ccu, rc, att, vr, ord)
   WHERE r.tg IS NOT NULL
+), x2 AS (
+  -- a new distinct channel's id is its first message's id: time-ordered like it
+  SELECT x.*, CASE WHEN $28 THEN x.ch ELSE coalesce(x.ex, x.ch, '{idgen.DISTINCT_PREFIX}' || x.mid) END AS chid FROM x
 ), y AS MATERIALIZED (
-  SELECT x.*, CASE WHEN $28 THEN x.chid ELSE $10::text || ':' || x.chid END AS cid FROM x
+  SELECT x2.*, CASE WHEN $28 THEN x2.chid ELSE $10::text || ':' || x2.chid END AS cid FROM x2
 ), fixed AS MATERIALIZED (
   SELECT * FROM unnest($16::text[], $17::text[], $18::jsonb[]) AS f(u, role, cu)
 ), nc AS MATERIALIZED (
-  SELECT DISTINCT ON (cid) cid, chid, u, ccu, ord FROM y WHERE $22 ORDER BY cid, ord
-), ch AS (
+  SELECT DISTINCT ON (cid) cid, chid, u, ccu, ord, lo, hi FROM y WHERE $22 AND y.ex IS NULL ORDER BY cid, ord
+), chc AS (
   INSERT INTO channels (app_id, cid, type, id, team, created_by_id, custom, member_count)
   SELECT $1, nc.cid, $10::text, nc.chid, $15, $4, nc.ccu,
          (SELECT count(*) FROM fixed) + CASE WHEN nc.u = ANY($16::text[]) THEN 0 ELSE 1 END
-  FROM nc ORDER BY nc.cid ON CONFLICT DO NOTHING RETURNING cid, id, custom
+  FROM nc WHERE NOT $34 ORDER BY nc.cid ON CONFLICT DO NOTHING RETURNING cid, id, custom
+), chd AS (
+  -- a pair created by a concurrent transaction after this statement's snapshot: that
+  -- channel wins (DO UPDATE returns it, DO NOTHING would leave this row's cid dangling)
+  INSERT INTO channels (app_id, cid, type, id, team, created_by_id, custom, member_count, pair_lo, pair_hi)
+  SELECT $1, nc.cid, $10::text, nc.chid, $15, $4, nc.ccu,
+         (SELECT count(*) FROM fixed) + CASE WHEN nc.u = ANY($16::text[]) THEN 0 ELSE 1 END, nc.lo, nc.hi
+  FROM nc WHERE $34 ORDER BY nc.cid
+  ON CONFLICT (app_id, type, pair_lo, pair_hi) WHERE pair_lo IS NOT NULL DO UPDATE SET pair_lo = EXCLUDED.pair_lo
+  RETURNING cid, id, custom, pair_lo, pair_hi
+), ch AS (
+  SELECT cid, id, custom FROM chc
+  UNION ALL SELECT d.cid, d.id, d.custom FROM chd d JOIN nc ON nc.cid = d.cid
+), won AS (
+  SELECT nc.cid AS mine, d.cid FROM chd d JOIN nc ON nc.lo = d.pair_lo AND nc.hi = d.pair_hi WHERE d.cid <> nc.cid
+), z AS MATERIALIZED (
+  SELECT y.tg, y.u, y.t, y.cu, y.att, y.vr, y.mid, y.ord, coalesce(w.cid, y.cid) AS cid
+  FROM y LEFT JOIN won w ON w.mine = y.cid
 ), mem AS (
   INSERT INTO members (app_id, cid, user_id, channel_role, custom)
   SELECT $1, ch.cid, m.u, m.role, m.cu FROM ch JOIN nc ON nc.cid = ch.cid,
     LATERAL (SELECT f.u, f.role, f.cu FROM fixed f
-             UNION ALL SELECT nc.u, 'channel_member', '{}'::jsonb WHERE nc.u <> ALL($16::text[])) m
+             UNION ALL SELECT nc.u, 'channel_member', '{{}}'::jsonb WHERE nc.u <> ALL($16::text[])) m
   ORDER BY ch.cid, m.u
 ), inc AS (
   INSERT INTO members (app_id, cid, user_id, channel_role, custom)
-  SELECT $1, s.cid, $4, 'channel_member', '{}'::jsonb FROM (SELECT DISTINCT cid FROM y) s
+  SELECT $1, s.cid, $4, 'channel_member', '{{}}'::jsonb FROM (SELECT DISTINCT cid FROM z) s
   WHERE $29 AND s.cid NOT IN (SELECT cid FROM ch) ORDER BY s.cid
   ON CONFLICT DO NOTHING RETURNING cid
 ), incc AS (
@@ -138,11 +163,11 @@ WITH x AS MATERIALIZED (
   WHERE channels.app_id = $1 AND channels.cid = inc.cid
 ), msg AS (
   INSERT INTO messages (app_id, id, cid, user_id, text, attachments, custom, campaign_id)
-  SELECT $1, y.mid, y.cid, $4, y.t, y.att, y.cu, $2 FROM y ORDER BY y.cid
+  SELECT $1, z.mid, z.cid, $4, z.t, z.att, z.cu, $2 FROM z ORDER BY z.cid
 ), led AS (
   INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, channel_cid,
                                    message_id, status, error, sent_at, variant_id)
-  SELECT $1, $2, y.tg, y.u, y.cid, y.mid, 'sent', NULL, now(), y.vr FROM y WHERE NOT $30
+  SELECT $1, $2, z.tg, z.u, z.cid, z.mid, 'sent', NULL, now(), z.vr FROM z WHERE NOT $30
   UNION ALL
   SELECT $1, $2, o->>0, o->>1, o->>2, NULL, o->>3, o->>4, NULL, NULL FROM json_array_elements($19::json) o
   WHERE NOT $30
@@ -154,7 +179,7 @@ WITH x AS MATERIALIZED (
     SELECT 0 AS k, ch_nc.ord AS key, 'channel.created' AS typ, ch.cid AS ref
     FROM ch JOIN nc ch_nc ON ch_nc.cid = ch.cid
     UNION ALL
-    SELECT 1, y.ord, 'message.new', y.mid FROM y
+    SELECT 1, z.ord, 'message.new', z.mid FROM z
   ) e WHERE $23 ORDER BY e.k, e.key
 ), done AS (
   UPDATE campaign_batches SET done = true, done_at = now(), n = $20,
@@ -165,7 +190,7 @@ WITH x AS MATERIALIZED (
 SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created,
   (SELECT count(*) FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND NOT done
    AND batch_no <> $3) AS others,
-  CASE WHEN $30 THEN (SELECT json_agg(json_build_array(y.tg, y.cid, y.mid, y.t) ORDER BY y.ord) FROM y)
+  CASE WHEN $30 THEN (SELECT json_agg(json_build_array(z.tg, z.cid, z.mid, z.t) ORDER BY z.ord) FROM z)
   END AS rows
 """
 
@@ -185,7 +210,7 @@ async def write(
         sh.team, [m[0] for m in sh.members], [m[1] for m in sh.members], [m[2] for m in sh.members],
         b.other, n, b.errored, bool(camp["create_channels"]) and not b.channel_mode, events, user, ts,
         idgen.message_id_prefix(), b.receivers, b.channel_mode, sh.include_sender, test, pre,
-        b.attachments, b.variants,
+        b.attachments, b.variants, sh.distinct and not b.channel_mode,
     )
     assert r is not None
     sent, created = int(r["sent"]), int(r["created"])
