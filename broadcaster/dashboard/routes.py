@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from broadcaster.dashboard import campaign_list, signin
+from broadcaster.dashboard import campaign_list, screens, signin
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -15,6 +15,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: list[tuple[str, str, Handler, str]] = [
     *signin.ROUTES,
     *campaign_list.ROUTES,
+    *screens.ROUTES,  # segments, automation, webhooks, settings
 ]
 
 # (label, path): the nav shows an entry once a GET route serves its path.
