@@ -50,7 +50,7 @@ SCHEMAS["EventInput"] = obj({
 TRIGGER_FIELDS: J = {
     "trigger": {**nullable(ref("Trigger")), "description": "required for type triggered, refused otherwise"},
     "delay": nullable(DELAY),
-    "once_per_user": {"type": "boolean", "default": True, "description": "false is not supported yet"},
+    "once_per_user": {"type": "boolean", "default": True, "description": "false is not supported yet (400)"},
 }
 SCHEMAS["CampaignInput"]["properties"].update({
     "type": TYPE, **TRIGGER_FIELDS,

@@ -131,7 +131,7 @@ async def test_worker_sigkill_mid_stream_loses_and_doubles_nothing(api: Api, poo
 
 async def test_validation(api: Api, pool: Any) -> None:
     await pool.execute("INSERT INTO users (app_id, id) VALUES ($1, 'shop')", api.creds.app_id)
-    assert (await api.post("/segments", {"id": "s", "type": "user", "all_users": True}))[0] in (200, 201)
+    assert (await api.post("/segments", {"id": "s", "type": "channel", "filter": {"type": "messaging"}}))[0] in (200, 201)
     base = {"type": "triggered", "sender_id": "shop", "message_template": {"text": "hi"}}
     for body, words in [
         ({}, ("trigger",)),
@@ -141,7 +141,7 @@ async def test_validation(api: Api, pool: Any) -> None:
         ({"trigger": {"event": "x", "filter": {"data.a": {"$bogus": 1}}}}, ("trigger.filter",)),
         ({"trigger": {"event": "x"}, "delay": "soon"}, ("delay",)),
         ({"trigger": {"event": "x"}, "once_per_user": "yes"}, ("once_per_user",)),
-        ({"trigger": {"event": "x"}, "segment_ids": ["s"]}, ("segment_ids",)),
+        ({"trigger": {"event": "x"}, "segment_ids": ["s"]}, ("segment_ids", "user segments")),
     ]:
         st, err = await api.post("/campaigns", {**base, **body})
         assert_error(st, err, 400, 4, *words)

@@ -94,6 +94,8 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
     kind = "user"
     if seg_ids is not None:
         kind = (await recipients.load_audience(pool, app.id, seg_ids, sender_id)).kind
+        if kind == "channel" and body.get("type") == "triggered":
+            raise bad_request("segment_ids of a triggered campaign must be user segments (who may be triggered)")
         if kind == "channel" and create_channels:
             raise bad_request("create_channels is meaningless for channel segments: they send into existing channels")
     if not await campaigns.user_exists(pool, app.id, sender_id):

@@ -40,9 +40,6 @@ def type_fields(body: dict[str, Any]) -> dict[str, Any]:
     elif raw is not None:
         raise bad_request(f"schedule applies to recurring campaigns only, not type {kind!r}")
     if kind == "triggered":
-        if body.get("segment_ids") is not None:
-            raise bad_request("segment_ids: a triggered campaign takes user_ids (who may be triggered)"
-                              " or neither (anyone); segments are not supported for it yet")
         out.update(triggers.fields(body))
     else:
         for k in ("trigger", "delay"):

@@ -11,8 +11,10 @@ from broadcaster import filters
 from broadcaster.errors import bad_request, not_found
 from broadcaster.http import ok, query_payload, read_json
 from broadcaster.ids import new_id
-from broadcaster.keys import POOL
+from broadcaster.keys import POOL, REDIS
 from broadcaster.middleware import current_app
+from broadcaster.services import triggers as triggered
+from broadcaster.store import events
 from broadcaster.store import users as store
 from broadcaster.validate import ID_RE, ident, integer, obj
 
@@ -107,6 +109,13 @@ def parse_patch(p: Any, path: str) -> store.Patch:
     )
 
 
+async def _notify_triggers(request: web.Request, app_id: int) -> None:
+    """The write recorded user events if a triggered campaign listens to them: match them now
+    (a job) rather than at the next 1 s tick."""
+    if await events.listens_to_users(request.app[POOL], app_id):
+        await triggered.notify(request.app[REDIS], app_id)
+
+
 @routes.post("/users", name="UpsertUsers")
 async def upsert_users(request: web.Request) -> web.Response:
     app = current_app(request)
@@ -118,6 +127,7 @@ async def upsert_users(request: web.Request) -> web.Response:
     # Validate everything before writing anything: one bad user rejects the call.
     parsed = [parse_user(k, v, f"users.{k}") for k, v in raw.items()]
     rows = await store.upsert(request.app[POOL], app.id, parsed)
+    await _notify_triggers(request, app.id)
     return ok(request, {"users": {r["id"]: store.user_dict(r) for r in rows}})
 
 
@@ -136,6 +146,7 @@ async def update_users_partial(request: web.Request) -> web.Response:
             rows = await store.patch(conn, app.id, patches)
         except store.MissingUser as e:
             raise not_found(f"user {e.user_id!r}") from None
+    await _notify_triggers(request, app.id)
     return ok(request, {"users": {r["id"]: store.user_dict(r) for r in rows}})
 
 

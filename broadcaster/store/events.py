@@ -9,9 +9,13 @@ import asyncpg
 
 from broadcaster import filters
 from broadcaster.domain import triggers
+from broadcaster.store import recipients
 from broadcaster.store.ledger import Conn, Tx
 
 RETENTION = "7 days"  # an id de-duplicates for this long
+# A paused campaign goes on matching: its triggers wait (dispatch sends only while it is in
+# progress) and are sent after resume, so events of the pause are not lost.
+LISTENING = "('in_progress', 'paused')"
 
 
 async def record(conn: Conn, app_id: int, rows: Sequence[tuple[str, str, str, Any, Any]]) -> set[str]:
@@ -36,7 +40,7 @@ def event_sql(listened: Sequence[str], rows_cte: str, type_sql: str, user_sql: s
         f"INSERT INTO events (app_id, id, type, user_id, data)"
         f" SELECT $1, gen_random_uuid()::text, {type_sql}, {user_sql}, {data_sql} FROM {rows_cte} w"
         f" WHERE {user_sql} IS NOT NULL AND {user_sql} <> '' AND EXISTS (SELECT 1 FROM campaigns c WHERE c.app_id = $1 AND c.type = 'triggered'"
-        f" AND c.status = 'in_progress' AND c.trigger->>'event' IN ({names}))")
+        f" AND c.status IN {LISTENING} AND c.trigger->>'event' IN ({names}))")
 
 
 def user_events_sql(rows_cte: str, data_sql: str, type_sql: str) -> str:
@@ -46,8 +50,16 @@ def user_events_sql(rows_cte: str, data_sql: str, type_sql: str) -> str:
 
 async def listening(conn: Conn, app_id: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT id, trigger, delay, user_ids, sender_id FROM campaigns WHERE app_id = $1"
-        " AND type = 'triggered' AND status = 'in_progress'", app_id)
+        "SELECT id, trigger, delay, user_ids, segment_ids, sender_id FROM campaigns WHERE app_id = $1"
+        f" AND type = 'triggered' AND status IN {LISTENING}", app_id)
+
+
+async def listens_to_users(conn: Conn, app_id: int) -> bool:
+    """Whether a triggered campaign of the app listens to user.created/user.updated (the live
+    campaigns' partial index serves it)."""
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM campaigns WHERE app_id = $1 AND type = 'triggered' AND status IN ('in_progress', 'paused')"
+        " AND trigger->>'event' IN ('user.created', 'user.updated') LIMIT 1", app_id))
 
 
 async def apps_with_pending(conn: Conn) -> list[int]:
@@ -82,6 +94,9 @@ async def match(conn: Tx, app_id: int, camp: asyncpg.Record, ids: list[str]) -> 
     cond = filters.compile_filter(trig.get("filter") or {}, triggers.EVENT_SCHEMA, params, field="trigger.filter")
     if camp["user_ids"]:
         cond += f" AND e.user_id = ANY({params.add(list(camp['user_ids']))}::text[])"
+    if camp["segment_ids"]:  # only the segments' users can be triggered
+        members = await recipients.members_sql(conn, app_id, list(camp["segment_ids"]), params)
+        cond += f" AND e.user_id IN ({members})" if members else " AND false"
     n = await conn.fetchval(
         "WITH m AS (SELECT e.id, e.user_id, e.created_at,"
         "  row_number() OVER (PARTITION BY e.user_id ORDER BY e.created_at, e.id) AS rn"

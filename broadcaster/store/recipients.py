@@ -101,6 +101,13 @@ def _union_sql(
     return f"SELECT DISTINCT id FROM ({union}) u ORDER BY id{limit_sql}"
 
 
+async def members_sql(conn: segments.Conn, app_id: int, segment_ids: list[str], params: Any) -> str | None:
+    """SQL yielding the ids of the users in these user segments (None: nobody), its
+    parameters added to `params` (a triggered campaign's restriction)."""
+    rows = [r for r in await segments.get_many(conn, app_id, segment_ids) if r.type == "user"]
+    return _union_sql(rows, Audience(app_id, "user", tuple(segment_ids), None), params, None, None, None)
+
+
 async def _run(
     conn: segments.Conn, audience: Audience, after: str | None,
     upto: str | None, limit: int | None,
