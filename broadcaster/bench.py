@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from broadcaster import devstack
+from broadcaster import benchauto, devstack
 from broadcaster.benchhooks import plain_receiver_run
 from broadcaster.benchparts import Client, RssSampler, Sink, ceiling, progress
 from broadcaster.plainreceiver import PlainReceiver
@@ -207,6 +207,10 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
                          extra={"segment_ids": ["bench-rooms"], "create_channels": False, "channel_template": None})
     progress(f"fan-out, channel segment {fan4['recipients_per_s']:,.0f} recipients/s")
 
+    async def plain_fanout(cid: str) -> dict[str, Any]:
+        return await _fanout(client, cid, "messaging", n, RssSampler([w.pid for w in workers]), skip_webhook=True)
+    auto = await benchauto.run(client, dsn, app_id, n, plain_fanout)  # issue 16: events, policy
+
     if args.plot:
         _plot(args.plot, fan["timeline"], ceil, ceil_seq)
     return {
@@ -229,6 +233,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
         "targets_query": targets_query,
         "webhooks": hooks,
         "memory": {"rss_mb_at_10pct": fan["rss_at_10"], "rss_mb_at_100pct": fan["rss_at_100"]},
+        "triggers_and_policy": auto,
     }
 
 

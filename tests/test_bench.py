@@ -47,6 +47,11 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     # Delivery completeness is the webhook tests' to prove; the smoke run checks the report.
     assert 0 < result["webhooks"]["delivered"] <= result["webhooks"]["events"]
     assert result["memory"]["rss_mb_at_10pct"] > 0 and result["memory"]["rss_mb_at_100pct"] > 0
+    auto = result["triggers_and_policy"]  # broadcaster/benchauto.py (issue 16)
+    assert auto["events_post_1000"]["settled"] and auto["events_post_1000"]["p50_ms"] > 0
+    e2m = auto["event_to_message"]
+    assert e2m["settled"] and e2m["messages"] == e2m["events"] == 2000 and e2m["p99_ms"] > 0, e2m
+    assert auto["policy"]["ratio"] > 0
 
 
 async def test_ceiling_writes_the_ids_a_campaign_writes(pool: Any) -> None:
