@@ -113,6 +113,8 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
         **series_api.type_fields(body),
         **policy.campaign_fields(body, scheduled_kind=body.get("type") or "one_time"),
     }
+    if data["send_in_local_time"] and data["winner"]:  # its passes are planned batches, not zones
+        raise bad_request("send_in_local_time cannot be combined with winner (an A/B test's passes)")
     return data, kind
 
 

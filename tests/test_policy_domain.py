@@ -1,0 +1,61 @@
+"""Delivery policy, pure (broadcaster/domain/policy.py): zones, quiet hours across midnight
+and DST, local wall-clock instants, frequency caps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from broadcaster.domain import policy
+from broadcaster.errors import ApiError
+
+AMS = ZoneInfo("Europe/Amsterdam")
+
+
+def test_quiet_hours_spanning_midnight_end_at_the_next_local_morning() -> None:
+    q = policy.parse_quiet({"start": "22:00", "end": "07:00"})
+    at = datetime(2026, 12, 1, 22, 30, tzinfo=UTC)  # 23:30 in Amsterdam (CET)
+    assert policy.quiet_until(q, at, AMS) == datetime(2026, 12, 2, 6, 0, tzinfo=UTC)  # 07:00 CET
+    early = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)  # 06:00 CET: still quiet, same morning
+    assert policy.quiet_until(q, early, AMS) == datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+    assert policy.quiet_until(q, datetime(2026, 12, 2, 6, 0, tzinfo=UTC), AMS) is None  # 07:00: over
+    assert policy.quiet_until(q, datetime(2026, 12, 1, 12, 0, tzinfo=UTC), AMS) is None
+
+
+def test_quiet_hours_within_a_day_and_across_the_spring_forward_night() -> None:
+    q = policy.parse_quiet({"start": "12:00", "end": "14:00"})
+    assert policy.quiet_until(q, datetime(2026, 7, 1, 10, 30, tzinfo=UTC), AMS) == datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    night = policy.parse_quiet({"start": "01:00", "end": "03:00"})
+    # 29 March 2026: 02:00 CET jumps to 03:00 CEST; at 01:30 CET quiet ends at 03:00 CEST = 01:00 UTC
+    assert policy.quiet_until(night, datetime(2026, 3, 29, 0, 30, tzinfo=UTC), AMS) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+
+
+def test_wall_clock_instants_per_zone_and_the_earliest() -> None:
+    nine = datetime(2026, 12, 2, 9, 0)
+    tokyo, ny = ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York")
+    assert policy.wall_instant(nine, tokyo) == datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
+    assert policy.wall_instant(nine, ny) == datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
+    assert policy.earliest_instant(nine, [ny, tokyo, policy.UTC_ZONE]) == datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
+    assert policy.zone_of("Not/A_Zone", ny) is ny and policy.zone_of(None, ny) is ny
+    assert policy.zone_of("Asia/Tokyo", ny) == tokyo
+
+
+def test_caps_count_sends_inside_each_sliding_period() -> None:
+    caps = policy.parse_caps([{"max": 1, "period": "12h"}, {"max": 3, "period": "7d"}])
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    assert not policy.capped(caps, [now - timedelta(hours=13)], now)
+    assert policy.capped(caps, [now - timedelta(hours=11)], now)
+    three = [now - timedelta(days=d) for d in (1, 2, 3)]
+    assert policy.capped(caps, three, now)
+    assert not policy.capped(caps, [now - timedelta(days=8), *three[:2]], now)
+    assert policy.kept(caps, [now - timedelta(days=8), *three], now) == three
+
+
+@pytest.mark.parametrize("raw", [{"start": "7:00", "end": "08:00"}, {"start": "07:00"}, {"start": "07:00", "end": "07:00"},
+                                 {"start": "07:00", "end": "08:00", "tz": "x"}, "22-07"])
+def test_bad_quiet_hours_are_refused(raw: object) -> None:
+    with pytest.raises(ApiError) as e:
+        policy.parse_quiet(raw)
+    assert "quiet_hours" in e.value.message
