@@ -1,6 +1,6 @@
 """The smallest webhook receiver a user would write: Python's `http.server.ThreadingHTTPServer`
 with its defaults (HTTP/1.0, a connection and a thread per request, listen backlog 5),
-answering 200 to every POST. The bench and the tests measure delivery against it."""
+answering 200 to every POST (or `status`). The bench and the tests measure delivery against it."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class PlainReceiver:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.hits: list[Hit] = []
+        self.status = 200  # what every POST is answered (a test may make it fail)
         self._lock = threading.Lock()
         owner = self
 
@@ -37,7 +38,7 @@ class PlainReceiver:
                           body.get("type", ""), time.monotonic(), body)
                 with owner._lock:
                     owner.hits.append(hit)
-                self.send_response(200)
+                self.send_response(owner.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from broadcaster.dashboard import segments
+from broadcaster.dashboard import automation, segments, settings, webhooks
 
-ROUTES = [*segments.ROUTES]
+ROUTES = [*segments.ROUTES, *automation.ROUTES, *webhooks.ROUTES, *settings.ROUTES]
