@@ -3,12 +3,14 @@ flash message, field errors taken from the API's error message, HTML error pages
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
 from broadcaster.dashboard.apicall import ApiResult
@@ -31,9 +33,9 @@ HEADERS = {
 @cache
 def env() -> Environment:
     # Not the campaign sandbox (templating.py): these are our templates, tenants' data only
-    # ever arrives as escaped values.
+    # ever arrives as escaped values. Lenient undefined: API objects omit absent fields.
     e = Environment(loader=PackageLoader("broadcaster.dashboard", "templates"), autoescape=True,
-                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                    trim_blocks=True, lstrip_blocks=True)
     e.filters["pct"] = lambda v: f"{float(v or 0):.0f}"
     e.globals["kwargs_attrs"] = lambda d: attrs(**d)
     e.globals["zip_pairs"] = lambda xs: [(x, x.replace("_", " ")) for x in xs]
@@ -91,13 +93,15 @@ async def confirmed(request: web.Request, question: str, verb: str, back: str) -
                   action_url=request.path)
 
 
-def field_errors(result: ApiResult, fields: list[str]) -> dict[str, str]:
+def field_errors(result: ApiResult, fields: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
     """The API's error message next to the form field it names (the longest field name found
-    in the message wins: `message_template.text` before `text`), else at the top (`_form`)."""
+    in the message wins: `message_template.text` before `text`), else at the top (`_form`).
+    A mapping maps the API's field names to the form's."""
     msg = result.message
-    for f in sorted(fields, key=len, reverse=True):
-        if f in msg:
-            return {f: msg}
+    names = fields if isinstance(fields, Mapping) else {f: f for f in fields}
+    for f in sorted(names, key=len, reverse=True):
+        if re.search(rf"(?<![\w.]){re.escape(f)}(?![\w])", msg):
+            return {names[f]: msg}
     return {"_form": msg}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from broadcaster.dashboard import campaign_list, screens, signin
+from broadcaster.dashboard import campaign_detail, campaign_list, campaign_wizard, screens, signin
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -15,6 +15,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: list[tuple[str, str, Handler, str]] = [
     *signin.ROUTES,
     *campaign_list.ROUTES,
+    *campaign_wizard.ROUTES,  # before campaign_detail: /new and /{id}/edit before /{id}...
+    *campaign_detail.ROUTES,
     *screens.ROUTES,  # segments, automation, webhooks, settings
 ]
 
