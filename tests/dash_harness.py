@@ -10,6 +10,7 @@ signed in with `sync_creds`). Synchronise on Playwright's auto-waiting
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -21,7 +22,8 @@ from tests import dash_browser as dash_browser_mod
 from tests.dash_browser import expect
 from tests.helpers import Creds, LiveServer
 
-__all__ = ["expect", "screenshot", "sign_in"]
+__all__ = ["CSRF_RE", "expect", "screenshot", "sign_in", "sign_in_http"]
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
 CHROMIUM = os.environ.get("BROADCASTER_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -84,3 +86,16 @@ def screenshot(page: Any, name: str) -> str:
     path = os.path.join(SCREENSHOTS, f"{name}.png")
     page.screenshot(path=path, full_page=True)
     return path
+
+
+async def sign_in_http(client: Any, creds: Creds) -> str:
+    """Signs an aiohttp test client in as a browser would; returns the session's CSRF token."""
+    r = await client.get("/dashboard/signin")
+    token = CSRF_RE.search(await r.text()).group(1)  # type: ignore[union-attr]
+    r = await client.post("/dashboard/signin", data={"api_key": creds.api_key, "api_secret": creds.api_secret,
+                                                     "csrf": token}, allow_redirects=False)
+    assert r.status == 303, await r.text()
+    assert r.headers["Location"] == "/dashboard/campaigns"
+    r = await client.get("/dashboard/campaigns")
+    assert r.status == 200
+    return CSRF_RE.search(await r.text()).group(1)  # type: ignore[union-attr]

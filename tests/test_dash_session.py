@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import re
 
-from aiohttp.test_utils import TestClient
-
 from broadcaster.app import create_app
-from tests.dash_harness import expect, sign_in
-
-CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+from tests.dash_harness import CSRF_RE, expect, sign_in, sign_in_http
 
 
 def test_sign_in_cookie_sign_out_and_refused_after(dash_page, sync_creds):
@@ -51,25 +47,12 @@ def test_wrong_secret_shows_the_error_next_to_the_field_and_echoes_nothing(dash_
     assert not [c for c in page.context.cookies() if c["name"] == "bc_dash"]
 
 
-async def _sign_in_http(client: TestClient, creds) -> str:
-    """Signs the test client in; returns the session's CSRF token (from a rendered form)."""
-    r = await client.get("/dashboard/signin")
-    token = CSRF_RE.search(await r.text()).group(1)
-    r = await client.post("/dashboard/signin", data={"api_key": creds.api_key, "api_secret": creds.api_secret,
-                                                     "csrf": token}, allow_redirects=False)
-    assert r.status == 303, await r.text()
-    assert r.headers["Location"] == "/dashboard/campaigns"
-    r = await client.get("/dashboard/campaigns")
-    assert r.status == 200
-    return CSRF_RE.search(await r.text()).group(1)
-
-
 async def _sessions(pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM dashboard_sessions")
 
 
 async def test_state_change_without_the_csrf_token_is_refused_and_changes_nothing(client, creds, pool):
-    csrf = await _sign_in_http(client, creds)
+    csrf = await sign_in_http(client, creds)
     assert await _sessions(pool) == 1
     for data, headers in (({}, {}), ({"csrf": "wrong"}, {}), ({}, {"X-CSRF-Token": "wrong"})):
         r = await client.post("/dashboard/signout", data=data, headers=headers, allow_redirects=False)
@@ -108,7 +91,7 @@ async def test_cookie_is_secure_behind_a_trusted_https_proxy(aiohttp_client, set
 
 
 async def test_expired_session_is_refused(client, creds, pool):
-    await _sign_in_http(client, creds)
+    await sign_in_http(client, creds)
     await pool.execute("UPDATE dashboard_sessions SET expires_at = now() - interval '1 second'")
     r = await client.get("/dashboard/campaigns", allow_redirects=False)
     assert r.status == 303 and r.headers["Location"].startswith("/dashboard/signin")

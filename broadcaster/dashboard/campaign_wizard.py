@@ -66,8 +66,11 @@ async def _submit(request: web.Request, campaign: dict[str, Any] | None) -> web.
         if r.status == 404:
             return error_page(request, 404, r.message)
         errors = field_errors(r, wizard_form.FIELDS)
+        status = r.status if 400 <= r.status < 500 else 502
+    else:
+        status = 400
     return _form_page(request, values=values, segments=await _segments(request), errors=errors,
-                      campaign=campaign, http_status=400)
+                      campaign=campaign, http_status=status)
 
 
 @require_session

@@ -38,10 +38,26 @@
           });
           el.dataset.done = data.done ? "1" : "0";
           if (!data.done) setTimeout(tick, every);
+          else if (el.dataset.refreshOnDone !== undefined) refresh();
         })
         .catch(function () { setTimeout(tick, every * 3); });
     }
     tick();
+  }
+
+  // Once a live thing is done, the page's [data-refresh-id] parts (charts, buttons) are
+  // fetched again and swapped in place: up to date without reloading the page.
+  function refresh() {
+    fetch(location.href, {credentials: "same-origin"})
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-refresh-id]").forEach(function (old) {
+          var fresh = doc.querySelector('[data-refresh-id="' + CSS.escape(old.dataset.refreshId) + '"]');
+          if (fresh) old.replaceWith(document.importNode(fresh, true));
+        });
+        document.body.dataset.refreshed = "1";
+      });
   }
 
   // <form data-preview="/dashboard/x/preview" data-preview-target="#id">: the form's fields
