@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,10 +82,17 @@ def signed_in_page(dash_page: Any, sync_creds: Creds) -> Any:
 
 
 def screenshot(page: Any, name: str) -> str:
-    """docs/screenshots/<name>.png of the page as it is (committed, linked from the README)."""
-    os.makedirs(SCREENSHOTS, exist_ok=True)
-    path = os.path.join(SCREENSHOTS, f"{name}.png")
+    """A full-page PNG of the page as it is. With BROADCASTER_SCREENSHOTS=1 (scripts/screenshots)
+    it is docs/screenshots/<name>.png, committed and linked from the README; otherwise a
+    temporary file, so a test run leaves the tree clean."""
+    if os.environ.get("BROADCASTER_SCREENSHOTS") == "1":
+        folder = SCREENSHOTS
+    else:
+        folder = os.path.join(tempfile.gettempdir(), f"bc-screenshots-{os.getpid()}")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.png")
     page.screenshot(path=path, full_page=True)
+    assert os.path.getsize(path) > 1000, path
     return path
 
 

@@ -97,3 +97,31 @@ async def test_expired_session_is_refused(client, creds, pool):
     assert r.status == 303 and r.headers["Location"].startswith("/dashboard/signin")
     r = await client.get("/dashboard/campaigns/progress.json?ids=x")
     assert r.status == 401
+
+
+def test_keyboard_only_sign_in_with_visible_focus(dash_page, sync_creds):
+    page = dash_page
+    page.goto("/dashboard/signin")
+
+    def focused() -> str:
+        return page.evaluate("(() => { const e = document.activeElement;"
+                             " return (e.id || e.textContent || e.tagName).trim(); })()")
+
+    page.keyboard.press("Tab")
+    assert focused() == "Skip to content"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert focused() == "f-api_key"
+    # :focus-visible draws the outline when the keyboard moved the focus
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    page.keyboard.type(sync_creds.api_key)
+    page.keyboard.press("Tab")
+    assert focused() == "f-api_secret"
+    page.keyboard.type(sync_creds.api_secret)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Campaigns")).to_be_visible()
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    assert focused() == "Campaigns"  # skip link, brand, then the nav
+    page.keyboard.press("Tab")
+    assert focused() == "Segments"

@@ -12,6 +12,7 @@ from broadcaster import ratelimit
 from broadcaster.dashboard import session
 from broadcaster.dashboard.render import redirect, render
 from broadcaster.keys import REDIS
+from broadcaster.validate import API_KEY_RE
 
 # Sign-in attempts per api_key and minute: guessing a 256-bit secret is hopeless anyway, this
 # keeps a script from making the attempts cost us PostgreSQL round trips.
@@ -40,7 +41,7 @@ async def signin_form(request: web.Request) -> web.StreamResponse:
 async def _throttled(request: web.Request, api_key: str) -> bool:
     try:
         async with asyncio.timeout(ratelimit.REDIS_TIMEOUT_S):
-            v = await ratelimit.check(request.app[REDIS], 0, f"DashboardSignIn:{api_key[:128]}",
+            v = await ratelimit.check(request.app[REDIS], 0, f"DashboardSignIn:{api_key}",
                                       SIGNIN_LIMIT)
     except (RedisError, OSError, TimeoutError):
         return False  # like the API's limiter: fail open
@@ -62,6 +63,8 @@ async def signin_submit(request: web.Request) -> web.StreamResponse:
         errors["api_secret"] = "api_secret is required"
     if errors:
         return _form(request, status=400, api_key=api_key, errors=errors)
+    if not API_KEY_RE.match(api_key):  # never a key: not worth a limiter bucket or a query
+        return _form(request, status=401, api_key=api_key[:200], errors={"api_secret": "api_key or api_secret is wrong"})
     if await _throttled(request, api_key):
         return _form(request, status=429, api_key=api_key, errors={
             "_form": f"too many sign-in attempts for this api_key: at most {SIGNIN_LIMIT} a minute"})
