@@ -21,10 +21,12 @@ import asyncpg
 import orjson
 
 from broadcaster import benchauto, devstack
-from broadcaster.benchhooks import plain_receiver_run
-from broadcaster.benchparts import Client, RssSampler, Sink, ceiling, progress
+from broadcaster.benchfan import fanout as fanout_run
+from broadcaster.benchfan import plot, targets_query
+from broadcaster.benchhooks import plain_receiver_run, sink_run
+from broadcaster.benchparts import CEILING_KEYS, Client, RssSampler, Sink, ceiling, pct, progress
 from broadcaster.plainreceiver import PlainReceiver
-from broadcaster.store import apps, outbox
+from broadcaster.store import apps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_path", default=None, help="also write the result here")
     p.add_argument("--plot", default=None, help="write a PNG of messages sent over time")
     p.add_argument("--data-dir", default=".broadcaster/bench", help="embedded servers' data")
+    p.add_argument("--only", default=None, help=f"comma-separated parts to run (default all): {','.join(PARTS)}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,11 +46,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json_path:
         Path(args.json_path).write_text(text + "\n")
     return 0
-
-
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q * len(s)))], 2) if s else 0.0
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,17 +119,34 @@ async def _redis_version(url: str) -> str:
         await r.aclose()
 
 
-async def _measure(client: Client, dsn: str, app_id: int, n: int,
-                   workers: list[subprocess.Popen[bytes]], sink: Sink, args: argparse.Namespace
-                   ) -> dict[str, Any]:
-    ids = [f"u{i:09d}" for i in range(n)]
+PARTS = ("addtargets", "targets_query", "ceiling", "fanout", "second", "webhooks", "hooks_fanout",
+         "include", "channels", "triggers_and_policy")
+NEEDS_FANOUT = {"second", "include", "channels"}  # they send into the fan-out's channels
+
+
+def parts(only: str | None) -> list[str]:
+    """--only a,b,...: the parts to run, in the bench's order (all when not given)."""
+    if not only:
+        return list(PARTS)
+    chosen = {p.strip() for p in only.split(",") if p.strip()}
+    unknown = chosen - set(PARTS)
+    if unknown:
+        raise SystemExit(f"--only: unknown part(s) {sorted(unknown)}; parts: {','.join(PARTS)}")
+    if chosen & NEEDS_FANOUT and "fanout" not in chosen:
+        raise SystemExit(f"--only: {sorted(chosen & NEEDS_FANOUT)} send into the fan-out's channels: add fanout")
+    return [p for p in PARTS if p in chosen]
+
+
+async def _audience(client: Client, dsn: str, app_id: int, ids: list[str]) -> float:
+    """The users (COPY, not measured) and the segment of all of them through addtargets
+    (10,000 a call, 4 in flight); returns the import rate."""
+    n = len(ids)
     progress(f"creating {n} users (COPY, not measured)")
     conn = await asyncpg.connect(dsn)
     await conn.copy_records_to_table(
         "users", records=[(app_id, u, f"User {u}") for u in [*ids, "sender"]],
         columns=["app_id", "id", "name"])
     await conn.close()
-
     await client.ok("POST", "/segments", {"type": "user", "id": "bench", "name": "bench"})
     progress("importing targets through addtargets (10,000 a call, 4 in flight)")
     t0 = time.perf_counter()
@@ -144,11 +159,13 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
             await client.ok("POST", "/segments/bench/addtargets", {"target_ids": chunk})
             done += len(chunk)
             if done % 100_000 < len(chunk) or done == n:
-                el = time.perf_counter() - t0
-                progress(f"  {done}/{n} targets, {done / el:,.0f}/s")
+                progress(f"  {done}/{n} targets, {done / (time.perf_counter() - t0):,.0f}/s")
 
     await asyncio.gather(*(add(ids[i:i + 10_000]) for i in range(0, n, 10_000)))
-    import_rate = n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0)
+
+
+async def _addtargets(client: Client) -> dict[str, float]:
     lat: list[float] = []
     for k in range(10):
         extra = [f"x{k}-{i:05d}" for i in range(10_000)]
@@ -156,199 +173,118 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
         await client.ok("POST", "/segments/bench/addtargets", {"target_ids": extra})
         lat.append((time.perf_counter() - t) * 1000)
         await client.ok("POST", "/segments/bench/deletetargets", {"target_ids": extra})
-    addtargets = {"p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99),
-                  "import_targets_per_s": round(import_rate)}
-    progress(f"addtargets {addtargets}")
+    return {"p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
 
-    targets_query = await _targets_query(client)
-    progress(f"targets/query {targets_query}")
 
-    batch = args.batch_size or 2000
-    progress(f"ceiling: bare set-based insert of the same rows, {n} recipients, batches of {batch}")
-    ceil = await ceiling(dsn, n, batch, connections=2)
-    progress(f"ceiling {ceil:,.0f} recipients/s")
-    progress("ceiling with sequential ids (for reference: the best case for every index)")
-    ceil_seq = await ceiling(dsn, n, batch, connections=2, same_ids=False)
-    progress(f"ceiling with sequential ids {ceil_seq:,.0f} recipients/s")
+def _rates(fan: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    keys = ("planning_s", "tenths_recipients_per_s", "first_tenth_recipients_per_s",
+            "last_tenth_recipients_per_s", "last_to_first_tenth")
+    return {f"{prefix}recipients_per_s": round(fan["recipients_per_s"]), f"{prefix}seconds": round(fan["seconds"], 2),
+            **{prefix + k: fan[k] for k in keys}}
 
-    sampler = RssSampler([w.pid for w in workers])
-    fan = await _fanout(client, "bench-1", "messaging", n, sampler, skip_webhook=True)
-    progress(f"fan-out {fan['recipients_per_s']:,.0f} recipients/s")
 
-    await client.ok("PATCH", "/app", {"webhook_url": sink.url, "webhook_rate_limit": 0})
-    hooks = await _webhooks(dsn, app_id, sink, k=max(2000, min(20_000, n // 10)))
-    progress(f"webhooks {hooks}")
-    plain = PlainReceiver().start()
-    try:  # the same worker(s) against Python's http.server (SPEC 10: every event on attempt 1)
-        await client.ok("PATCH", "/app", {"webhook_url": plain.url})
-        progress("webhooks: one campaign's events to a plain http.server receiver")
-        hooks["plain_http_server"] = await plain_receiver_run(
-            dsn, app_id, plain, max(1000, min(10_000, n // 20)), "bench-plain",
-            timeout_s=max(60.0, n / 1000))
-        progress(f"webhooks plain http.server {hooks['plain_http_server']}")
+async def _disk(dsn: str, base: Path) -> dict[str, float]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        db_bytes = await conn.fetchval("SELECT pg_database_size(current_database())")
     finally:
-        await client.ok("PATCH", "/app", {"webhook_url": sink.url})
-        plain.stop()
+        await conn.close()
+    files = sum(f.stat().st_size for f in base.rglob("*") if f.is_file()) if base.exists() else 0
+    return {"database_mb": round(db_bytes / 2**20), "data_dir_mb": round(files / 2**20)}
 
-    sampler2 = RssSampler([w.pid for w in workers])
-    fan2 = await _fanout(client, "bench-2", "bench2", n, sampler2, skip_webhook=False)
-    progress(f"fan-out with webhooks {fan2['recipients_per_s']:,.0f} recipients/s")
 
+async def _measure(client: Client, dsn: str, app_id: int, n: int,
+                   workers: list[subprocess.Popen[bytes]], sink: Sink, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    todo = parts(args.only)
+    progress(f"parts: {','.join(todo)}")
+    ids = [f"u{i:09d}" for i in range(n)]
+    import_rate = await _audience(client, dsn, app_id, ids)
+    out: dict[str, Any] = {"parts": todo}
+    fanout: dict[str, Any] = {}
+    samplers: list[RssSampler] = []
+
+    def sampler() -> RssSampler:
+        samplers.append(RssSampler([w.pid for w in workers]))
+        return samplers[-1]
+
+    if "addtargets" in todo:
+        out["addtargets"] = {**await _addtargets(client), "import_targets_per_s": round(import_rate)}
+        progress(f"addtargets {out['addtargets']}")
+    if "targets_query" in todo:
+        out["targets_query"] = await targets_query(client)
+        progress(f"targets/query {out['targets_query']}")
+    batch = args.batch_size or 2000
+    ceil = {"sequential": 0.0, "hashed": 0.0}
+    if "ceiling" in todo:
+        for keys in CEILING_KEYS:
+            progress(f"ceiling, {keys} keys: bare set-based insert of the same rows, {n} recipients, batches of {batch}")
+            ceil[keys] = await ceiling(dsn, n, batch, connections=2, keys=keys)
+            progress(f"ceiling, {keys} keys: {ceil[keys]:,.0f} recipients/s")
+        fanout.update({"ceiling_recipients_per_s": round(ceil["sequential"]),
+                       "ceiling_hashed_recipients_per_s": round(ceil["hashed"])})
+    fan: dict[str, Any] | None = None
+    if "fanout" in todo:
+        fan = await fanout_run(client, "bench-1", "messaging", n, sampler(), skip_webhook=True)
+        progress(f"fan-out {fan['recipients_per_s']:,.0f} recipients/s, tenths {fan['tenths_recipients_per_s']}")
+        fanout.update(_rates(fan))
+        if ceil["sequential"]:
+            fanout["ratio"] = round(fan["recipients_per_s"] / ceil["sequential"], 3)
+            fanout["ratio_hashed"] = round(fan["recipients_per_s"] / ceil["hashed"], 3)
+        out["memory"] = {"rss_mb_at_10pct": fan["rss_at_10"], "rss_mb_at_100pct": fan["rss_at_100"]}
+        out["disk"] = await _disk(dsn, Path(args.data_dir).resolve() / str(os.getpid()))
+        progress(f"disk after the fan-out {out['disk']}")
+    if "second" in todo and fan:  # the same audience again: every channel exists
+        fan_b = await fanout_run(client, "bench-1b", "messaging", n, sampler(), skip_webhook=True)
+        progress(f"second campaign {fan_b['recipients_per_s']:,.0f} recipients/s")
+        fanout.update({**_rates(fan_b, "second_campaign_"),
+                       "second_campaign_ratio": round(fan_b["recipients_per_s"] / fan["recipients_per_s"], 3)})
+    if "webhooks" in todo:
+        await client.ok("PATCH", "/app", {"webhook_url": sink.url, "webhook_rate_limit": 0})
+        hooks = await sink_run(dsn, app_id, sink, k=max(2000, min(20_000, n // 10)))
+        progress(f"webhooks {hooks}")
+        plain = PlainReceiver().start()
+        try:  # the same worker(s) against Python's http.server (SPEC 10: every event on attempt 1)
+            await client.ok("PATCH", "/app", {"webhook_url": plain.url})
+            progress("webhooks: one campaign's events to a plain http.server receiver")
+            hooks["plain_http_server"] = await plain_receiver_run(
+                dsn, app_id, plain, max(1000, min(10_000, n // 20)), "bench-plain",
+                timeout_s=max(60.0, n / 1000))
+            progress(f"webhooks plain http.server {hooks['plain_http_server']}")
+        finally:
+            plain.stop()
+        out["webhooks"] = hooks
+    if "hooks_fanout" in todo:
+        await client.ok("PATCH", "/app", {"webhook_url": sink.url, "webhook_rate_limit": 0})
+        fan2 = await fanout_run(client, "bench-2", "bench2", n, sampler(), skip_webhook=False)
+        progress(f"fan-out with webhooks {fan2['recipients_per_s']:,.0f} recipients/s")
+        fanout["with_webhooks_recipients_per_s"] = round(fan2["recipients_per_s"])
+        if fan:
+            fanout["with_webhooks_ratio"] = round(fan2["recipients_per_s"] / fan["recipients_per_s"], 3)
     # The other audience kinds through the same send path, into bench-1's channels (which now
     # exist): sender_mode include (the sender's membership is probed per channel), and a
     # channel segment (each channel's 1:1 receiver is read with it).
-    sampler3 = RssSampler([w.pid for w in workers])
-    fan3 = await _fanout(client, "bench-3", "messaging", n, sampler3, skip_webhook=True,
-                         extra={"sender_mode": "include"})
-    progress(f"fan-out, sender_mode include {fan3['recipients_per_s']:,.0f} recipients/s")
-    await client.ok("POST", "/segments", {"type": "channel", "id": "bench-rooms", "filter": {"type": "messaging"}})
-    sampler4 = RssSampler([w.pid for w in workers])
-    fan4 = await _fanout(client, "bench-4", "messaging", n, sampler4, skip_webhook=True,
-                         extra={"segment_ids": ["bench-rooms"], "create_channels": False, "channel_template": None})
-    progress(f"fan-out, channel segment {fan4['recipients_per_s']:,.0f} recipients/s")
-
-    async def plain_fanout(cid: str) -> dict[str, Any]:
-        return await _fanout(client, cid, "messaging", n, RssSampler([w.pid for w in workers]), skip_webhook=True)
-    auto = await benchauto.run(client, dsn, app_id, n, plain_fanout)  # issue 16: events, policy
-
-    if args.plot:
-        _plot(args.plot, fan["timeline"], ceil, ceil_seq)
-    return {
-        "fanout": {
-            "recipients_per_s": round(fan["recipients_per_s"]),
-            "seconds": round(fan["seconds"], 2),
-            "ceiling_recipients_per_s": round(ceil),
-            "ratio": round(fan["recipients_per_s"] / ceil, 3),
-            "ceiling_sequential_ids_recipients_per_s": round(ceil_seq),
-            "ratio_sequential_ids": round(fan["recipients_per_s"] / ceil_seq, 3),
-            "with_webhooks_recipients_per_s": round(fan2["recipients_per_s"]),
-            "with_webhooks_ratio": round(fan2["recipients_per_s"] / fan["recipients_per_s"], 3),
-            "include_mode_recipients_per_s": round(fan3["recipients_per_s"]),
-            "include_mode_ratio": round(fan3["recipients_per_s"] / fan["recipients_per_s"], 3),
-            "channel_segment_recipients_per_s": round(fan4["recipients_per_s"]),
-            "channel_segment_ratio": round(fan4["recipients_per_s"] / fan["recipients_per_s"], 3),
-            "worker_peak_rss_mb": round(max(sampler.peak, sampler2.peak, sampler3.peak, sampler4.peak), 1),
-        },
-        "addtargets": addtargets,
-        "targets_query": targets_query,
-        "webhooks": hooks,
-        "memory": {"rss_mb_at_10pct": fan["rss_at_10"], "rss_mb_at_100pct": fan["rss_at_100"]},
-        "triggers_and_policy": auto,
-    }
-
-
-async def _targets_query(client: Client) -> dict[str, float]:
-    path = "/segments/bench/targets/query"
-    first: list[float] = []
-    for _ in range(10):
-        t = time.perf_counter()
-        page = await client.ok("POST", path, {"limit": 10_000})
-        first.append((time.perf_counter() - t) * 1000)
-    cursor = None
-    while page.get("next"):
-        cursor = page["next"]
-        page = await client.ok("POST", path, {"limit": 10_000, "next": cursor})
-    last: list[float] = []
-    for _ in range(10):
-        t = time.perf_counter()
-        await client.ok("POST", path, {"limit": 10_000, **({"next": cursor} if cursor else {})})
-        last.append((time.perf_counter() - t) * 1000)
-    return {"first_page_p50_ms": _pct(first, 0.5), "last_page_p50_ms": _pct(last, 0.5)}
-
-
-async def _fanout(client: Client, cid: str, channel_type: str, n: int, sampler: RssSampler,
-                  *, skip_webhook: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = {
-        "id": cid, "name": cid, "segment_ids": ["bench"], "sender_id": "sender",
-        "create_channels": True, "channel_template": {"type": channel_type},
-        "message_template": {"text": "Hi {{ receiver.name }}, I'm {{ sender.name }}!"},
-        "skip_webhook": skip_webhook, **(extra or {}),
-    }
-    await client.ok("POST", "/campaigns", {k: v for k, v in body.items() if v is not None})
-    progress(f"fan-out {cid}: start (skip_webhook={skip_webhook})")
-    t0 = time.perf_counter()
-    await client.ok("POST", f"/campaigns/{cid}/start", {})
-    timeline: list[tuple[float, int]] = []
-    rss_at_10 = 0.0
-    last_print = 0.0
-    while True:
-        c = (await client.ok("GET", f"/campaigns/{cid}"))["campaign"]
-        el = time.perf_counter() - t0
-        stats = c.get("stats") or {}
-        sent = int(stats.get("stats_messages_sent") or 0)
-        timeline.append((el, sent))
-        sampler.sample()
-        if not rss_at_10 and sent >= n * 0.1:
-            rss_at_10 = round(sampler.peak, 1)
-        if el - last_print >= 5:
-            last_print = el
-            progress(f"  {cid}: {sent}/{n} sent, {sent / el:,.0f}/s, worker RSS {sampler.peak:.0f} MiB")
-        if c["status"] in ("completed", "stopped"):
-            break
-        if el > 3600:
-            raise RuntimeError(f"campaign {cid} did not complete within an hour")
-        await asyncio.sleep(0.2)
-    seconds = time.perf_counter() - t0
-    return {"recipients_per_s": n / seconds, "seconds": seconds, "timeline": timeline,
-            "rss_at_10": rss_at_10 or round(sampler.peak, 1), "rss_at_100": round(sampler.peak, 1)}
-
-
-async def _webhooks(dsn: str, app_id: int, sink: Sink, k: int) -> dict[str, Any]:
-    """Signed deliveries/s from the worker(s) to the local sink: k events put in the outbox
-    in one transaction, timed until the sink has them all."""
-    progress(f"webhooks: {k} events through the outbox to a local receiver")
-    body = {"type": "message.new", "cid": "messaging:bench", "channel_type": "messaging",
-            "channel_id": "bench", "message": {"id": "m", "text": "hello " * 20, "type": "regular"},
-            "user": {"id": "sender"}, "created_at": "2026-01-01T00:00:00.000000Z"}
-    conn = await asyncpg.connect(dsn)
-    from broadcaster import db
-
-    await db.init_connection(conn)
-    # Count only these message.new events: campaign events of the earlier run may still arrive.
-    def got() -> int:
-        return sink.by_type.get("message.new", 0) - start_count
-
-    start_count = sink.by_type.get("message.new", 0)
-    async with conn.transaction():
-        await outbox.add_many(conn, app_id, None, [("message.new", body)] * k)
-    await conn.close()
-    t0 = time.perf_counter()
-    # Bounded by the size of the run: a stalled delivery is reported (delivered < events), not
-    # waited out for ten minutes.
-    limit_s = max(60.0, k / 100)
-    while got() < k:
-        if time.perf_counter() - t0 > limit_s:
-            progress(f"webhooks: only {got()} of {k} delivered after {limit_s:.0f} s; giving up")
-            break
-        await asyncio.sleep(0.05)
-    seconds = time.perf_counter() - t0
-    return {"deliveries_per_s": round(got() / seconds), "delivered": got(), "events": k}
-
-
-def _plot(path: str, timeline: list[tuple[float, int]], ceil: float, ceil_seq: float) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        progress("--plot needs matplotlib: pip install 'broadcaster[plot]'")
-        return
-    xs = [t for t, _ in timeline]
-    ys = [s for _, s in timeline]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(xs, ys, label="messages sent (campaign stats)")
-    ax.plot([0, max(xs or [1])], [0, ceil * max(xs or [1])], "--",
-            label=f"PostgreSQL ceiling, same rows ({ceil:,.0f}/s)")
-    ax.plot([0, max(xs or [1])], [0, ceil_seq * max(xs or [1])], ":",
-            label=f"PostgreSQL ceiling, sequential ids ({ceil_seq:,.0f}/s)")
-    ax.set_ylim(0, max(ys or [1]) * 1.05)
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("messages sent")
-    ax.set_title("broadcaster fan-out")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    progress(f"plot written to {path}")
-
-
+    if "include" in todo and fan:
+        fan3 = await fanout_run(client, "bench-3", "messaging", n, sampler(), skip_webhook=True,
+                                extra={"sender_mode": "include"})
+        progress(f"fan-out, sender_mode include {fan3['recipients_per_s']:,.0f} recipients/s")
+        fanout["include_mode_recipients_per_s"] = round(fan3["recipients_per_s"])
+        fanout["include_mode_ratio"] = round(fan3["recipients_per_s"] / fan["recipients_per_s"], 3)
+    if "channels" in todo and fan:
+        await client.ok("POST", "/segments", {"type": "channel", "id": "bench-rooms", "filter": {"type": "messaging"}})
+        fan4 = await fanout_run(client, "bench-4", "messaging", n, sampler(), skip_webhook=True,
+                                extra={"segment_ids": ["bench-rooms"], "create_channels": False,
+                                       "channel_template": None})
+        progress(f"fan-out, channel segment {fan4['recipients_per_s']:,.0f} recipients/s")
+        fanout["channel_segment_recipients_per_s"] = round(fan4["recipients_per_s"])
+        fanout["channel_segment_ratio"] = round(fan4["recipients_per_s"] / fan["recipients_per_s"], 3)
+    if "triggers_and_policy" in todo:  # issue 16: events, policy (broadcaster/benchauto.py)
+        async def plain_fanout(cid: str) -> dict[str, Any]:
+            return await fanout_run(client, cid, "messaging", n, sampler(), skip_webhook=True)
+        out["triggers_and_policy"] = await benchauto.run(client, dsn, app_id, n, plain_fanout)
+    if samplers:
+        fanout["worker_peak_rss_mb"] = round(max(s.peak for s in samplers), 1)
+    if args.plot and fan:
+        plot(args.plot, fan["timeline"], ceil["sequential"], ceil["hashed"])
+    out["fanout"] = fanout
+    return out

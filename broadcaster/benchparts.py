@@ -18,6 +18,11 @@ from broadcaster.devstack import free_port
 from broadcaster.ids import message_id_prefix
 
 
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(q * len(s)))], 2) if s else 0.0
+
+
 def progress(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -135,22 +140,25 @@ class RssSampler:
 
 
 CEILING_TABLES = ("channels", "members", "messages", "campaign_recipients")
+CEILING_KEYS = ("sequential", "hashed")
 
 
-def _ceiling_sql(same_ids: bool) -> list[str]:
+def _ceiling_sql(keys: str) -> list[str]:
     """The four INSERTs of one ceiling batch: $1 receiver ids, $2 texts, $3 message id prefix.
-    same_ids: the ids the campaign writes (the 1:1 distinct channel id, md5 of the member pair,
-    and time-ordered message ids); else sequential ids, the best case for every index."""
-    if same_ids:
+    sequential: the rows a campaign writes since migration 0090 (a channel with its member
+    pair, 2 members, a message, a ledger row) with sequential keys, the best case for every
+    index; hashed: the layout before it, 1:1 channel ids md5 of the member pair (random index
+    positions, no pair key) and time-ordered message ids."""
+    if keys == "hashed":
         chid = ("'!members-' || md5(CASE WHEN u COLLATE \"C\" < 'sender' COLLATE \"C\""
                 " THEN u || ',sender' ELSE 'sender,' || u END)")
+        mid, lo, hi = "$3 || lpad(to_hex(o), 5, '0')", "NULL", "NULL"
     else:
-        chid = "u"
+        chid, mid, lo, hi = "u", "u", "'sender'", "u"  # 'sender' < 'u...': the pair grows at its right edge
     src = f"SELECT u, t, o, {chid} AS chid FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(u, t, o)"
-    mid = "$3 || lpad(to_hex(o), 5, '0')" if same_ids else "u"
     return [
-        "INSERT INTO bench_channels (app_id, cid, type, id, created_by_id, member_count)"
-        f" SELECT 0, 'messaging:' || chid, 'messaging', chid, 'sender', 2 FROM ({src}) r",
+        "INSERT INTO bench_channels (app_id, cid, type, id, created_by_id, member_count, pair_lo, pair_hi)"
+        f" SELECT 0, 'messaging:' || chid, 'messaging', chid, 'sender', 2, {lo}, {hi} FROM ({src}) r",
         "INSERT INTO bench_members (app_id, cid, user_id)"
         f" SELECT 0, 'messaging:' || chid, m FROM ({src}) r, LATERAL (VALUES (u), ('sender')) AS x(m)",
         "INSERT INTO bench_messages (app_id, id, cid, user_id, text, campaign_id)"
@@ -161,7 +169,7 @@ def _ceiling_sql(same_ids: bool) -> list[str]:
     ]
 
 
-async def ceiling(dsn: str, n: int, batch: int, connections: int, *, same_ids: bool = True) -> float:
+async def ceiling(dsn: str, n: int, batch: int, connections: int, *, keys: str = "sequential") -> float:
     """Recipients/s at which this PostgreSQL takes the rows a campaign writes per recipient
     (1 channel, 2 members, 1 message, 1 ledger row), set-based, one transaction per batch,
     into scratch copies of the real tables (same columns and indexes), no ON CONFLICT."""
@@ -172,7 +180,7 @@ async def ceiling(dsn: str, n: int, batch: int, connections: int, *, same_ids: b
             await conn.execute(f"CREATE TABLE bench_{t} (LIKE {t} INCLUDING ALL)")
     finally:
         await conn.close()
-    sql = _ceiling_sql(same_ids)
+    sql = _ceiling_sql(keys)
     ids = [f"u{i:09d}" for i in range(n)]
     chunks = [ids[i:i + batch] for i in range(0, n, batch)]
     queue: asyncio.Queue[list[str]] = asyncio.Queue()
@@ -202,3 +210,29 @@ async def ceiling(dsn: str, n: int, batch: int, connections: int, *, same_ids: b
     finally:
         await conn.close()
     return n / seconds
+
+
+def tenths(timeline: list[tuple[float, int]], n: int) -> dict[str, Any]:
+    """Rates per tenth of a campaign from its (seconds since start, messages sent) samples:
+    the time each tenth of n was crossed (interpolated between samples). The first tenth is
+    timed from the first sample with messages sent (`planning_s` before it: the audience is
+    fixed at start), counting only those sent after it, so last/first compares writing with
+    writing."""
+    def crossed(target: float) -> float:
+        prev = (0.0, 0)
+        for t, sent in timeline:
+            if sent >= target:
+                t0, s0 = prev
+                return t0 + (t - t0) * ((target - s0) / (sent - s0)) if sent > s0 else t
+            prev = (t, sent)
+        return timeline[-1][0] if timeline else 0.0
+
+    started, done0 = next(((t, sent) for t, sent in timeline if sent > 0), (0.0, 0))
+    if done0 >= n / 10:  # a tenth within one sample (a small run): from the last sample before it
+        started, done0 = max((t for t, sent in timeline if sent == 0), default=0.0), 0
+    marks = [started] + [crossed(n * k / 10) for k in range(1, 11)]
+    rates = [(n / 10 - (done0 if k == 0 else 0)) / max(b - a, 1e-6)
+             for k, (a, b) in enumerate(zip(marks, marks[1:], strict=False))]
+    return {"planning_s": round(started, 2), "tenths_recipients_per_s": [round(r) for r in rates],
+            "first_tenth_recipients_per_s": round(rates[0]), "last_tenth_recipients_per_s": round(rates[-1]),
+            "last_to_first_tenth": round(rates[-1] / rates[0], 3) if rates[0] else 0.0}

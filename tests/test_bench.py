@@ -35,11 +35,17 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert set(result["machine"]) >= {"cpus", "memory_gb", "postgres_version", "redis_version", "python"}
     fan = result["fanout"]
     for key in ("recipients_per_s", "seconds", "ceiling_recipients_per_s", "ratio",
-                "ceiling_sequential_ids_recipients_per_s", "ratio_sequential_ids",
-                "with_webhooks_recipients_per_s", "worker_peak_rss_mb", "include_mode_recipients_per_s",
+                "ceiling_hashed_recipients_per_s", "ratio_hashed", "first_tenth_recipients_per_s",
+                "last_tenth_recipients_per_s", "last_to_first_tenth", "second_campaign_recipients_per_s",
+                "second_campaign_ratio", "with_webhooks_recipients_per_s", "with_webhooks_ratio",
+                "worker_peak_rss_mb", "include_mode_recipients_per_s",
                 "include_mode_ratio", "channel_segment_recipients_per_s", "channel_segment_ratio"):
         assert fan[key] > 0, (key, fan)
     assert abs(fan["ratio"] - fan["recipients_per_s"] / fan["ceiling_recipients_per_s"]) < 0.01
+    assert len(fan["tenths_recipients_per_s"]) == 10 and all(r > 0 for r in fan["tenths_recipients_per_s"])
+    assert result["parts"] == ["addtargets", "targets_query", "ceiling", "fanout", "second", "webhooks",
+                               "hooks_fanout", "include", "channels", "triggers_and_policy"]
+    assert result["disk"]["database_mb"] > 0
     assert result["addtargets"]["p50_ms"] > 0 and result["addtargets"]["import_targets_per_s"] > 0
     assert result["targets_query"]["first_page_p50_ms"] > 0
     assert result["targets_query"]["last_page_p50_ms"] > 0
@@ -54,13 +60,41 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert auto["policy"]["ratio"] > 0
 
 
-async def test_ceiling_writes_the_ids_a_campaign_writes(pool: Any) -> None:
-    """The ceiling's channel ids are the 1:1 distinct channel ids the campaign creates."""
+async def test_ceilings_write_the_keys_they_name(pool: Any) -> None:
+    """hashed: the md5 1:1 channel ids of before migration 0090; sequential: the receiver id
+    itself, with the member pair the campaign's channels carry now."""
     from broadcaster.benchparts import _ceiling_sql
     from broadcaster.ids import distinct_channel_id
 
-    sql = _ceiling_sql(True)[0]
-    expr = sql[sql.index("SELECT u, t, o, ") + len("SELECT u, t, o, "):sql.index(" AS chid")]
-    for u in ("u000000001", "a", "zz", "Sender"):
-        got = await pool.fetchval(f"SELECT {expr} FROM (VALUES ($1::text)) AS x(u)", u)
-        assert got == distinct_channel_id([u, "sender"])
+    for keys in ("hashed", "sequential"):
+        sql = _ceiling_sql(keys)[0]
+        expr = sql[sql.index("SELECT u, t, o, ") + len("SELECT u, t, o, "):sql.index(" AS chid")]
+        for u in ("u000000001", "a", "zz", "Sender"):
+            got = await pool.fetchval(f"SELECT {expr} FROM (VALUES ($1::text)) AS x(u)", u)
+            assert got == (distinct_channel_id([u, "sender"]) if keys == "hashed" else u)
+    assert "pair_lo, pair_hi" in _ceiling_sql("sequential")[0]
+
+
+def test_tenths_time_each_tenth_from_the_first_message() -> None:
+    from broadcaster.benchparts import tenths
+
+    # nothing sent for 2 s (planning), then 100/s for 5 s, then 50/s for the last 2 tenths
+    timeline = [(0.5 * k, 0) for k in range(5)] + [(2 + 0.5 * k, 50 * k) for k in range(1, 11)]
+    timeline += [(7 + 0.5 * k, 500 + 25 * k) for k in range(1, 9)]
+    r = tenths(timeline, 700)
+    assert r["planning_s"] == 2.5
+    assert r["tenths_recipients_per_s"][1:5] == [100, 100, 100, 100]
+    assert r["tenths_recipients_per_s"][-2:] == [50, 50] and r["last_tenth_recipients_per_s"] == 50
+    assert r["first_tenth_recipients_per_s"] == 100 and r["last_to_first_tenth"] == 0.5
+
+
+def test_only_names_known_parts_and_their_order() -> None:
+    from broadcaster.bench import PARTS, parts
+
+    assert parts(None) == list(PARTS)
+    assert parts("ceiling, fanout,second") == ["ceiling", "fanout", "second"]
+    assert parts("fanout,ceiling") == ["ceiling", "fanout"]
+    with pytest.raises(SystemExit, match="unknown part"):
+        parts("fanout,bogus")
+    with pytest.raises(SystemExit, match="add fanout"):
+        parts("second")
