@@ -25,6 +25,7 @@ from broadcaster.benchfan import fanout as fanout_run
 from broadcaster.benchfan import plot, targets_query
 from broadcaster.benchhooks import plain_receiver_run, sink_run
 from broadcaster.benchparts import CEILING_KEYS, Client, RssSampler, Sink, ceiling, pct, progress
+from broadcaster.benchwhere import Where
 from broadcaster.plainreceiver import PlainReceiver
 from broadcaster.store import apps
 
@@ -36,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_path", default=None, help="also write the result here")
     p.add_argument("--plot", default=None, help="write a PNG of messages sent over time")
     p.add_argument("--data-dir", default=".broadcaster/bench", help="embedded servers' data")
+    p.add_argument("--where", action="store_true",
+                   help="profile the fan-out: statements and waits sampled, CPU per process")
     p.add_argument("--only", default=None, help=f"comma-separated parts to run (default all): {','.join(PARTS)}")
 
 
@@ -183,6 +186,20 @@ def _rates(fan: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             **{prefix + k: fan[k] for k in keys}}
 
 
+async def _pids(dsn: str, workers: list[subprocess.Popen[bytes]]) -> dict[str, list[int]]:
+    """Worker, API (our parent's other child: the serve process) and postmaster pids."""
+    import psutil
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        ckpt = await conn.fetchval("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+    finally:
+        await conn.close()
+    wpids = {w.pid for w in workers}
+    api = [p.pid for p in psutil.Process().children() if p.pid not in wpids and "serve" in " ".join(p.cmdline())]
+    return {"worker": sorted(wpids), "api": api, "postgres": [psutil.Process(ckpt).ppid()] if ckpt else []}
+
+
 async def _disk(dsn: str, base: Path) -> dict[str, float]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -225,9 +242,12 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
                        "ceiling_hashed_recipients_per_s": round(ceil["hashed"])})
     fan: dict[str, Any] | None = None
     if "fanout" in todo:
-        fan = await fanout_run(client, "bench-1", "messaging", n, sampler(), skip_webhook=True)
+        where = Where(dsn, await _pids(dsn, workers)) if args.where else None
+        fan = await fanout_run(client, "bench-1", "messaging", n, sampler(), skip_webhook=True, where=where)
         progress(f"fan-out {fan['recipients_per_s']:,.0f} recipients/s, tenths {fan['tenths_recipients_per_s']}")
         fanout.update(_rates(fan))
+        if "where" in fan:
+            out["where"] = fan["where"]
         if ceil["sequential"]:
             fanout["ratio"] = round(fan["recipients_per_s"] / ceil["sequential"], 3)
             fanout["ratio_hashed"] = round(fan["recipients_per_s"] / ceil["hashed"], 3)

@@ -31,7 +31,7 @@ async def targets_query(client: Client) -> dict[str, float]:
 
 
 async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: RssSampler,
-                  *, skip_webhook: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  *, skip_webhook: bool, extra: dict[str, Any] | None = None, where: Any = None) -> dict[str, Any]:
     body = {
         "id": cid, "name": cid, "segment_ids": ["bench"], "sender_id": "sender",
         "create_channels": True, "channel_template": {"type": channel_type},
@@ -40,6 +40,8 @@ async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: R
     }
     await client.ok("POST", "/campaigns", {k: v for k, v in body.items() if v is not None})
     progress(f"fan-out {cid}: start (skip_webhook={skip_webhook})")
+    if where is not None:  # benchwhere.Where: sampled from the start call to completed
+        where.start()
     t0 = time.perf_counter()
     await client.ok("POST", f"/campaigns/{cid}/start", {})
     timeline: list[tuple[float, int]] = []
@@ -64,7 +66,9 @@ async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: R
         await asyncio.sleep(0.2)
     seconds = time.perf_counter() - t0
     timeline.append((seconds, n))
+    prof = await where.stop(seconds) if where is not None else None
     return {"recipients_per_s": n / seconds, "seconds": seconds, "timeline": timeline, **tenths(timeline, n),
+            **({"where": prof} if prof else {}),
             "rss_at_10": rss_at_10 or round(sampler.peak, 1), "rss_at_100": round(sampler.peak, 1)}
 
 

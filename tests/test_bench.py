@@ -20,7 +20,7 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "broadcaster", "bench", "--recipients", "2000",
-             "--json", str(out_path), "--plot", str(tmp_path / "fanout.png")],
+             "--json", str(out_path), "--plot", str(tmp_path / "fanout.png"), "--where"],
             env=env, cwd=ROOT, capture_output=True, timeout=300,
         )
     except subprocess.TimeoutExpired as e:  # say where it stood, not just that it timed out
@@ -46,6 +46,9 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert result["parts"] == ["addtargets", "targets_query", "ceiling", "fanout", "second", "webhooks",
                                "hooks_fanout", "include", "channels", "triggers_and_policy"]
     assert result["disk"]["database_mb"] > 0
+    where = result["where"]  # --where: the fan-out's statements sampled, CPU per process
+    assert where["samples"] > 0 and set(where["cpu_s"]) == {"worker", "api", "postgres"}
+    assert any(s["what"] == "batch write (fanwrite._WRITE)" for s in where["statements"]), where
     assert result["addtargets"]["p50_ms"] > 0 and result["addtargets"]["import_targets_per_s"] > 0
     assert result["targets_query"]["first_page_p50_ms"] > 0
     assert result["targets_query"]["last_page_p50_ms"] > 0

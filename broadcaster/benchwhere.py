@@ -1,0 +1,98 @@
+"""Where a bench fan-out's time goes: pg_stat_activity sampled every 20 ms (which statement
+each client backend runs, and what it waits on; `idle in transaction` is a batch whose worker
+is computing in Python between its statements) and the CPU seconds of the worker, API and
+PostgreSQL processes over the run. A sampling profile: shares, not exact times."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from typing import Any
+
+import asyncpg
+
+# statement kinds by a fragment of their text (store/fanwrite, store/fanout, jobs)
+KINDS = (
+    ("WITH x AS MATERIALIZED", "batch write (fanwrite._WRITE)"),
+    ("FROM campaign_audience a", "pending recipients read"),
+    ("set_config('enable_seqscan'", "plan settings"),
+    ("INSERT INTO campaign_audience", "audience fixed at start"),
+    ("campaign_batches", "batch bookkeeping"),
+    ("FROM campaigns", "campaign reads"),
+    ("COMMIT", "commit"),
+)
+
+
+def kind(query: str) -> str:
+    for frag, name in KINDS:
+        if frag in query:
+            return name
+    return "other: " + " ".join(query.split())[:50]
+
+
+class Where:
+    """Samples while a run goes; report() gives the shares."""
+
+    def __init__(self, dsn: str, pids: dict[str, list[int]]) -> None:
+        self.dsn, self.pids = dsn, pids
+        self.samples: Counter[tuple[str, str]] = Counter()
+        self.n = 0
+        self._task: asyncio.Task[None] | None = None
+        self._cpu0: dict[str, float] = {}
+
+    def _cpu(self) -> dict[str, float]:
+        import psutil
+
+        out: dict[str, float] = {}
+        for role, pids in self.pids.items():
+            total = 0.0
+            for pid in pids:
+                try:
+                    p = psutil.Process(pid)
+                    procs = [p, *p.children(recursive=True)] if role == "postgres" else [p]
+                    for q in procs:
+                        t = q.cpu_times()
+                        total += t.user + t.system
+                except Exception:  # gone: nothing more to count
+                    continue
+            out[role] = total
+        return out
+
+    async def _loop(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while True:
+                rows = await conn.fetch(
+                    "SELECT state, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w, query"
+                    " FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    " AND state IN ('active', 'idle in transaction')")
+                self.n += 1
+                for r in rows:
+                    if r["state"] == "idle in transaction":
+                        self.samples[("in a batch transaction, worker computing", "-")] += 1
+                    else:
+                        self.samples[(kind(r["query"]), r["w"])] += 1
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+
+    def start(self) -> None:
+        self._cpu0 = self._cpu()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self, seconds: float) -> dict[str, Any]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        cpu = self._cpu()
+        busy = sum(self.samples.values()) or 1
+        return {
+            "samples": self.n,
+            "backends_busy_avg": round(busy / max(self.n, 1), 2),
+            "statements": [{"what": k, "wait": w, "share": round(c / busy, 3)}
+                           for (k, w), c in self.samples.most_common(12)],
+            "cpu_s": {role: round(cpu.get(role, 0) - self._cpu0.get(role, 0), 1) for role in self.pids},
+            "wall_s": round(seconds, 1),
+        }
