@@ -25,7 +25,7 @@ from broadcaster.benchfan import fanout as fanout_run
 from broadcaster.benchfan import plot, targets_query
 from broadcaster.benchhooks import plain_receiver_run, sink_run
 from broadcaster.benchparts import CEILING_KEYS, Client, RssSampler, Sink, ceiling, pct, progress
-from broadcaster.benchwhere import Where
+from broadcaster.benchwhere import Where, disk, lsn, pids
 from broadcaster.plainreceiver import PlainReceiver
 from broadcaster.store import apps
 
@@ -186,30 +186,6 @@ def _rates(fan: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             **{prefix + k: fan[k] for k in keys}}
 
 
-async def _pids(dsn: str, workers: list[subprocess.Popen[bytes]]) -> dict[str, list[int]]:
-    """Worker, API (our parent's other child: the serve process) and postmaster pids."""
-    import psutil
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        ckpt = await conn.fetchval("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
-    finally:
-        await conn.close()
-    wpids = {w.pid for w in workers}
-    api = [p.pid for p in psutil.Process().children() if p.pid not in wpids and "serve" in " ".join(p.cmdline())]
-    return {"worker": sorted(wpids), "api": api, "postgres": [psutil.Process(ckpt).ppid()] if ckpt else []}
-
-
-async def _disk(dsn: str, base: Path) -> dict[str, float]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        db_bytes = await conn.fetchval("SELECT pg_database_size(current_database())")
-    finally:
-        await conn.close()
-    files = sum(f.stat().st_size for f in base.rglob("*") if f.is_file()) if base.exists() else 0
-    return {"database_mb": round(db_bytes / 2**20), "data_dir_mb": round(files / 2**20)}
-
-
 async def _measure(client: Client, dsn: str, app_id: int, n: int,
                    workers: list[subprocess.Popen[bytes]], sink: Sink, args: argparse.Namespace
                    ) -> dict[str, Any]:
@@ -242,7 +218,8 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
                        "ceiling_hashed_recipients_per_s": round(ceil["hashed"])})
     fan: dict[str, Any] | None = None
     if "fanout" in todo:
-        where = Where(dsn, await _pids(dsn, workers)) if args.where else None
+        where = Where(dsn, await pids(dsn, workers)) if args.where else None
+        wal0 = await lsn(dsn)
         fan = await fanout_run(client, "bench-1", "messaging", n, sampler(), skip_webhook=True, where=where)
         progress(f"fan-out {fan['recipients_per_s']:,.0f} recipients/s, tenths {fan['tenths_recipients_per_s']}")
         fanout.update(_rates(fan))
@@ -252,7 +229,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
             fanout["ratio"] = round(fan["recipients_per_s"] / ceil["sequential"], 3)
             fanout["ratio_hashed"] = round(fan["recipients_per_s"] / ceil["hashed"], 3)
         out["memory"] = {"rss_mb_at_10pct": fan["rss_at_10"], "rss_mb_at_100pct": fan["rss_at_100"]}
-        out["disk"] = await _disk(dsn, Path(args.data_dir).resolve() / str(os.getpid()))
+        out["disk"] = await disk(dsn, Path(args.data_dir).resolve() / str(os.getpid()), wal0)
         progress(f"disk after the fan-out {out['disk']}")
     if "second" in todo and fan:  # the same audience again: every channel exists
         fan_b = await fanout_run(client, "bench-1b", "messaging", n, sampler(), skip_webhook=True)

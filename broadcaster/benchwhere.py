@@ -1,13 +1,16 @@
 """Where a bench fan-out's time goes: pg_stat_activity sampled every 20 ms (which statement
 each client backend runs, and what it waits on; `idle in transaction` is a batch whose worker
 is computing in Python between its statements) and the CPU seconds of the worker, API and
-PostgreSQL processes over the run. A sampling profile: shares, not exact times."""
+PostgreSQL processes over the run. A sampling profile: shares, not exact times. Also the
+disk a run leaves: database, tables with their indexes, WAL written."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -96,3 +99,44 @@ class Where:
             "cpu_s": {role: round(cpu.get(role, 0) - self._cpu0.get(role, 0), 1) for role in self.pids},
             "wall_s": round(seconds, 1),
         }
+
+
+async def pids(dsn: str, workers: list[subprocess.Popen[bytes]]) -> dict[str, list[int]]:
+    """Worker, API (our parent's other child: the serve process) and postmaster pids."""
+    import psutil
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        ckpt = await conn.fetchval("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+    finally:
+        await conn.close()
+    wpids = {w.pid for w in workers}
+    api = [p.pid for p in psutil.Process().children() if p.pid not in wpids and "serve" in " ".join(p.cmdline())]
+    return {"worker": sorted(wpids), "api": api, "postgres": [psutil.Process(ckpt).ppid()] if ckpt else []}
+
+
+TABLES = ("channels", "members", "messages", "campaign_recipients", "campaign_audience", "users", "segment_targets")
+
+
+async def lsn(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
+    finally:
+        await conn.close()
+
+
+async def disk(dsn: str, base: Path, wal_from: int) -> dict[str, Any]:
+    """Database size, per table (heap + indexes), WAL written since wal_from, data dir size."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        db_bytes = await conn.fetchval("SELECT pg_database_size(current_database())")
+        tables = {r[0]: round(r[1] / 2**20) for r in await conn.fetch(
+            "SELECT t, pg_total_relation_size(t::regclass) FROM unnest($1::text[]) t"
+            " WHERE to_regclass(t) IS NOT NULL", list(TABLES))}
+        wal = int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")) - wal_from
+    finally:
+        await conn.close()
+    files = sum(f.stat().st_size for f in base.rglob("*") if f.is_file()) if base.exists() else 0
+    return {"database_mb": round(db_bytes / 2**20), "tables_mb": tables, "wal_written_mb": round(wal / 2**20),
+            "data_dir_mb": round(files / 2**20)}
