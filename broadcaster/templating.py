@@ -18,10 +18,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SecurityError
 
-from broadcaster import sandbox
+from broadcaster import sandbox, template_shape
 from broadcaster.errors import bad_request
 from broadcaster.sandbox import VALUE_CAP, BudgetError
 
@@ -78,63 +78,6 @@ def batch_budget(seconds: float | None = None) -> Iterator[None]:
         _BATCH.reset(token)
 
 
-_FORBIDDEN = (
-    nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport, nodes.Macro, nodes.CallBlock,
-    nodes.Block, nodes.FilterBlock, nodes.AssignBlock,
-)
-
-
-def _check_structure(tree: nodes.Node, name: str) -> None:
-    for node in tree.find_all(_FORBIDDEN):
-        raise bad_request(
-            f"{name} line {node.lineno}: {type(node).__name__.lower()} is not allowed in campaign templates"
-        )
-    for loop in tree.find_all(nodes.For):
-        if loop.recursive:
-            raise bad_request(f"{name} line {loop.lineno}: recursive loops are not allowed")
-        for inner in loop.find_all(nodes.For):
-            raise bad_request(f"{name} line {inner.lineno}: nested loops are not allowed")
-
-
-_MISSING = object()
-_DICT_ATTRS = frozenset(dir(dict))
-
-
-def _simple_parts(tree: nodes.Template) -> list[str | tuple[str, ...]] | None:
-    """Literal text and plain `{{ a.b.c }}` lookups only, or None. Such templates (the usual
-    campaign text and channel id) render by dict lookups: no sandbox needed, ~10x faster."""
-    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
-        return None if tree.body else []
-    out: list[str | tuple[str, ...]] = []
-    for n in tree.body[0].nodes:
-        if isinstance(n, nodes.TemplateData):
-            out.append(n.data)
-            continue
-        path: list[str] = []
-        while isinstance(n, nodes.Getattr | nodes.Getitem):
-            key = n.attr if isinstance(n, nodes.Getattr) else getattr(n.arg, "value", None)
-            if not isinstance(key, str) or key.startswith("_") or key in _DICT_ATTRS:
-                return None
-            path.append(key)
-            n = n.node
-        if not isinstance(n, nodes.Name) or n.name.startswith("_"):
-            return None
-        path.append(n.name)
-        out.append(tuple(reversed(path)))
-    return out
-
-
-def _lookup(ctx: dict[str, Any], path: tuple[str, ...]) -> str:
-    v: Any = ctx
-    for k in path:
-        if not isinstance(v, dict):
-            return ""
-        v = v.get(k, _MISSING)
-        if v is _MISSING:
-            return ""
-    return str(v)
-
-
 @dataclass(frozen=True)
 class Tpl:
     """One compiled template string, or a constant when it holds no template syntax."""
@@ -149,7 +92,7 @@ class Tpl:
         if self.compiled is None:
             return self.source
         if self.simple is not None:
-            text = "".join(p if isinstance(p, str) else _lookup(ctx, p) for p in self.simple)
+            text = "".join(p if isinstance(p, str) else template_shape.lookup(ctx, p) for p in self.simple)
             if len(text) > self.cap:
                 raise RenderError(f"template_budget: {self.name} output exceeds {self.cap} characters")
             return text
@@ -192,7 +135,7 @@ def compile_one(source: str, name: str, cap: int = FIELD_CAP) -> Tpl:
         raise bad_request(f"{name} is nested too deeply to compile") from None
     except TemplateSyntaxError as e:
         raise bad_request(f"{name} has a template syntax error at line {e.lineno}: {e.message}") from None
-    _check_structure(tree, name)
+    template_shape.check_structure(tree, name)
     sandbox.guard_loops(tree)
     try:
         compiled = ENV.from_string(tree)
@@ -200,7 +143,7 @@ def compile_one(source: str, name: str, cap: int = FIELD_CAP) -> Tpl:
         raise bad_request(f"{name} has a template syntax error at line {e.lineno}: {e.message}") from None
     except RecursionError:  # Jinja's code generator recurses once per nesting level
         raise bad_request(f"{name} is nested too deeply to compile") from None
-    simple = _simple_parts(tree)
+    simple = template_shape.simple_parts(tree)
     return Tpl(name, source, cap, compiled, tuple(simple) if simple is not None else None)
 
 
