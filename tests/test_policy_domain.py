@@ -1,15 +1,17 @@
-"""Delivery policy, pure (broadcaster/domain/policy.py): zones, quiet hours across midnight
-and DST, local wall-clock instants, frequency caps."""
+"""Delivery policy's rules (broadcaster/domain/policy.py, pure): zones, quiet hours across
+midnight and DST, local wall-clock instants; and the frequency caps' statement."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from broadcaster.domain import policy
 from broadcaster.errors import ApiError
+from broadcaster.store import policy as store
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -42,15 +44,23 @@ def test_wall_clock_instants_per_zone_and_the_earliest() -> None:
     assert policy.zone_of("Asia/Tokyo", ny) == tokyo
 
 
-def test_caps_count_sends_inside_each_sliding_period() -> None:
-    caps = policy.parse_caps([{"max": 1, "period": "12h"}, {"max": 3, "period": "7d"}])
+async def test_caps_count_sends_inside_each_sliding_period(pool: Any) -> None:
+    """store/policy.take_sends: who is under every cap gets a send recorded, older sends than
+    the longest period are dropped."""
+    caps = [(1, 12 * 3600.0), (3, 7 * 86400.0)]
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
-    assert not policy.capped(caps, [now - timedelta(hours=13)], now)
-    assert policy.capped(caps, [now - timedelta(hours=11)], now)
-    three = [now - timedelta(days=d) for d in (1, 2, 3)]
-    assert policy.capped(caps, three, now)
-    assert not policy.capped(caps, [now - timedelta(days=8), *three[:2]], now)
-    assert policy.kept(caps, [now - timedelta(days=8), *three], now) == three
+    rows = {"a": [now - timedelta(hours=13)], "b": [now - timedelta(hours=11)],
+            "c": [now - timedelta(days=d) for d in (1, 2, 3)],
+            "d": [now - timedelta(days=8), now - timedelta(days=1), now - timedelta(days=2)]}
+    await pool.executemany("INSERT INTO policy_sends (app_id, user_id, sends) VALUES (7, $1, $2)", list(rows.items()))
+    async with pool.acquire() as conn, conn.transaction():
+        ok = await store.take_sends(conn, 7, ["a", "b", "c", "d", "new"], now, caps, True, 7 * 86400.0)
+    assert ok == {"a", "d", "new"}
+    got = {r[0]: list(r[1]) for r in await pool.fetch("SELECT user_id, sends FROM policy_sends WHERE app_id = 7")}
+    assert got["d"] == [now - timedelta(days=2), now - timedelta(days=1), now]  # the 8-day-old one is gone
+    assert got["b"] == rows["b"] and got["c"] == rows["c"] and got["new"] == [now]
+    async with pool.acquire() as conn, conn.transaction():  # ignore_frequency_caps: counted, never capped
+        assert await store.take_sends(conn, 7, ["b"], now, caps, False, 7 * 86400.0) == {"b"}
 
 
 @pytest.mark.parametrize("raw", [{"start": "7:00", "end": "08:00"}, {"start": "07:00"}, {"start": "07:00", "end": "07:00"},

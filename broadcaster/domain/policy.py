@@ -194,13 +194,3 @@ def timing(r: Rules, tz: ZoneInfo, now: datetime) -> tuple[str, datetime | None,
         if until is not None:
             return ("skip", None, "quiet_hours") if r.quiet_mode == "skip" else ("hold", until, "quiet_hours")
     return "send", None, None
-
-
-def capped(caps: Sequence[Cap], sends: Sequence[datetime], now: datetime) -> bool:
-    return any(sum(1 for s in sends if s > now - c.period) >= c.max for c in caps)
-
-
-def kept(caps: Sequence[Cap], sends: Sequence[datetime], now: datetime) -> list[datetime]:
-    """The sends still inside the longest period (older ones can never count again)."""
-    longest = max((c.period for c in caps), default=timedelta(0))
-    return [s for s in sends if s > now - longest]

@@ -33,7 +33,6 @@ class Gate:
     # the renderer skips those with their own reasons)
     skipped: list[list[str | None]] = field(default_factory=list)  # ledger rows, render.Batch.other's shape
     held: int = 0
-    sends: dict[str, list[datetime]] = field(default_factory=dict)  # users' instants once sent
 
 
 def _zone_name(r: asyncpg.Record) -> Any:
@@ -43,12 +42,16 @@ def _zone_name(r: asyncpg.Record) -> Any:
 
 async def before(
     conn: Tx, camp: asyncpg.Record, settings: dict[str, Any], rows: list[asyncpg.Record],
-    bounds: tuple[str | None, str],
+    bounds: tuple[str | None, str], no: int,
 ) -> Gate:
-    """Call in the batch's transaction, before rendering (user audiences)."""
+    """Call in the batch's transaction, before rendering (user audiences). Batch `no`: one of
+    the batches planned at start holds nobody yet (its range is its own, and a batch runs
+    once), so only a later batch (a release, a triggered or winner batch) clears holds."""
     rules = policy.rules(camp, settings)
+    fresh = bool(camp["planned"]) and camp["type"] != "triggered" and no < int(camp["plan_batches"] or 0)
     if not rules.active:
-        await store.hold(conn, camp["app_id"], camp["id"], bounds, [])  # settings removed meanwhile: release all
+        if not fresh:  # settings removed while some were held: they go now
+            await store.hold(conn, camp["app_id"], camp["id"], bounds, [])
         return Gate(rows)
     now = await store.now(conn)
     zones: dict[Any, ZoneInfo] = {}
@@ -71,27 +74,22 @@ async def before(
             gate.skipped.append([r["id"], r["id"], None, "skipped", reason])
         else:
             candidates.append(r)
-    await store.hold(conn, camp["app_id"], camp["id"], bounds, held)
+    if held or not fresh:
+        await store.hold(conn, camp["app_id"], camp["id"], bounds, held)
     gate.held = len(held)
     if rules.caps and candidates:
-        recent = await store.lock_sends(conn, camp["app_id"], [r["id"] for r in candidates])
+        caps = [(c.max, c.period.total_seconds()) for c in rules.caps]
+        ok = await store.take_sends(conn, camp["app_id"], [r["id"] for r in candidates], now, caps,
+                                    rules.check_caps, max(c[1] for c in caps))
         for r in candidates:
-            sends = recent.get(r["id"], [])
-            if rules.check_caps and policy.capped(rules.caps, sends, now):
+            if r["id"] in ok:
+                gate.rows.append(r)
+            else:
                 gate.skipped.append([r["id"], r["id"], None, "skipped", "frequency_capped"])
-                continue
-            gate.sends[r["id"]] = [*policy.kept(rules.caps, sends, now), now]
-            gate.rows.append(r)
     else:
         gate.rows.extend(candidates)
     gate.rows.sort(key=lambda r: r["id"])
     return gate
-
-
-async def after(conn: Tx, camp: asyncpg.Record, gate: Gate, sent_targets: list[str]) -> None:
-    """The send instants of the users the batch sent to (render errors are not counted)."""
-    if gate.sends:
-        await store.save_sends(conn, camp["app_id"], {t: gate.sends[t] for t in sent_targets if t in gate.sends})
 
 
 async def release(conn: Tx) -> list[tuple[int, str, int]]:

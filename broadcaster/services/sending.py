@@ -142,7 +142,7 @@ async def write_batch(
         n, rows = n - (len(rows) - len(keep)), keep
     gate = None
     if not channels:
-        gate = await policy.before(conn, camp, app_settings or {}, rows, bounds)
+        gate = await policy.before(conn, camp, app_settings or {}, rows, bounds, no)
         rows, pre, n = gate.rows, max(pre, 0), n - gate.held  # held ones are neither counted nor done
     batch, sh = await _render(conn, camp, rows, sender, channels=channels, test=False, tracking=tracking)
     if gate is not None:
@@ -150,8 +150,6 @@ async def write_batch(
     sent, errored, skipped, created, others, _ = await fanwrite.write(
         conn, camp, no, sh, batch, n, events, sender,
         timefmt.fmt(timefmt.now()) or "", pre=pre)
-    if gate is not None:
-        await policy.after(conn, camp, gate, batch.targets)
     return sent, errored, skipped, created, others
 
 

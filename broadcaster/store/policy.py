@@ -85,23 +85,23 @@ async def add_release_batch(
     return int(no) if no is not None else None
 
 
-async def lock_sends(conn: Tx, app_id: int, user_ids: list[str]) -> dict[str, list[datetime]]:
-    """In the batch's transaction: each user's recent send instants, their rows locked (in id
-    order, so two batches never wait on each other in a cycle) until it commits."""
+async def take_sends(
+    conn: Tx, app_id: int, user_ids: list[str], now: datetime, caps: Sequence[tuple[int, float]],
+    check: bool, keep_s: float,
+) -> set[str]:
+    """In the batch's transaction, one statement: the users (of these) under every cap get a
+    send at `now` recorded (older sends than keep_s dropped) and are returned; the others are
+    capped. Every row is locked until the batch commits, in id order (ON CONFLICT DO UPDATE
+    locks a conflicting row even when its WHERE is false), so concurrent batches see each
+    other's sends and two never wait on each other in a cycle. check false: nobody is capped
+    (ignore_frequency_caps), the sends still count."""
     rows = await conn.fetch(
-        "INSERT INTO policy_sends (app_id, user_id) SELECT $1, u FROM unnest($2::text[]) AS u ORDER BY u"
-        " ON CONFLICT (app_id, user_id) DO UPDATE SET sends = policy_sends.sends RETURNING user_id, sends",
-        app_id, sorted(user_ids))
-    return {r["user_id"]: list(r["sends"]) for r in rows}
-
-
-async def save_sends(conn: Tx, app_id: int, sends: dict[str, list[datetime]]) -> None:
-    """Each user's send instants (one entry at least: the one just sent)."""
-    pairs = [(u, t) for u, ts in sends.items() for t in ts]
-    if not pairs:
-        return
-    await conn.execute(
-        "UPDATE policy_sends p SET sends = x.s FROM (SELECT u, array_agg(t ORDER BY t) AS s"
-        " FROM unnest($2::text[], $3::timestamptz[]) AS y(u, t) GROUP BY u) x"
-        " WHERE p.app_id = $1 AND p.user_id = x.u",
-        app_id, [p[0] for p in pairs], [p[1] for p in pairs])
+        "INSERT INTO policy_sends AS p (app_id, user_id, sends)"
+        " SELECT $1, u, ARRAY[$3::timestamptz] FROM unnest($2::text[]) AS u ORDER BY u"
+        " ON CONFLICT (app_id, user_id) DO UPDATE SET sends = ARRAY(SELECT s FROM unnest(p.sends) s"
+        "  WHERE s > $3 - make_interval(secs => $7) ORDER BY s) || $3::timestamptz"
+        " WHERE NOT $6 OR NOT EXISTS (SELECT 1 FROM unnest($4::int[], $5::float8[]) AS c(m, secs)"
+        "  WHERE (SELECT count(*) FROM unnest(p.sends) s WHERE s > $3 - make_interval(secs => c.secs)) >= c.m)"
+        " RETURNING user_id",
+        app_id, sorted(user_ids), now, [c[0] for c in caps], [c[1] for c in caps], check, float(keep_s))
+    return {r[0] for r in rows}
