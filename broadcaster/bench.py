@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from broadcaster import benchauto, devstack
+from broadcaster import benchauto, benchfunnel, devstack
 from broadcaster.benchfan import fanout as fanout_run
 from broadcaster.benchfan import plot, targets_query
 from broadcaster.benchhooks import plain_receiver_run, sink_run
@@ -123,8 +123,8 @@ async def _redis_version(url: str) -> str:
 
 
 PARTS = ("addtargets", "targets_query", "ceiling", "fanout", "second", "webhooks", "hooks_fanout",
-         "include", "channels", "triggers_and_policy")
-NEEDS_FANOUT = {"second", "include", "channels"}  # they send into the fan-out's channels
+         "include", "channels", "funnel", "triggers_and_policy")
+NEEDS_FANOUT = {"second", "include", "channels", "funnel"}  # they send into the fan-out's channels
 
 
 def parts(only: str | None) -> list[str]:
@@ -275,6 +275,10 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
         progress(f"fan-out, channel segment {fan4['recipients_per_s']:,.0f} recipients/s")
         fanout["channel_segment_recipients_per_s"] = round(fan4["recipients_per_s"])
         fanout["channel_segment_ratio"] = round(fan4["recipients_per_s"] / fan["recipients_per_s"], 3)
+    if "funnel" in todo and fan:  # issue 17: track_clicks + variants, redirects, conversions
+        async def funnel_fanout(cid: str, ctype: str, extra: dict[str, Any]) -> dict[str, Any]:
+            return await fanout_run(client, cid, ctype, n, sampler(), skip_webhook=True, extra=extra)
+        out["funnel"] = await benchfunnel.run(client, dsn, n, fan["recipients_per_s"], funnel_fanout)
     if "triggers_and_policy" in todo:  # issue 16: events, policy (broadcaster/benchauto.py)
         async def plain_fanout(cid: str) -> dict[str, Any]:
             return await fanout_run(client, cid, "messaging", n, sampler(), skip_webhook=True)

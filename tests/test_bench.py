@@ -44,7 +44,7 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert abs(fan["ratio"] - fan["recipients_per_s"] / fan["ceiling_recipients_per_s"]) < 0.01
     assert len(fan["tenths_recipients_per_s"]) == 10 and all(r > 0 for r in fan["tenths_recipients_per_s"])
     assert result["parts"] == ["addtargets", "targets_query", "ceiling", "fanout", "second", "webhooks",
-                               "hooks_fanout", "include", "channels", "triggers_and_policy"]
+                               "hooks_fanout", "include", "channels", "funnel", "triggers_and_policy"]
     assert result["disk"]["database_mb"] > 0
     where = result["where"]  # --where: the fan-out's statements sampled, CPU per process
     assert where["samples"] > 0 and set(where["cpu_s"]) == {"worker", "api", "postgres"}
@@ -56,6 +56,11 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     # Delivery completeness is the webhook tests' to prove; the smoke run checks the report.
     assert 0 < result["webhooks"]["delivered"] <= result["webhooks"]["events"]
     assert result["memory"]["rss_mb_at_10pct"] > 0 and result["memory"]["rss_mb_at_100pct"] > 0
+    funnel = result["funnel"]  # broadcaster/benchfunnel.py (issue 17): real tokens from the messages
+    assert funnel["ratio_to_plain"] > 0 and funnel["follow_link"]["clicks"] == 2000
+    assert funnel["follow_link"]["non_302"] == 0 and funnel["follow_link_one_at_a_time"]["p50_ms"] > 0
+    assert funnel["conversions"]["attributed"] == 20_000 and funnel["conversions"]["p50_ms"] > 0
+    assert funnel["stats"]["stats_users_clicked"] == 2000 and set(funnel["stats"]["variants"]) == {"a", "b"}
     auto = result["triggers_and_policy"]  # broadcaster/benchauto.py (issue 16)
     assert auto["events_post_1000"]["settled"] and auto["events_post_1000"]["p50_ms"] > 0
     e2m = auto["event_to_message"]

@@ -1,0 +1,94 @@
+"""The funnel part of `broadcaster bench` (issue 17): a campaign with `track_clicks` and two
+A/B variants (each with a link) against the plain fan-out of the same run, then the tracked
+links its messages really carry followed through `GET /c/{token}` (redirects/s at concurrency
+32, latency one at a time), and `POST /conversions` of 1,000 attributed to it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from broadcaster.benchparts import Client, pct, progress
+
+VARIANTS = [
+    {"id": "a", "weight": 1, "text": "Hi {{ receiver.name }}: spring sale https://shop.example/spring?u={{ receiver.id }}"},
+    {"id": "b", "weight": 1, "text": "{{ receiver.name }}, 20 % off https://shop.example/b and https://shop.example/faq"},
+]
+TOKEN = re.compile(r"/c/([A-Za-z0-9_-]+)")
+CONCURRENCY = 32
+
+Fanout = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def run(client: Client, dsn: str, n: int, plain_rate: float, fanout: Fanout) -> dict[str, Any]:
+    cid = "bench-funnel"
+    fan = await fanout(cid, "benchf", {"track_clicks": True,
+                                       "message_template": {"text": "base", "variants": VARIANTS}})
+    out: dict[str, Any] = {"recipients_per_s": round(fan["recipients_per_s"]),
+                           "ratio_to_plain": round(fan["recipients_per_s"] / plain_rate, 3) if plain_rate else None}
+    progress(f"fan-out with track_clicks and two variants {out['recipients_per_s']:,}/s "
+             f"({out['ratio_to_plain']} of the plain fan-out)")
+    tokens = await _tokens(dsn, cid, min(n, 20_000))
+    out["follow_link"] = await follow(client.base, tokens, CONCURRENCY)
+    out["follow_link_one_at_a_time"] = await follow(client.base, tokens[:1000], 1)
+    progress(f"GET /c/{{token}} {out['follow_link']}; one at a time {out['follow_link_one_at_a_time']}")
+    out["conversions"] = await conversions(client, n, calls=20)
+    progress(f"POST /conversions of 1,000 {out['conversions']}")
+    stats = (await client.ok("GET", f"/campaigns/{cid}"))["campaign"]["stats"]
+    out["stats"] = {k: stats.get(k) for k in ("stats_users_clicked", "stats_clicks", "stats_users_converted",
+                                              "click_rate", "conversion_rate", "variants")}
+    return out
+
+
+async def _tokens(dsn: str, cid: str, k: int) -> list[str]:
+    """The first tracked link of k messages, as their recipients would follow it."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT text FROM messages WHERE campaign_id = $1 LIMIT $2", cid, k)
+    finally:
+        await conn.close()
+    toks = [m.group(1) for r in rows if (m := TOKEN.search(r["text"] or ""))]
+    if len(toks) < len(rows):
+        raise RuntimeError(f"{len(rows) - len(toks)} of {len(rows)} messages carry no tracked link")
+    return toks
+
+
+async def follow(base: str, tokens: list[str], concurrency: int) -> dict[str, Any]:
+    lat: list[float] = []
+    bad = 0
+    queue = iter(tokens)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+
+        async def worker() -> None:
+            nonlocal bad
+            for t in queue:
+                t0 = time.perf_counter()
+                async with s.get(f"{base}/c/{t}", allow_redirects=False) as r:
+                    await r.read()
+                    bad += r.status != 302
+                lat.append((time.perf_counter() - t0) * 1000)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - t0
+    return {"clicks": len(tokens), "concurrency": concurrency, "redirects_per_s": round(len(tokens) / seconds),
+            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "non_302": bad}
+
+
+async def conversions(client: Client, n: int, calls: int) -> dict[str, Any]:
+    lat: list[float] = []
+    attributed = 0
+    for c in range(calls):
+        items = [{"id": f"bench-o{c}-{i}", "user_id": f"u{(c * 1000 + i) % n:09d}", "event": "purchase",
+                  "value": 9.99, "currency": "EUR"} for i in range(1000)]
+        t0 = time.perf_counter()
+        res = await client.ok("POST", "/conversions", {"conversions": items})
+        lat.append((time.perf_counter() - t0) * 1000)
+        attributed += int(res["attributed"])
+    return {"calls_of_1000": calls, "p50_ms": pct(lat, 0.5), "max_ms": round(max(lat), 2), "attributed": attributed}
