@@ -76,6 +76,29 @@ def test_resume_refused_shows_the_apis_message(signed_in_page, sdk, sync_creds, 
     expect(page.locator("#status")).to_have_text("stopped")
 
 
+def test_another_apps_campaign_is_a_404(signed_in_page, settings, dash_server):
+    from stream_chat import StreamChat
+
+    from tests.conftest import _create_app
+
+    other = asyncio.run(_create_app(settings.database_url, "other-app"))
+    theirs = StreamChat(other.api_key, other.api_secret, base_url=dash_server.url)
+    theirs.upsert_users([{"id": "shop"}])
+    theirs.create_campaign("their-trigger", data={"type": "triggered", "sender_id": "shop",
+                                                  "trigger": {"event": "user.created"},
+                                                  "message_template": {"text": "hi"}})
+    theirs.start_campaign("their-trigger")
+    page = signed_in_page
+    resp = page.goto("/dashboard/automation/their-trigger")
+    assert resp is not None and resp.status == 404
+    page.goto("/dashboard/automation?type=triggered")
+    expect(page.locator('tr[data-campaign="their-trigger"]')).to_have_count(0)
+    token = page.locator('input[name="csrf"]').first.get_attribute("value")
+    resp = page.request.post("/dashboard/automation/their-trigger/pause", form={"csrf": token or ""})
+    assert resp.status == 404
+    assert theirs.get_campaign("their-trigger")["campaign"]["status"] == "in_progress"
+
+
 def test_recurring_schedule_next_occurrences_and_runs(signed_in_page, sdk, settings, dash_worker):
     page = signed_in_page
     sdk.upsert_users([{"id": "club"}, *({"id": f"m{i}"} for i in range(3))])

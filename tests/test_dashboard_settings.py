@@ -93,3 +93,30 @@ def test_screens_fit_a_390px_phone(signed_in_page, sdk):
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (path, width)
+
+
+def test_a_form_post_without_the_csrf_token_is_refused_and_changes_nothing(signed_in_page, sdk):
+    page = signed_in_page
+    page.goto("/dashboard/settings")
+    # the browser's own session cookie, but not the page's token
+    resp = page.request.post("/dashboard/settings", form={"campaign_send_rate": "7", "attribution_window": "1d"})
+    assert resp.status == 403
+    resp = page.request.post("/dashboard/settings", form={"campaign_send_rate": "7", "attribution_window": "1d",
+                                                           "csrf": "not-the-token"})
+    assert resp.status == 403
+    resp = page.request.post("/dashboard/webhooks", form={"webhook_url": "https://evil.example.com/"})
+    assert resp.status == 403
+    app = sdk.get_app_settings()["app"]
+    assert app["campaign_send_rate"] == 0 and app["webhook_url"] == ""
+
+
+def test_an_item_error_lands_on_the_form_row_it_came_from():
+    from broadcaster.dashboard.apiform import row_error
+
+    msg = "frequency_caps[1].period must be '<n>h' or '<n>d' (at most 366 days), got 'x'"
+    # row 1 of the form was left empty, so the API's item 1 is the form's row 2
+    assert row_error(msg, "frequency_caps", [0, 2], "cap", {"period": "period"}, "max") == {"cap-2-period": msg}
+    assert row_error("frequency_caps[0] must be an object", "frequency_caps", [3], "cap", {}, "max") == \
+        {"cap-3-max": "frequency_caps[0] must be an object"}
+    assert row_error("event_hooks[5].id is used twice", "event_hooks", [0], "hook", {"id": "id"}, "url") is None
+    assert row_error("campaign_send_rate must be a number >= 0", "frequency_caps", [0], "cap", {}, "max") is None

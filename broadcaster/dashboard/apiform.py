@@ -63,6 +63,17 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return await read_json(request, required=True)
 
 
+def row_error(message: str, list_field: str, rows_of: list[int], prefix: str,
+              parts: dict[str, str], default: str) -> dict[str, str] | None:
+    """An error the API names as `<list_field>[i].<key>` (the i-th item sent) next to the field
+    of the form row that item came from: `<prefix>-<row>-<parts[key]>` (rows left empty or
+    removed are not sent, so i and the row differ)."""
+    m = re.search(re.escape(list_field) + r"\[(\d+)\](?:\.(\w+))?", message)
+    if m is None or int(m.group(1)) >= len(rows_of):
+        return None
+    return {f"{prefix}-{rows_of[int(m.group(1))]}-{parts.get(m.group(2) or '', default)}": message}
+
+
 def json_answer(res: ApiResult) -> web.Response:
     """The API's answer to a script's call, its status kept; errors as {"error": message}."""
     if res.ok:

@@ -5,19 +5,17 @@ is shown next to the field it names."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
 
 from broadcaster.dashboard.apicall import ApiResult, call
-from broadcaster.dashboard.apiform import form_str, must, number
+from broadcaster.dashboard.apiform import form_str, must, number, row_error
 from broadcaster.dashboard.render import field_errors, redirect, render
 from broadcaster.dashboard.session import require_session
 
 URL = "/dashboard/settings"
 POLICY_KEYS = ("default_timezone", "quiet_hours", "frequency_caps")
-_CAP_FIELD = re.compile(r"frequency_caps\[(\d+)\](?:\.(max|period))?")
 FIELDS = ["campaign_send_rate", "attribution_window", "default_timezone", "frequency_caps"]
 
 
@@ -42,9 +40,9 @@ def caps_from_form(form: Any) -> tuple[list[dict[str, Any]], list[int], list[dic
 
 def errors_of(res: ApiResult, rows_of: list[int]) -> dict[str, str]:
     msg = res.message
-    m = _CAP_FIELD.search(msg)
-    if m and int(m.group(1)) < len(rows_of):
-        return {f"cap-{rows_of[int(m.group(1))]}-{m.group(2) or 'max'}": msg}
+    row = row_error(msg, "frequency_caps", rows_of, "cap", {"max": "max", "period": "period"}, "max")
+    if row:
+        return row
     for part in ("start", "end"):
         if f"quiet_hours.{part}" in msg:
             return {f"quiet_{part}": msg}

@@ -4,21 +4,19 @@ the failed deliveries with paging and a replay button each. All through the API.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
 
 from broadcaster.appconfig import EVENT_TYPES
 from broadcaster.dashboard.apicall import ApiResult, call
-from broadcaster.dashboard.apiform import cursor, form_str, must, number
+from broadcaster.dashboard.apiform import cursor, form_str, must, number, row_error
 from broadcaster.dashboard.render import confirmed, field_errors, redirect, render
 from broadcaster.dashboard.session import require_session
 
 URL = "/dashboard/webhooks"
 FAILED_PAGE = 20
 MAIN = "webhook_url"
-_HOOK_FIELD = re.compile(r"event_hooks\[(\d+)\](?:\.(\w+))?")
 _HOOK_FORM = {"webhook_url": "url", "id": "id", "event_types": "events", "enabled": "enabled"}
 
 
@@ -52,11 +50,7 @@ def hooks_from_form(form: Any) -> tuple[list[dict[str, Any]], list[int], list[di
 def errors_of(res: ApiResult, rows_of: list[int]) -> dict[str, str]:
     """The API's message next to the field it names; `event_hooks[2].webhook_url` is the URL
     field of the form row that became the third hook sent."""
-    m = _HOOK_FIELD.search(res.message)
-    if m and int(m.group(1)) < len(rows_of):
-        part = _HOOK_FORM.get(m.group(2) or "webhook_url", "url")
-        return {f"hook-{rows_of[int(m.group(1))]}-{part}": res.message}
-    return field_errors(res, ["webhook_url", "webhook_events", "webhook_rate_limit", "event_hooks"])
+    return row_error(res.message, "event_hooks", rows_of, "hook", _HOOK_FORM, "url") or field_errors(res, ["webhook_url", "webhook_events", "webhook_rate_limit", "event_hooks"])
 
 
 async def _page(request: web.Request, *, status: int = 200, errors: dict[str, str] | None = None,
