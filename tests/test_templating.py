@@ -7,6 +7,7 @@ import tracemalloc
 
 import pytest
 
+from broadcaster import templating
 from broadcaster.errors import ApiError
 from broadcaster.templating import (
     RenderError,
@@ -99,7 +100,9 @@ def test_amplifiers_fail_fast_and_small(src: str) -> None:
     assert took < 0.5 and peak < 5_000_000, (took, peak)
 
 
-def test_nothing_is_folded_or_mutated_at_compile() -> None:
+def test_nothing_is_folded_or_mutated_at_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the wall-clock budget is not what this checks: on a loaded machine it can fire first
+    monkeypatch.setattr(templating, "RENDER_SECONDS", 5.0)
     tracemalloc.start()
     try:
         compile_one("{{ '%0100000000d' % 1 }}{{ 'x' * 100000000 }}{{ 'x'|replace('x', 'y') }}", "t")
