@@ -122,8 +122,8 @@ async def _redis_version(url: str) -> str:
         await r.aclose()
 
 
-PARTS = ("addtargets", "targets_query", "ceiling", "fanout", "second", "webhooks", "hooks_fanout",
-         "include", "channels", "funnel", "triggers_and_policy")
+PARTS = ("addtargets", "targets_query", "ceiling", "ceiling_hashed", "fanout", "second", "webhooks",
+         "hooks_fanout", "include", "channels", "funnel", "triggers_and_policy")
 NEEDS_FANOUT = {"second", "include", "channels", "funnel"}  # they send into the fan-out's channels
 
 
@@ -209,13 +209,15 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
         progress(f"targets/query {out['targets_query']}")
     batch = args.batch_size or 2000
     ceil = {"sequential": 0.0, "hashed": 0.0}
-    if "ceiling" in todo:
-        for keys in CEILING_KEYS:
+    for keys, part in zip(CEILING_KEYS, ("ceiling", "ceiling_hashed"), strict=True):
+        if part in todo:
             progress(f"ceiling, {keys} keys: bare set-based insert of the same rows, {n} recipients, batches of {batch}")
             ceil[keys] = await ceiling(dsn, n, batch, connections=2, keys=keys)
             progress(f"ceiling, {keys} keys: {ceil[keys]:,.0f} recipients/s")
-        fanout.update({"ceiling_recipients_per_s": round(ceil["sequential"]),
-                       "ceiling_hashed_recipients_per_s": round(ceil["hashed"])})
+    if ceil["sequential"]:
+        fanout["ceiling_recipients_per_s"] = round(ceil["sequential"])
+    if ceil["hashed"]:
+        fanout["ceiling_hashed_recipients_per_s"] = round(ceil["hashed"])
     fan: dict[str, Any] | None = None
     if "fanout" in todo:
         where = Where(dsn, await pids(dsn, workers)) if args.where else None
@@ -227,6 +229,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
             out["where"] = fan["where"]
         if ceil["sequential"]:
             fanout["ratio"] = round(fan["recipients_per_s"] / ceil["sequential"], 3)
+        if ceil["hashed"]:
             fanout["ratio_hashed"] = round(fan["recipients_per_s"] / ceil["hashed"], 3)
         out["memory"] = {"rss_mb_at_10pct": fan["rss_at_10"], "rss_mb_at_100pct": fan["rss_at_100"]}
         out["disk"] = await disk(dsn, Path(args.data_dir).resolve() / str(os.getpid()), wal0)
