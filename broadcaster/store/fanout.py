@@ -27,10 +27,18 @@ async def batch_row(conn: Tx, app_id: int, cid: str, no: int) -> asyncpg.Record 
 
 
 async def open_batches(conn: Conn, app_id: int, cid: str) -> list[tuple[int, int]]:
-    """Batches whose job is presumed lost (lease over): bump tries; returns (batch_no, tries)."""
+    """Batches whose job is presumed lost: a started one whose lease is over (its worker died),
+    or a queued one whose lease is over while no batch of the campaign got done for a queued
+    lease's time (the queue is not draining: Redis lost it). A long campaign's queue drains
+    for longer than one queued lease, and its batches are not lost meanwhile. Bumps tries;
+    returns (batch_no, tries)."""
     rows = await conn.fetch(
-        f"UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s'"
+        f"UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s',"
+        " started_at = NULL"
         " WHERE app_id = $1 AND campaign_id = $2 AND NOT done AND lease_until < now()"
+        "   AND (started_at IS NOT NULL OR NOT EXISTS (SELECT 1 FROM campaign_batches d"
+        "     WHERE d.app_id = $1 AND d.campaign_id = $2 AND d.done"
+        f"     AND d.done_at > now() - interval '{QUEUED_LEASE_S} s'))"
         " RETURNING batch_no, tries", app_id, cid,
     )
     return [(r[0], r[1]) for r in rows]
@@ -39,8 +47,9 @@ async def open_batches(conn: Conn, app_id: int, cid: str) -> list[tuple[int, int
 async def requeue_open(conn: Tx, app_id: int, cid: str) -> list[tuple[int, int]]:
     """Every batch not done (a start or resume enqueues them all): bump tries; (batch_no, tries)."""
     rows = await conn.fetch(
-        f"UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s'"
-        " WHERE app_id = $1 AND campaign_id = $2 AND NOT done RETURNING batch_no, tries", app_id, cid,
+        f"UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s',"
+        " started_at = NULL WHERE app_id = $1 AND campaign_id = $2 AND NOT done RETURNING batch_no, tries",
+        app_id, cid,
     )
     return [(r[0], r[1]) for r in rows]
 
@@ -48,7 +57,7 @@ async def requeue_open(conn: Tx, app_id: int, cid: str) -> list[tuple[int, int]]
 async def lease(conn: Tx, app_id: int, cid: str, no: int, seconds: float = RUNNING_LEASE_S) -> int | None:
     """Claim a batch for running; returns its planned size, None when it is already done."""
     r = await conn.fetchval(
-        "UPDATE campaign_batches SET lease_until = now() + make_interval(secs => $4)"
+        "UPDATE campaign_batches SET lease_until = now() + make_interval(secs => $4), started_at = now()"
         " WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3 AND NOT done RETURNING n",
         app_id, cid, no, float(seconds),
     )
