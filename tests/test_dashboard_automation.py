@@ -40,6 +40,7 @@ def test_triggered_campaign_paused_resumed_and_stopped(signed_in_page, sdk, dash
     expect(page.locator("#trigger-event")).to_have_text("order.completed")
     expect(page.locator("#times-triggered")).to_have_text("1")
     expect(page.get_by_text('"$gte": 100')).to_be_visible()
+    expect(page.locator("#who")).to_have_text("anyone the event names")
 
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_role("status")).to_have_text("Paused thanks.")
