@@ -101,6 +101,13 @@ def test_wizard_shows_the_apis_error_next_to_the_field(signed_in_page, sdk):
     page = signed_in_page
     _seed(sdk)
     page.goto("/dashboard/campaigns/new")
+    expect(page.get_by_label("Time (HH:MM)")).to_be_hidden()  # one-time: no schedule fields
+    page.get_by_label("Type", exact=True).select_option("recurring")
+    expect(page.get_by_label("Time (HH:MM)")).to_be_visible()
+    expect(page.get_by_label("Trigger event")).to_be_hidden()
+    page.get_by_label("Type", exact=True).select_option("triggered")
+    expect(page.get_by_label("Trigger event")).to_be_visible()
+    page.get_by_label("Type", exact=True).select_option("one_time")
     page.get_by_label("a list of user ids").check()
     page.get_by_label("User ids", exact=True).fill("alice")
     page.get_by_label("Message text").fill("Hi {{ receiver.name ")

@@ -50,8 +50,8 @@ async def test_list_pages_with_the_apis_cursors_and_filters_by_status_and_type(c
     scheduled = await r.text()
     assert ROW_RE.findall(scheduled) == ["c00"]
     # a live campaign on the page: the page polls its progress
-    assert 'data-poll="/dashboard/campaigns/progress.json?ids=c00"' in scheduled
-    r = await client.get("/dashboard/campaigns/progress.json?ids=c00,c01")
+    assert 'data-poll="/dashboard/campaigns.json?ids=c00"' in scheduled
+    r = await client.get("/dashboard/campaigns.json?ids=c00,c01")
     body = await r.json()
     assert body["rows"]["c00"]["status"] == "scheduled" and body["rows"]["c01"]["status"] == "draft"
     assert body["done"] is False

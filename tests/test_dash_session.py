@@ -95,7 +95,7 @@ async def test_expired_session_is_refused(client, creds, pool):
     await pool.execute("UPDATE dashboard_sessions SET expires_at = now() - interval '1 second'")
     r = await client.get("/dashboard/campaigns", allow_redirects=False)
     assert r.status == 303 and r.headers["Location"].startswith("/dashboard/signin")
-    r = await client.get("/dashboard/campaigns/progress.json?ids=x")
+    r = await client.get("/dashboard/campaigns.json?ids=x")
     assert r.status == 401
 
 

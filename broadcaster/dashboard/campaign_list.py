@@ -62,7 +62,8 @@ async def campaigns_page(request: web.Request) -> web.StreamResponse:
 
 @require_session
 async def campaigns_progress(request: web.Request) -> web.StreamResponse:
-    """Live rows for the list's polling: {"rows": {id: row}, "done": no live one left}."""
+    """Live rows for the list's polling: {"rows": {id: row}, "done": no live one left}. Beside
+    /dashboard/campaigns/, not under it: any id is a campaign's page there."""
     ids = [i for i in request.query.get("ids", "").split(",") if i][:PAGE]
     if not ids:
         return web.json_response({"rows": {}, "done": True})
@@ -79,5 +80,5 @@ async def campaigns_progress(request: web.Request) -> web.StreamResponse:
 
 ROUTES = [
     ("GET", "/dashboard/campaigns", campaigns_page, "Campaigns"),
-    ("GET", "/dashboard/campaigns/progress.json", campaigns_progress, "CampaignsProgress"),
+    ("GET", "/dashboard/campaigns.json", campaigns_progress, "CampaignsProgress"),
 ]

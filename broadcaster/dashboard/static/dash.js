@@ -81,7 +81,21 @@
     run();
   }
 
+  // <select name="type"> shows only the [data-for-type] fieldsets of the chosen type (all of
+  // them without JavaScript; the server reads only the chosen type's fields).
+  function typeFields(sel) {
+    function show() {
+      document.querySelectorAll("[data-for-type]").forEach(function (f) {
+        f.hidden = f.dataset.forType !== sel.value;
+      });
+    }
+    sel.addEventListener("change", show);
+    show();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var t = document.querySelector('form select[name="type"]');
+    if (t && document.querySelector("[data-for-type]")) typeFields(t);
     document.querySelectorAll("[data-poll]").forEach(poll);
     document.querySelectorAll("form[data-preview]").forEach(preview);
   });
