@@ -293,12 +293,9 @@ async def test_idle_worker_is_quiet_at_info(stack: Stack) -> None:
     stack.start("worker", "worker", "--metrics-port", str(port))
 
     async def ticks() -> bool:
-        async with aiohttp.ClientSession() as s:
-            try:
-                async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
-                    text = await r.text()
-            except aiohttp.ClientError:
-                return False
+        text = await _metrics(port)
+        if text is None:
+            return False
         runs = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                 if line.startswith("broadcaster_jobs_total{") and "tick" in line and 'outcome="ok"' in line]
         return len(runs) >= 2 and min(runs) >= 3
@@ -310,13 +307,20 @@ async def test_idle_worker_is_quiet_at_info(stack: Stack) -> None:
     assert stack.procs["worker"].poll() is None
 
 
-async def _job_runs(port: int, job: str, outcome: str) -> float:
+async def _metrics(port: int) -> str | None:
+    """The worker's /metrics text, or None while it does not answer yet."""
     async with aiohttp.ClientSession() as s:
         try:
             async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
-                text = await r.text()
+                return await r.text()
         except aiohttp.ClientError:
-            return -1.0
+            return None
+
+
+async def _job_runs(port: int, job: str, outcome: str) -> float:
+    text = await _metrics(port)
+    if text is None:
+        return -1.0
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("broadcaster_jobs_total{") and f'function="{job}"' in line
                and f'outcome="{outcome}"' in line)
