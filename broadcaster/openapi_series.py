@@ -50,7 +50,9 @@ SCHEMAS["EventInput"] = obj({
 TRIGGER_FIELDS: J = {
     "trigger": {**nullable(ref("Trigger")), "description": "required for type triggered, refused otherwise"},
     "delay": nullable(DELAY),
-    "once_per_user": {"type": "boolean", "default": True, "description": "false is not supported yet (400)"},
+    "once_per_user": {"type": "boolean", "default": True, "description":
+                      "false: one message per (campaign, event); a user's n-th goes to the occurrence"
+                      " campaign <id>-occ-<n> (n >= 2), listed by /runs"},
 }
 SCHEMAS["CampaignInput"]["properties"].update({
     "type": TYPE, **TRIGGER_FIELDS,
@@ -62,7 +64,8 @@ SCHEMAS["Campaign"]["properties"].update({
     "type": TYPE, **TRIGGER_FIELDS, "schedule": nullable(ref("Schedule")),
     "next_run_at": {**nullable(TIME), "description": "recurring: the next occurrence (null when the series ended)"},
     "runs_started": {**INT, "description": "recurring: runs started so far"},
-    "parent_id": {**ID, "description": "a run: its recurring campaign (runs are <parent>-run-<n>)"},
+    "parent_id": {**ID, "description": "a run: its recurring campaign (runs are <parent>-run-<n>), or an"
+                  " occurrence: its triggered campaign (<parent>-occ-<n>)"},
     "run_no": {**INT, "description": "a run: its number, from 1"},
 })
 
@@ -84,7 +87,8 @@ def operations(op: Callable[..., J], q: Callable[..., J]) -> list[tuple[str, str
             status="201", body_required=True, errors="400",
             body=obj({"events": arr(ref("EventInput"), 1, 1000)}, "events"))),
         ("get", "/campaigns/{id}/runs", op(
-            "QueryCampaignRuns", "Campaigns", "The runs of a recurring campaign, newest first (extension)",
+            "QueryCampaignRuns", "Campaigns", "The runs of a recurring campaign, or the occurrences of a triggered one,"
+            " newest first (extension)",
             paged("runs", ref("Campaign")), errors="400 404",
             params=(q("limit", limit(100, 25)), q("next", STR), q("prev", STR)))),
     ]

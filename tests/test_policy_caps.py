@@ -106,3 +106,30 @@ async def test_policy_fields_are_validated_naming_the_field(api: Api) -> None:
     assert st == 201 and body["campaign"]["send_in_local_time"] is True and body["campaign"]["quiet_hours"] == "defer"
     st, body = await api.post("/campaigns/loc/start")
     assert_error(st, body, 400, 4, "scheduled_for")
+
+
+async def test_a_render_error_after_the_cap_check_does_not_count_against_the_cap(
+    api: Api, pool: Any, start_worker: Any,
+) -> None:
+    users = {f"e{i}": {"id": f"e{i}", "d": 0 if i < 3 else 1} for i in range(6)}
+    st, body = await api.post("/users", {"users": {"boss": {"id": "boss"}, **users}})
+    assert st in (200, 201), body
+    assert (await api.patch("/app", {"frequency_caps": [{"max": 1, "period": "1d"}]}))[0] == 200
+    for cid, text in (("bad", "{{ 10 // receiver.d }} off"), ("good", "hello")):
+        st, body = await api.post("/campaigns", {
+            "id": cid, "sender_id": "boss", "user_ids": sorted(users), "skip_webhook": True,
+            "create_channels": True, "channel_template": {"type": "messaging"}, "message_template": {"text": text}})
+        assert st == 201, body
+    start_worker()
+    assert (await api.post("/campaigns/bad/start"))[0] == 200
+    bad = await _done(api, "bad")
+    assert bad["stats"]["stats_messages_sent"] == 3 and bad["stats"]["stats_messages_errored"] == 3, bad["stats"]
+    assert (await api.post("/campaigns/good/start"))[0] == 200
+    await _done(api, "good")
+    rows = await pool.fetch("SELECT target_id, status, error FROM campaign_recipients WHERE campaign_id = 'good'"
+                            " ORDER BY target_id")
+    # e0..e2 errored in "bad" (division by zero): "good" is their first message today
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        *((f"e{i}", "sent", None) for i in range(3)), *((f"e{i}", "skipped", "frequency_capped") for i in range(3, 6))]
+    sends = await pool.fetch("SELECT user_id, cardinality(sends) AS n FROM policy_sends ORDER BY user_id")
+    assert {r[0]: r[1] for r in sends} == {f"e{i}": 1 for i in range(6)}

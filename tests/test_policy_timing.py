@@ -137,3 +137,29 @@ async def test_quiet_hours_defer_skip_and_ignore(api: Api, pool: Any, start_work
         return await _status(api, "deferq") == "completed"
     await await_for(deferred_sent, timeout=60)
     assert await _statuses(api, "deferq") == {"night": ("sent", None), "day": ("sent", None)}
+
+
+async def test_held_recipients_of_a_stopped_campaign_are_removed_when_it_stops(
+    api: Api, pool: Any, start_worker: Any,
+) -> None:
+    assert (await api.patch("/app", {"quiet_hours": {"start": "22:00", "end": "07:00"}}))[0] == 200
+    st, body = await api.post("/users", {"users": {"boss": {"id": "boss"}, "n1": {"id": "n1"}, "n2": {"id": "n2"}}})
+    assert st in (200, 201), body
+    today = datetime.now(UTC).date()
+    await _set_clock(pool, datetime(today.year, today.month, today.day, 23, tzinfo=UTC))
+    for cid in ("held", "other"):
+        st, body = await api.post("/campaigns", {
+            "id": cid, "sender_id": "boss", "user_ids": ["n1", "n2"], "skip_webhook": True, "create_channels": True,
+            "channel_template": {"type": "messaging"}, "message_template": {"text": cid}})
+        assert st == 201, body
+        assert (await api.post(f"/campaigns/{cid}/start"))[0] == 200
+    start_worker()
+
+    async def both_held() -> bool:
+        return len(await _held(pool, "held")) == len(await _held(pool, "other")) == 2
+    await await_for(both_held, timeout=60)
+    st, body = await api.post("/campaigns/held/stop")
+    assert st == 200 and body["campaign"]["status"] == "stopped", body
+    assert await _held(pool, "held") == {}
+    assert set(await _held(pool, "other")) == {"n1", "n2"}  # another campaign's are kept
+    assert await _statuses(api, "held") == {"n1": ("pending", None), "n2": ("pending", None)}

@@ -216,12 +216,15 @@ async def _transition(request: web.Request, action: str, event: str) -> web.Resp
         async with conn.transaction():
             # FOR UPDATE waits for in-flight batches (they hold SHARE until they commit).
             row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
+            kids: list[str] = []
             if row["type"] == "recurring":
                 r = await recurring.transition(conn, row, action)
             else:
+                kids = await series_api.on_transition(conn, row, action)
                 r = await campaigns.set_status(conn, row, action, event=event)
         if action == "resume":
-            await use_cases.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
+            for cid in (r["id"], *kids):
+                await use_cases.kick(request.app[REDIS], conn, app.id, cid, all_open=True)
     return ok(request, {"campaign": await campaign_out.view(request, r)})
 
 

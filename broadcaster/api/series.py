@@ -17,7 +17,7 @@ from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.services import recurring
 from broadcaster.services import triggers as triggered
-from broadcaster.store import campaign_view, campaigns, events, ledger, runs
+from broadcaster.store import campaign_view, campaigns, events, ledger, occurrences, runs
 from broadcaster.store.ledger import Tx
 
 routes = web.RouteTableDef()
@@ -52,12 +52,20 @@ def check_create(cid: str, data: dict[str, Any]) -> None:
     if data["type"] == "recurring" and len(cid) > series.MAX_PARENT_ID:
         raise bad_request(f"id of a recurring campaign is at most {series.MAX_PARENT_ID} characters"
                           " (its runs are named <id>-run-<n>)")
+    if data["type"] == "triggered" and data.get("once_per_user") is False and len(cid) > occurrences.MAX_PARENT_ID:
+        raise bad_request(f"id of a triggered campaign with once_per_user false is at most"
+                          f" {occurrences.MAX_PARENT_ID} characters (its occurrences are named <id>-occ-<n>)")
 
 
 async def on_update(conn: Tx, before: asyncpg.Record, after: asyncpg.Record) -> asyncpg.Record:
     """A type change is for drafts only; a scheduled series takes its new schedule from now."""
     if before["type"] != after["type"] and before["status"] != "draft":
         raise bad_request(f"type cannot change once the campaign is {before['status']!r}")
+    if after["type"] == "triggered":
+        check_create(after["id"], {"type": "triggered", "once_per_user": after["once_per_user"]})
+        if after["parent_id"] is not None:
+            raise bad_request(f"campaign {after['id']!r} is an occurrence of {after['parent_id']!r}: update that one")
+        await occurrences.follow_parent(conn, after)
     if after["type"] == "recurring" and after["status"] == "scheduled" and before["schedule"] != after["schedule"]:
         nxt = schedule.next_after(schedule.parse(after["schedule"]), await recurring.db_now(conn),
                                   int(after["runs_started"]))
@@ -78,8 +86,23 @@ async def start(conn: Tx, row: asyncpg.Record, sched: datetime | None, stop_at: 
     return await triggered.start_listening(conn, row)
 
 
+async def on_transition(conn: Tx, before: asyncpg.Record, action: str) -> list[str]:
+    """Before stop/pause/resume of a triggered campaign (locked FOR UPDATE): its occurrences
+    follow it (and are refused one by one). Returns the occurrences to kick on resume."""
+    if before["type"] != "triggered":
+        return []
+    if before["parent_id"] is not None:
+        raise bad_request(f"campaign {before['id']!r} is an occurrence of {before['parent_id']!r}:"
+                          f" {action} that one, its occurrences follow it")
+    return await occurrences.follow_status(conn, before, action)
+
+
 async def on_delete(conn: Tx, row: asyncpg.Record) -> None:
     await events.delete_for(conn, row["app_id"], row["id"])
+    if row["type"] == "triggered":
+        if row["parent_id"] is not None:
+            raise bad_request(f"campaign {row['id']!r} is an occurrence of {row['parent_id']!r}: delete that one")
+        await runs.delete_runs(conn, row["app_id"], row["id"])
     if row["type"] == "recurring":
         live = await runs.live_runs(conn, row["app_id"], row["id"])
         if live:
@@ -89,12 +112,13 @@ async def on_delete(conn: Tx, row: asyncpg.Record) -> None:
 
 @routes.get("/campaigns/{id}/runs", name="QueryCampaignRuns")
 async def query_runs(request: web.Request) -> web.Response:
-    """The runs of a recurring campaign, newest first: {"runs": [campaign objects], "next"?}."""
+    """The runs of a recurring campaign, or the occurrences (2, 3, ...) of a triggered one with
+    once_per_user false, newest first: {"runs": [campaign objects], "next"?}."""
     app = current_app(request)
     pool = request.app[POOL]
     parent = await campaigns.get(pool, app.id, request.match_info["id"])
-    if parent["type"] != "recurring":
-        raise bad_request(f"campaign {parent['id']!r} is not recurring (type {parent['type']!r}): it has no runs")
+    if parent["type"] == "one_time":
+        raise bad_request(f"campaign {parent['id']!r} is not recurring or triggered (type 'one_time'): it has no runs")
     limit = cursors.limit_of(request.query.get("limit"), "limit", default=25, hi=100)
     secret = request.app[SETTINGS].cursor_secret
     req = cursors.begin(request.query, ("runs", app.id, parent["id"]), {}, secret, limit=limit)

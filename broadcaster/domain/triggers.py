@@ -65,8 +65,6 @@ def fields(body: dict[str, Any]) -> dict[str, Any]:
     once = body.get("once_per_user", True)
     if not isinstance(once, bool):
         raise bad_request("once_per_user must be a boolean")
-    if not once:
-        raise bad_request("once_per_user: false is not supported yet (every user receives a triggered campaign at most once)")
     out: dict[str, Any] = {"event": event}
     if flt is not None:
         out["filter"] = flt

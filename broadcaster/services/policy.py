@@ -33,6 +33,8 @@ class Gate:
     # the renderer skips those with their own reasons)
     skipped: list[list[str | None]] = field(default_factory=list)  # ledger rows, render.Batch.other's shape
     held: int = 0
+    counted: set[str] = field(default_factory=set)  # users whose send take_sends recorded...
+    at: datetime | None = None  # ...at this instant
 
 
 def _zone_name(r: asyncpg.Record) -> Any:
@@ -81,6 +83,7 @@ async def before(
         caps = [(c.max, c.period.total_seconds()) for c in rules.caps]
         ok = await store.take_sends(conn, camp["app_id"], [r["id"] for r in candidates], now, caps,
                                     rules.check_caps, max(c[1] for c in caps))
+        gate.counted, gate.at = ok, now
         for r in candidates:
             if r["id"] in ok:
                 gate.rows.append(r)
@@ -90,6 +93,14 @@ async def before(
         gate.rows.extend(candidates)
     gate.rows.sort(key=lambda r: r["id"])
     return gate
+
+
+async def after(conn: Tx, camp: asyncpg.Record, gate: Gate, sent: list[str]) -> None:
+    """After rendering: a user counted against the caps but not sent (a render error) does
+    not count."""
+    unsent = gate.counted.difference(sent)
+    if unsent and gate.at is not None:
+        await store.untake_sends(conn, camp["app_id"], sorted(unsent), gate.at)
 
 
 async def release(conn: Tx) -> list[tuple[int, str, int]]:

@@ -20,7 +20,7 @@ from arq.connections import ArqRedis
 
 from broadcaster.domain import triggers
 from broadcaster.services import campaigns as use_cases
-from broadcaster.store import campaigns, events
+from broadcaster.store import campaigns, events, occurrences
 from broadcaster.store.ledger import Tx
 
 logger = logging.getLogger("broadcaster.services.triggers")
@@ -73,22 +73,29 @@ async def process_events(conn: Tx, redis: ArqRedis, app_id: int, batch_size: int
 
 
 async def dispatch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, batch_size: int) -> None:
-    """Turn the campaign's due triggers into batches, one open batch at a time."""
+    """Turn the campaign's due triggers into batches, one open batch at a time for the
+    campaign and its occurrences (once_per_user false: store/occurrences.py)."""
     while True:
-        busy, no, more = False, None, False
+        busy, more = False, False
+        queued: list[tuple[str, int]] = []
         async with conn.transaction():
-            status = await conn.fetchval(
-                "SELECT status FROM campaigns WHERE app_id = $1 AND id = $2 FOR NO KEY UPDATE", app_id, cid)
-            if status != "in_progress":
+            row = await conn.fetchrow(
+                "SELECT app_id, id, status, once_per_user FROM campaigns WHERE app_id = $1 AND id = $2"
+                " FOR NO KEY UPDATE", app_id, cid)
+            if row is None or row["status"] != "in_progress":
                 return
-            if await events.has_open_batch(conn, app_id, cid):
+            if await occurrences.family_busy(conn, app_id, cid):
                 busy = True
-            else:
+            elif row["once_per_user"]:
                 no, more = await events.append_due(conn, app_id, cid, batch_size, campaigns.QUEUED_LEASE_S)
+                queued = [(cid, no)] if no is not None else []
+            else:
+                queued, more = await occurrences.append_repeated(
+                    conn, await campaigns.get(conn, app_id, cid), batch_size, campaigns.QUEUED_LEASE_S)
         if busy:
             await _enqueue_dispatch(redis, app_id, cid, BUSY_RETRY_S)
             return
-        if no is not None:
-            await use_cases.enqueue_batch(redis, app_id, cid, no, 0)
+        for target, no in queued:
+            await use_cases.enqueue_batch(redis, app_id, target, no, 0)
         if not more:
             return

@@ -117,6 +117,8 @@ async def set_status(
         row["app_id"], row["id"], new, *extra,
     )
     assert r is not None
+    if new == "stopped":  # held recipients (0100_policy.sql) of a stopped campaign are never released
+        await conn.execute("DELETE FROM campaign_held WHERE app_id = $1 AND campaign_id = $2", row["app_id"], row["id"])
     if event:
         await add_event(conn, r, event)
     return r

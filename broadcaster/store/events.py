@@ -9,7 +9,7 @@ import asyncpg
 
 from broadcaster import filters
 from broadcaster.domain import triggers
-from broadcaster.store import recipients
+from broadcaster.store import occurrences, recipients
 from broadcaster.store.ledger import Conn, Tx
 
 RETENTION = "7 days"  # an id de-duplicates for this long
@@ -50,8 +50,8 @@ def user_events_sql(rows_cte: str, data_sql: str, type_sql: str) -> str:
 
 async def listening(conn: Conn, app_id: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT id, trigger, delay, user_ids, segment_ids, sender_id FROM campaigns WHERE app_id = $1"
-        f" AND type = 'triggered' AND status IN {LISTENING}", app_id)
+        "SELECT id, trigger, delay, user_ids, segment_ids, sender_id, once_per_user FROM campaigns WHERE app_id = $1"
+        f" AND type = 'triggered' AND status IN {LISTENING} AND parent_id IS NULL", app_id)
 
 
 async def listens_to_users(conn: Conn, app_id: int) -> bool:
@@ -87,10 +87,11 @@ _DOC = ("CROSS JOIN LATERAL (SELECT jsonb_build_object('type', e.type, 'user_id'
 async def match(conn: Tx, app_id: int, camp: asyncpg.Record, ids: list[str]) -> int:
     """One statement: the campaign's matches among these events become trigger rows (once per
     (campaign, event)); with once_per_user, a user triggered before (or twice in this set) is
-    skipped `already_sent_to_user`. Returns the number of matches."""
+    skipped `already_sent_to_user` (without, each is sent: store/occurrences.py). Returns the
+    number of matches."""
     trig = camp["trigger"] or {}
     params = filters.Params([app_id, camp["id"], ids, trig.get("event"), triggers.delay_seconds(camp["delay"]),
-                             camp["sender_id"]])
+                             camp["sender_id"], bool(camp["once_per_user"])])
     cond = filters.compile_filter(trig.get("filter") or {}, triggers.EVENT_SCHEMA, params, field="trigger.filter")
     if camp["user_ids"]:
         cond += f" AND e.user_id = ANY({params.add(list(camp['user_ids']))}::text[])"
@@ -104,12 +105,11 @@ async def match(conn: Tx, app_id: int, camp: asyncpg.Record, ids: list[str]) -> 
         f" AND e.user_id <> $6 AND ({cond})),"
         " ins AS (INSERT INTO campaign_triggers (app_id, campaign_id, event_id, user_id, due_at, status, reason)"
         " SELECT $1, $2, m.id, m.user_id, now() + make_interval(secs => $5),"
-        "  CASE WHEN m.rn = 1 AND NOT EXISTS (SELECT 1 FROM campaign_triggers t WHERE t.app_id = $1"
-        "   AND t.campaign_id = $2 AND t.user_id = m.user_id AND t.status <> 'skipped') THEN 'pending' ELSE 'skipped' END,"
-        "  CASE WHEN m.rn = 1 AND NOT EXISTS (SELECT 1 FROM campaign_triggers t WHERE t.app_id = $1"
-        "   AND t.campaign_id = $2 AND t.user_id = m.user_id AND t.status <> 'skipped') THEN NULL"
-        "   ELSE 'already_sent_to_user' END"
-        " FROM m ON CONFLICT DO NOTHING RETURNING 1)"
+        "  CASE WHEN m.first THEN 'pending' ELSE 'skipped' END,"
+        "  CASE WHEN NOT m.first THEN 'already_sent_to_user' END"
+        " FROM (SELECT m.*, NOT $7 OR (m.rn = 1 AND NOT EXISTS (SELECT 1 FROM campaign_triggers t WHERE t.app_id = $1"
+        "   AND t.campaign_id = $2 AND t.user_id = m.user_id AND t.status <> 'skipped')) AS first FROM m) m"
+        " ON CONFLICT DO NOTHING RETURNING 1)"
         " SELECT count(*) FROM ins", *params.values)
     if n:
         await conn.execute("UPDATE campaigns SET times_triggered = times_triggered + $3 WHERE app_id = $1 AND id = $2",
@@ -129,53 +129,34 @@ async def due_campaigns(conn: Conn) -> list[asyncpg.Record]:
         " WHERE t.status = 'pending' AND t.due_at <= now()")
 
 
-async def has_open_batch(conn: Tx, app_id: int, cid: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT 1 FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND NOT done LIMIT 1", app_id, cid))
-
-
 async def append_due(conn: Tx, app_id: int, cid: str, limit: int, lease_s: float) -> tuple[int | None, bool]:
-    """Call in a transaction holding the campaign row and no open batch: the due triggers'
-    users join the audience (its primary key keeps a user once: a user already in it is
-    skipped already_sent_to_user) and one batch covers them. Returns (the batch number, or
-    None when no user was new; whether more triggers may be due).
-
-    The batch's range (after, upto] spans from the audience id just below the lowest new id
-    to the highest: the older ids inside it were all written by earlier batches (one open
-    batch at a time per triggered campaign), so the batch's pending recipients are exactly
-    the new ones."""
+    """once_per_user: in a transaction holding the campaign row and no open batch, the due
+    triggers' users join the audience (its primary key keeps a user once: a user already in
+    it is skipped already_sent_to_user) and one batch covers them (occurrences.batch_over).
+    Returns (the batch number, or None when no user was new; whether more may be due)."""
     r = await conn.fetchrow(
         "WITH due AS (SELECT event_id, user_id FROM campaign_triggers WHERE app_id = $1 AND campaign_id = $2"
         "  AND status = 'pending' AND due_at <= now() ORDER BY due_at, event_id LIMIT $3 FOR UPDATE),"
         " first AS (SELECT DISTINCT ON (user_id) event_id, user_id FROM due ORDER BY user_id, event_id),"
         " ins AS (INSERT INTO campaign_audience (app_id, campaign_id, target_id)"
         "  SELECT $1, $2, user_id FROM first ON CONFLICT DO NOTHING RETURNING target_id),"
+        " sent AS (SELECT f.event_id FROM first f JOIN ins ON ins.target_id = f.user_id),"
         " upd AS (UPDATE campaign_triggers t SET"
-        "  status = CASE WHEN EXISTS (SELECT 1 FROM first f JOIN ins ON ins.target_id = f.user_id"
-        "   WHERE f.event_id = t.event_id) THEN 'queued' ELSE 'skipped' END,"
-        "  reason = CASE WHEN EXISTS (SELECT 1 FROM first f JOIN ins ON ins.target_id = f.user_id"
-        "   WHERE f.event_id = t.event_id) THEN NULL ELSE 'already_sent_to_user' END"
+        "  status = CASE WHEN t.event_id IN (SELECT event_id FROM sent) THEN 'queued' ELSE 'skipped' END,"
+        "  reason = CASE WHEN t.event_id IN (SELECT event_id FROM sent) THEN NULL ELSE 'already_sent_to_user' END,"
+        "  occurrence = CASE WHEN t.event_id IN (SELECT event_id FROM sent) THEN 1 END"
         "  FROM due WHERE t.app_id = $1 AND t.campaign_id = $2 AND t.event_id = due.event_id)"
         " SELECT (SELECT min(target_id) FROM ins) AS lo, (SELECT max(target_id) FROM ins) AS hi,"
-        "  (SELECT count(*) FROM ins) AS n, (SELECT count(*) FROM due) AS taken", app_id, cid, limit)
+        "  (SELECT count(*) FROM ins) AS n, (SELECT count(*) FROM due) AS taken,"
+        "  ARRAY(SELECT event_id FROM sent) AS sent", app_id, cid, limit)
     assert r is not None
     more = int(r["taken"]) >= limit
     if not r["n"]:
         return None, more
-    after = await conn.fetchval(
-        "SELECT max(target_id) FROM campaign_audience WHERE app_id = $1 AND campaign_id = $2 AND target_id < $3",
-        app_id, cid, r["lo"])
-    no = await conn.fetchval(
-        "INSERT INTO campaign_batches (app_id, campaign_id, batch_no, after_id, upto_id, n, lease_until)"
-        " SELECT $1, $2, coalesce(max(batch_no) + 1, 0), $3, $4, $5, now() + make_interval(secs => $6)"
-        " FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 RETURNING batch_no",
-        app_id, cid, after, r["hi"], int(r["n"]), float(lease_s))
-    await conn.execute(
-        "UPDATE campaign_triggers SET batch_no = $3 WHERE app_id = $1 AND campaign_id = $2 AND status = 'queued'"
-        " AND batch_no IS NULL", app_id, cid, no)
-    await conn.execute("UPDATE campaigns SET recipients_total = recipients_total + $3 WHERE app_id = $1 AND id = $2",
-                       app_id, cid, int(r["n"]))
-    return int(no), more
+    no = await occurrences.batch_over(conn, app_id, cid, r["lo"], r["hi"], int(r["n"]), lease_s)
+    await conn.execute("UPDATE campaign_triggers SET batch_no = $3 WHERE app_id = $1 AND campaign_id = $2"
+                       " AND event_id = ANY($4::text[])", app_id, cid, no, list(r["sent"]))
+    return no, more
 
 
 async def purge(conn: Conn, limit: int = 10_000) -> None:

@@ -22,7 +22,8 @@ FUNNEL_COUNTERS = ("read", "conversions", "users_converted")
 
 
 async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Counters per campaign; a recurring series' are the sums over its runs (SPEC 5A)."""
+    """Counters per campaign; a recurring series' are the sums over its runs, a triggered
+    campaign's its own plus its occurrences' (SPEC 5A)."""
     rows = await conn.fetch(
         "SELECT id, parent_id, recipients_total FROM campaigns WHERE app_id = $1 AND parent_id = ANY($2::text[])",
         app_id, ids) if ids else []
@@ -31,9 +32,14 @@ async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[
     kids = {r["id"]: r["parent_id"] for r in rows}
     asked = set(ids)
     out = await _stats_direct(conn, app_id, [*ids, *(k for k in kids if k not in asked)])
+    own: dict[str, int] = {p["id"]: int(p["recipients_total"]) for p in await conn.fetch(
+        # a triggered campaign sends occurrence 1 itself (store/occurrences.py)
+        "SELECT id, recipients_total FROM campaigns WHERE app_id = $1 AND id = ANY($2::text[])",
+        app_id, list({r["parent_id"] for r in rows}))}
     for r in rows:
         parent = out[r["parent_id"]]
-        parent["recipients_total"] = parent.get("recipients_total", 0) + int(r["recipients_total"])
+        parent["recipients_total"] = (parent.get("recipients_total", own.get(r["parent_id"], 0))
+                                      + int(r["recipients_total"]))
     for kid, parent_id in kids.items():
         mine, parent = (out[kid] if kid in asked else out.pop(kid)), out[parent_id]
         for k, v in mine.items():

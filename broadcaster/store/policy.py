@@ -105,3 +105,12 @@ async def take_sends(
         " RETURNING user_id",
         app_id, sorted(user_ids), now, [c[0] for c in caps], [c[1] for c in caps], check, float(keep_s))
     return {r[0] for r in rows}
+
+
+async def untake_sends(conn: Tx, app_id: int, user_ids: list[str], at: datetime) -> None:
+    """In the batch's transaction, after take_sends: these users were counted at `at` but not
+    sent (a render error): their last instant, that one (their rows are locked by
+    take_sends until the batch commits, so it is still this batch's), goes."""
+    await conn.execute(
+        "UPDATE policy_sends SET sends = sends[1:cardinality(sends) - 1] WHERE app_id = $1"
+        " AND user_id = ANY($2::text[]) AND sends[cardinality(sends)] = $3", app_id, user_ids, at)
