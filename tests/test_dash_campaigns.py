@@ -84,10 +84,10 @@ def test_wizard_preview_start_live_progress_pause_resume_recipients(signed_in_pa
     expect(rows).to_have_count(50)
     expect(rows.first).to_contain_text("alice")
     screenshot(page, "campaign-recipients")
-    page.get_by_role("link", name="Next →").click()
+    page.get_by_role("link", name="Next page").click()
     expect(rows).to_have_count(11)
     expect(rows.last).to_contain_text("u59")
-    page.get_by_role("link", name="← Previous").click()
+    page.get_by_role("link", name="Previous page").click()
     expect(rows).to_have_count(50)
 
     page.get_by_role("link", name="Campaigns", exact=True).first.click()

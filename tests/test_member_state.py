@@ -111,7 +111,7 @@ async def test_campaign_visibility_update_probes_each_channel(pool: Any) -> None
     """The sender is a member of every channel of its campaigns: the batch's member update must
     probe the primary key once per channel, never walk the sender's rows (that plan was
     quadratic in the campaign's size: 54 s for one batch of a 50,000-recipient campaign)."""
-    from broadcaster.store import channels
+    from broadcaster.store import members as channels
 
     await pool.execute("INSERT INTO members (app_id, cid, user_id) SELECT 1, 'messaging:c' || g, u"
                        " FROM generate_series(1, 20000) g, unnest(ARRAY['shop', 'r' || g]) u")

@@ -17,6 +17,7 @@ from broadcaster.keys import POOL
 from broadcaster.middleware import current_app
 from broadcaster.store import channels as store
 from broadcaster.store import distinct, users
+from broadcaster.store import members as member_store
 from broadcaster.timefmt import fmt
 from broadcaster.validate import CID_RE, ID_RE, TYPE_RE, ident, integer, obj
 
@@ -202,7 +203,7 @@ async def query_channels(request: web.Request) -> web.Response:
         # Hidden and archived channels of that user are left out unless the filter asks (SPEC 5).
         wanted = {"hidden": False, "archived": False, **states}
         user_param = params.add(user_id)
-        where = " AND ".join([f"({where})", *(store.member_state_sql(user_param, k, v) for k, v in wanted.items())])
+        where = " AND ".join([f"({where})", *(member_store.member_state_sql(user_param, k, v) for k, v in wanted.items())])
     order = filters.compile_sort(body.get("sort"), filters.CHANNEL_SCHEMA, default=DEFAULT_SORT)
     if not any(c == "cid" for c, _ in order):
         order.append(("cid", 1))  # a total order keeps offset pages stable

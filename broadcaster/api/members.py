@@ -13,6 +13,7 @@ from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL
 from broadcaster.middleware import current_app
 from broadcaster.store import channels as store
+from broadcaster.store import members as member_store
 from broadcaster.validate import ident, no_nul
 
 routes = web.RouteTableDef()
@@ -38,7 +39,7 @@ async def _set_hidden(request: web.Request, hidden: bool) -> web.Response:
     if body.get("clear_history") not in (None, False):
         raise bad_request("clear_history is not supported: broadcaster keeps the channel's messages")
     cid = await _member_cid(request)
-    if not await store.set_hidden(request.app[POOL], app.id, cid, user_id, hidden):
+    if not await member_store.set_hidden(request.app[POOL], app.id, cid, user_id, hidden):
         raise bad_request(f"user_id: {user_id!r} is not a member of channel {cid!r}")
     return ok(request, {})
 
@@ -81,7 +82,7 @@ async def _update_member(request: web.Request, user_id: str) -> web.Response:
     custom = {k: v for k, v in set_.items() if k not in ("archived", "pinned")}
     drop = [k for k in unset if k not in ("archived", "pinned")]
     cid = await _member_cid(request)
-    row = await store.update_member(request.app[POOL], app.id, cid, user_id, archived=archived, pinned=pinned,
+    row = await member_store.update_member(request.app[POOL], app.id, cid, user_id, archived=archived, pinned=pinned,
                                     custom_set=custom, custom_unset=drop)
     if row is None:
         raise not_found(f"member {user_id!r} of channel {cid!r}")

@@ -16,7 +16,7 @@ from broadcaster.errors import ApiError
 from broadcaster.services import campaigns as use_cases
 from broadcaster.services import sending
 from broadcaster.store import campaigns, fanout
-from broadcaster.store import channels as chat_store
+from broadcaster.store import members as member_store
 from broadcaster.store.ledger import Tx
 
 # A batch over its app's share of this worker's slots comes back this much later.
@@ -107,7 +107,7 @@ async def _run(
         sent, errored, skipped, created, others = await sending.write_batch(
             conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events, tracking, app_settings)
         if camp["sender_visibility"] or camp["show_channels"]:
-            await chat_store.apply_campaign_visibility(
+            await member_store.apply_campaign_visibility(
                 conn, app_id, cid, camp["sender_id"], camp["sender_visibility"], camp["show_channels"],
                 b["after_id"], b["upto_id"])
     metrics.CAMPAIGN_MESSAGES.labels("sent").inc(sent)

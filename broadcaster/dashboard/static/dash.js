@@ -5,6 +5,8 @@
     var el = document.querySelector('input[name="csrf"]');
     return el ? el.value : "";
   }
+  // upload.js (loaded after this file, both deferred) posts with the same token.
+  window.broadcasterCsrf = csrf;
 
   // <form data-confirm="Stop this campaign?">: ask first; the server asks when this cannot.
   document.addEventListener("submit", function (ev) {

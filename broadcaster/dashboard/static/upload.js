@@ -3,10 +3,7 @@
 // AddSegmentTargets call; the <progress> follows the chunks the server confirmed.
 (function () {
   "use strict";
-  function csrf() {
-    var el = document.querySelector('input[name="csrf"]');
-    return el ? el.value : "";
-  }
+  var csrf = window.broadcasterCsrf;
 
   // One CSV line into cells: commas, "quoted, cells" and "" escapes.
   function cells(line) {
