@@ -129,3 +129,61 @@ async def test_preview_renders_for_this_apps_users_only(client, api, other_api, 
         "text": "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
         "preview_user": "amy"})
     assert "error" in await r.json()
+
+
+async def test_ab_winner_every_event_trigger_and_stop_at_reach_the_api_and_round_trip(client, api, creds):
+    await _seed(api)
+    csrf = await sign_in_http(client, creds)
+    r = await client.post("/dashboard/campaigns/new", allow_redirects=False, data={
+        **BASE, "csrf": csrf, "id": "ab", "audience": "users", "user_ids": "amy ben", "text": "hi",
+        "variant_1_id": "a", "variant_1_text": "Hi!", "variant_2_id": "b", "variant_2_text": "Hello!",
+        "winner_metric": "click", "winner_test_fraction": "20", "winner_wait": "4h"})
+    assert r.status == 303, await r.text()
+    st, body = await api.get("/campaigns/ab")
+    assert body["campaign"]["winner"] == {"metric": "click", "test_fraction": 0.2, "wait": "4h"}
+    page = await (await client.get("/dashboard/campaigns/ab/edit")).text()
+    assert re.search(r'<option value="click" selected', page), page[page.find("winner_metric"):][:400]
+    assert 'value="20"' in page and 'value="4h"' in page
+    page = await (await client.get("/dashboard/campaigns/ab")).text()
+    assert "by click after 4h, tested on 20 % of the audience" in page
+
+    r = await client.post("/dashboard/campaigns/new", allow_redirects=False, data={
+        **BASE, "csrf": csrf, "id": "each", "audience": "anyone", "type": "triggered",
+        "trigger_event": "order.completed", "text": "Thanks", "every_event": "1"})
+    assert r.status == 303, await r.text()
+    st, body = await api.get("/campaigns/each")
+    assert body["campaign"]["once_per_user"] is False
+    page = await (await client.get("/dashboard/campaigns/each")).text()
+    assert "on every matching event" in page
+    page = await (await client.get("/dashboard/campaigns/each/edit")).text()
+    assert re.search(r'name="every_event" value="1" checked', page)
+
+    r = await client.post("/dashboard/campaigns/new", allow_redirects=False, data={
+        **BASE, "csrf": csrf, "id": "later", "audience": "users", "user_ids": "amy", "text": "hi"})
+    assert r.status == 303
+    r = await client.post("/dashboard/campaigns/later/start", allow_redirects=False, data={
+        "csrf": csrf, "scheduled_for": "2099-01-02T03:04", "stop_at": "2099-01-02T05:00"})
+    assert r.status == 303
+    st, body = await api.get("/campaigns/later")
+    assert body["campaign"]["stop_at"].startswith("2099-01-02T05:00:00")
+    page = await (await client.get("/dashboard/campaigns/later")).text()
+    assert "Stops at" in page
+
+
+async def test_a_bad_winner_is_shown_by_its_field_and_creates_nothing(client, api, creds):
+    await _seed(api)
+    csrf = await sign_in_http(client, creds)
+    for extra, field, words in [({"winner_test_fraction": "150", "winner_wait": "4h"}, "winner_test_fraction",
+                                 "winner.test_fraction"),
+                                ({"winner_test_fraction": "20", "winner_wait": "soon"}, "winner_wait", "winner.wait"),
+                                ({"winner_test_fraction": "lots", "winner_wait": "4h"}, "winner_test_fraction",
+                                 "percent")]:
+        r = await client.post("/dashboard/campaigns/new", data={
+            **BASE, "csrf": csrf, "audience": "users", "user_ids": "amy", "text": "hi", "variant_1_id": "a",
+            "variant_1_text": "A", "variant_2_id": "b", "variant_2_text": "B", "winner_metric": "read", **extra})
+        html = await r.text()
+        assert r.status == 400, (extra, html[:300])
+        m = re.search(rf'id="e-{field}" role="alert">([^<]*)<', html)
+        assert m is not None and words in html_lib.unescape(m.group(1)), (field, html[html.find('role="alert"'):][:300])
+    st, body = await api.post("/campaigns/query", {})
+    assert body["campaigns"] == []

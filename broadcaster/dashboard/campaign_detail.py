@@ -113,9 +113,11 @@ async def act(request: web.Request) -> web.StreamResponse:
     else:
         body: dict[str, Any] = {}
         if action == "start":
-            when = str((await request.post()).get("scheduled_for") or "").strip()
-            if when:  # <input type=datetime-local> gives "YYYY-MM-DDTHH:MM", read as UTC
-                body["scheduled_for"] = when + (":00Z" if len(when) == 16 else "Z")
+            form = await request.post()
+            for key in ("scheduled_for", "stop_at"):
+                when = str(form.get(key) or "").strip()
+                if when:  # <input type=datetime-local> gives "YYYY-MM-DDTHH:MM", read as UTC
+                    body[key] = when + (":00Z" if len(when) == 16 else "Z")
         r = await call(request, "POST", f"{_path(cid)}/{action}", json=body)
     if r.status == 404:
         return error_page(request, 404, r.message)

@@ -32,7 +32,7 @@ def _form_page(request: web.Request, *, values: dict[str, Any], segments: list[d
     return render(request, "campaign_form.html", http_status=http_status, values=values,
                   errors=errors or {}, segments=segments, campaign=campaign, action_url=action,
                   types=wizard_form.TYPES, frequencies=wizard_form.FREQUENCIES,
-                  quiet=wizard_form.QUIET, sender_modes=wizard_form.SENDER_MODES,
+                  quiet=wizard_form.QUIET, sender_modes=wizard_form.SENDER_MODES, winner_metrics=wizard_form.WINNER_METRICS,
                   variant_rows=range(1, wizard_form.MAX_VARIANTS + 1))
 
 

@@ -12,6 +12,8 @@ MAX_VARIANTS = 4  # rows the form offers (the API takes 2..10)
 TYPES = (("one_time", "One-time"), ("recurring", "Recurring"), ("triggered", "Triggered"))
 FREQUENCIES = (("daily", "daily"), ("weekly", "weekly"), ("monthly", "monthly"))
 QUIET = (("defer", "defer to the end of quiet hours"), ("skip", "skip the recipient"), ("ignore", "ignore quiet hours"))
+WINNER_METRICS = (("", "no winner: send the variants to everyone"), ("read", "reads"), ("click", "clicks"),
+                  ("conversion", "conversions"))
 SENDER_MODES = (("", "default"), ("include", "include the sender"), ("exclude", "exclude the sender"))
 _SPLIT = re.compile(r"[\s,;]+")
 
@@ -28,7 +30,9 @@ FIELDS = {
     "schedule.ends_at": "ends_at", "schedule": "frequency", "trigger.event": "trigger_event",
     "trigger.filter": "trigger_filter", "trigger": "trigger_event", "delay": "delay",
     "type": "type", "quiet_hours": "quiet_hours", "send_in_local_time": "send_in_local_time",
-    "track_clicks": "track_clicks",
+    "track_clicks": "track_clicks", "winner.metric": "winner_metric",
+    "winner.test_fraction": "winner_test_fraction", "winner.wait": "winner_wait", "winner": "winner_metric",
+    "once_per_user": "once_per_user",
 }
 
 
@@ -76,6 +80,13 @@ def to_body(form: Mapping[str, Any], segment_ids: list[str]) -> tuple[dict[str, 
             variants.append(v)
     if variants:
         mt["variants"] = variants
+    if _s(form, "winner_metric"):
+        winner: dict[str, Any] = {"metric": _s(form, "winner_metric"), "wait": _s(form, "winner_wait")}
+        try:  # the form takes a percentage, the API a fraction
+            winner["test_fraction"] = float(_s(form, "winner_test_fraction")) / 100
+        except ValueError:
+            errors["winner_test_fraction"] = "winner test share must be a number of percent"
+        body["winner"] = winner
     body["message_template"] = mt
     ctype, cid = _s(form, "channel_type"), _s(form, "channel_id")
     if ctype or cid or body["create_channels"]:
@@ -103,6 +114,7 @@ def to_body(form: Mapping[str, Any], segment_ids: list[str]) -> tuple[dict[str, 
         body["trigger"] = trig
         if _s(form, "delay"):
             body["delay"] = _s(form, "delay")
+        body["once_per_user"] = not _on(form, "every_event")
     else:
         body["send_in_local_time"] = _on(form, "send_in_local_time") if kind == "one_time" else False
     body["quiet_hours"] = _s(form, "quiet_hours") or "defer"
@@ -132,7 +144,12 @@ def from_campaign(c: Mapping[str, Any]) -> dict[str, Any]:
         "delay": c.get("delay") or "", "send_in_local_time": bool(c.get("send_in_local_time")),
         "quiet_hours": c.get("quiet_hours") or "defer",
         "ignore_frequency_caps": bool(c.get("ignore_frequency_caps")),
+        "every_event": c.get("type") == "triggered" and c.get("once_per_user") is False,
     }
+    winner = c.get("winner") or {}
+    if winner.get("metric"):
+        out.update(winner_metric=winner["metric"], winner_wait=winner.get("wait") or "",
+                   winner_test_fraction=f"{float(winner.get('test_fraction') or 0) * 100:g}")
     for i, v in enumerate((mt.get("variants") or [])[:MAX_VARIANTS], start=1):
         out.update({f"variant_{i}_id": v.get("id") or "", f"variant_{i}_text": v.get("text") or "",
                     f"variant_{i}_weight": str(v.get("weight", ""))})
