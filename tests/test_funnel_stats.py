@@ -37,7 +37,9 @@ async def test_stats_equal_ledger_and_interactions_after_sigkill(
     await seed_everyone(api, pool, n)
     st, body = await api.post("/campaigns", {
         "id": "f", "sender_id": "boss", "segment_ids": ["everyone"], "skip_webhook": True, "track_clicks": True,
-        "message_template": {"text": "Hi {{ receiver.name }} https://shop.example/x"},
+        "message_template": {"text": "Hi {{ receiver.name }} https://shop.example/x", "variants": [
+            {"id": "a", "text": "Hi {{ receiver.name }} https://shop.example/x"},
+            {"id": "b", "text": "Hey {{ receiver.name }}: https://shop.example/x"}]},
         "create_channels": True, "channel_template": {"type": "messaging"}})
     assert st == 201, body
     st, body = await api.patch("/app", {"campaign_send_rate": 1500})
@@ -80,6 +82,16 @@ async def test_stats_equal_ledger_and_interactions_after_sigkill(
     assert s["stats_users_clicked"] == counts["clicked"] == 30 and s["stats_clicks"] == 60
     assert s["stats_users_converted"] == 20 and s["stats_conversions"] == 60 and s["stats_revenue"] == {"EUR": 75.0}
     assert (s["read_rate"], s["click_rate"], s["conversion_rate"]) == (50 / n, 30 / n, 20 / n)
+
+    # stats.variants are counters written with each interaction: equal to the ledger's counts
+    per = {r["variant_id"]: {k: int(r[k]) for k in ("sent", "read", "clicked", "converted")} for r in await pool.fetch(
+        "SELECT r.variant_id, count(*) FILTER (WHERE r.status IN ('sent', 'read')) AS sent,"
+        " count(*) FILTER (WHERE r.status = 'read') AS read, count(r.clicked_at) AS clicked,"
+        " count(c.user_id) AS converted FROM campaign_recipients r LEFT JOIN campaign_converters c"
+        " ON c.app_id = r.app_id AND c.campaign_id = r.campaign_id AND c.user_id = r.target_id"
+        " WHERE r.campaign_id = 'f' GROUP BY 1")}
+    assert s["variants"] == per and set(per) == {"a", "b"}, (s["variants"], per)
+    assert sum(v["sent"] for v in per.values()) == n and sum(v["converted"] for v in per.values()) == 20
 
     kinds = {k: await all_interactions(api, "f", k, limit=7 if k != "sent" else 1000)
              for k in ("sent", "read", "clicked", "converted")}

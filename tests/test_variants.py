@@ -101,3 +101,42 @@ async def test_variant_validation(api: Api) -> None:
     ]:
         st, body = await api.post("/campaigns", {**base, "message_template": {"text": "t", "variants": vs}})
         assert_error(st, body, 400, 4, *words)
+
+
+async def test_channel_audience_variants_count_conversions(api: Api, pool: Any, start_worker: Any) -> None:
+    """A channel segment's recipients are channels: a conversion is counted for the variant
+    of the channel's ledger row it was attributed through."""
+    people = [f"m{i}" for i in range(12)]
+    st, body = await api.post("/users", {"users": {u: {"id": u, "name": u} for u in ["boss", *people]}})
+    assert st in (200, 201), body
+    for u in people:
+        st, body = await api.post(f"/channels/messaging/g-{u}/query", {"data": {"created_by_id": "boss",
+                                                                         "members": ["boss", u]}})
+        assert st in (200, 201), body
+    st, body = await api.post("/segments", {"id": "groups", "type": "channel"})
+    assert st == 201, body
+    st, body = await api.post("/segments/groups/addtargets", {"target_ids": [f"messaging:g-{u}" for u in people]})
+    assert st in (200, 201), body
+    st, body = await api.post("/campaigns", {
+        "id": "chab", "sender_id": "boss", "segment_ids": ["groups"], "skip_webhook": True,
+        "message_template": {"text": "x", "variants": AB}})
+    assert st == 201, body
+    start_worker()
+    st, body = await api.post("/campaigns/chab/start")
+    assert st == 200, body
+
+    async def done() -> bool:
+        return bool((await stats(api, "chab"))["progress"] == 1)
+
+    await await_for(done, timeout=90)
+    led = {r["target_id"]: r["variant_id"] for r in await pool.fetch(
+        "SELECT target_id, variant_id FROM campaign_recipients WHERE campaign_id = 'chab' AND status = 'sent'")}
+    assert len(led) == len(people)
+    buyers = people[:5]
+    st, body = await api.post("/conversions", {"conversions": [
+        {"user_id": u, "event": "buy"} for u in buyers for _ in range(2)]})
+    assert st == 200 and body["attributed"] == 10, body
+    want = {v: {"sent": sum(x == v for x in led.values()), "read": 0, "clicked": 0,
+                "converted": sum(led[f"messaging:g-{u}"] == v for u in buyers)} for v in ("a", "b")}
+    assert (await stats(api, "chab"))["variants"] == want
+    assert (await stats(api, "chab"))["stats_users_converted"] == 5

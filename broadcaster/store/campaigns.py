@@ -84,7 +84,7 @@ async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
 async def delete(conn: Tx, app_id: int, cid: str) -> None:
     for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience",
                   "campaign_converters", "campaign_revenue", "campaign_clicks", "campaign_click_counts",
-                  "campaign_held"):
+                  "campaign_held", "campaign_variant_counts"):
         await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
     # the tenant's conversions stay (their ids still de-duplicate), unattributed: a later
     # campaign of the same id must not inherit them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broadcaster.domain.links import Click
+from broadcaster.store import variant_counts
 from broadcaster.store.ledger import Conn
 
 SHARDS = 16  # counter rows per campaign (0061_clicks.sql)
@@ -16,7 +17,7 @@ WITH led AS (
   SELECT 1 FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2 AND target_id = $3
 ), first AS (
   UPDATE campaign_recipients SET clicked_at = now()
-  WHERE app_id = $1 AND campaign_id = $2 AND target_id = $3 AND clicked_at IS NULL RETURNING 1
+  WHERE app_id = $1 AND campaign_id = $2 AND target_id = $3 AND clicked_at IS NULL RETURNING variant_id
 ), ins AS (
   INSERT INTO campaign_clicks (app_id, campaign_id, target_id, link_no, url, first)
   SELECT $1, $2, $3, $4, $5, EXISTS (SELECT 1 FROM first) FROM led
@@ -25,6 +26,8 @@ WITH led AS (
   SELECT $1, $2, (hashtext($3) & {SHARDS - 1})::smallint, 1, (SELECT count(*) FROM first) FROM led
   ON CONFLICT (app_id, campaign_id, shard) DO UPDATE SET clicks = campaign_click_counts.clicks + 1,
     users_clicked = campaign_click_counts.users_clicked + EXCLUDED.users_clicked
+), vc AS (
+  {variant_counts.upsert("clicked", "first", "hashtext($3)", campaign="$2", variant="first.variant_id")}
 )
 SELECT EXISTS (SELECT 1 FROM led)
 """

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from broadcaster.analytics import Conversion
+from broadcaster.store import variant_counts
 from broadcaster.store.ledger import Tx
 
 # For each conversion, the campaign message the user received last within the window before
@@ -15,16 +16,16 @@ from broadcaster.store.ledger import Tx
 # the campaign did not address, e.g. a members_template agent, is not its recipient). No
 # index of the fan-out's tables is added for this: the batch write stays as fast as it was.
 _ATTRIBUTE = """
-SELECT c.ord, best.campaign_id, best.id AS message_id
+SELECT c.ord, best.campaign_id, best.id AS message_id, best.variant_id
 FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS c(user_id, at, ord)
 LEFT JOIN LATERAL (
-  SELECT m.campaign_id, m.id, m.created_at FROM members mb
+  SELECT m.campaign_id, m.id, m.created_at, m.variant_id FROM members mb
   CROSS JOIN LATERAL (
-    SELECT m.campaign_id, m.id, m.created_at FROM messages m
+    SELECT m.campaign_id, m.id, m.created_at, r.variant_id FROM messages m
+    CROSS JOIN LATERAL (SELECT r.variant_id FROM campaign_recipients r WHERE r.app_id = $1
+      AND r.campaign_id = m.campaign_id AND r.target_id IN (c.user_id, m.cid) AND r.message_id = m.id LIMIT 1) r
     WHERE m.app_id = $1 AND m.cid = mb.cid AND m.created_at <= c.at AND m.created_at > c.at - $4::interval
       AND m.campaign_id IS NOT NULL AND m.user_id <> c.user_id
-      AND EXISTS (SELECT 1 FROM campaign_recipients r WHERE r.app_id = $1 AND r.campaign_id = m.campaign_id
-                  AND r.target_id IN (c.user_id, m.cid) AND r.message_id = m.id)
     ORDER BY m.created_at DESC, m.id DESC LIMIT 1
   ) m
   WHERE mb.app_id = $1 AND mb.user_id = c.user_id
@@ -40,7 +41,8 @@ ORDER BY c.ord
 _RECORD = """
 WITH inp AS (
   SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::text[],
-                       $7::timestamptz[], $8::text[], $9::text[]) AS i(id, user_id, event, value, currency, at, camp, mid)
+                       $7::timestamptz[], $8::text[], $9::text[], $10::text[])
+    AS i(id, user_id, event, value, currency, at, camp, mid, vr)
 ), ins AS (
   INSERT INTO conversions (app_id, id, user_id, event, value, currency, created_at, campaign_id, message_id)
   SELECT $1, id, user_id, event, value, currency, at, camp, mid FROM inp ORDER BY id
@@ -50,7 +52,7 @@ WITH inp AS (
   INSERT INTO campaign_converters (app_id, campaign_id, user_id, first_at)
   SELECT DISTINCT ON (campaign_id, user_id) $1, campaign_id, user_id, created_at FROM ins
   WHERE campaign_id IS NOT NULL ORDER BY campaign_id, user_id, created_at
-  ON CONFLICT DO NOTHING RETURNING campaign_id, first_at
+  ON CONFLICT DO NOTHING RETURNING campaign_id, user_id, first_at
 ), mins AS (
   INSERT INTO campaign_minutes (app_id, campaign_id, minute, conversions, users_converted)
   SELECT $1, camp, minute, sum(n), sum(u) FROM (
@@ -67,9 +69,15 @@ WITH inp AS (
   WHERE campaign_id IS NOT NULL AND value IS NOT NULL
   GROUP BY campaign_id, currency ORDER BY campaign_id, currency
   ON CONFLICT (app_id, campaign_id, currency) DO UPDATE SET amount = campaign_revenue.amount + EXCLUDED.amount
+), vc AS (
+  -- the converter's variant: that of the ledger row its conversion was attributed through
+  {VC}
 )
 SELECT id FROM ins
-"""
+""".replace("{VC}", variant_counts.upsert(
+    "converted", "conv JOIN (SELECT DISTINCT ON (camp, user_id) camp, user_id, vr FROM inp WHERE camp IS NOT NULL"
+    " ORDER BY camp, user_id, at) v ON v.camp = conv.campaign_id AND v.user_id = conv.user_id",
+    "hashtext(conv.user_id)", campaign="conv.campaign_id", variant="v.vr"))
 
 
 async def record(conn: Tx, app_id: int, items: list[Conversion], window: timedelta) -> list[dict[str, Any]]:
@@ -78,14 +86,14 @@ async def record(conn: Tx, app_id: int, items: list[Conversion], window: timedel
     call or an earlier one: what that one was attributed to is reported)."""
     rows = await conn.fetch(_ATTRIBUTE, app_id, [c.user_id for c in items],
                             [c.created_at for c in items], window)
-    attr = {int(r["ord"]) - 1: (r["campaign_id"], r["message_id"]) for r in rows}
+    attr = {int(r["ord"]) - 1: (r["campaign_id"], r["message_id"], r["variant_id"]) for r in rows}
     first: dict[str, int] = {}
     for i, c in enumerate(items):
         first.setdefault(c.id, i)
     fresh = [i for i in range(len(items)) if first[items[i].id] == i]
     async with conn.transaction():
         new = {r["id"] for r in await conn.fetch(
-            _RECORD, app_id, *_columns([items[i] for i in fresh], [attr.get(i, (None, None)) for i in fresh]),
+            _RECORD, app_id, *_columns([items[i] for i in fresh], [attr.get(i, (None, None, None)) for i in fresh]),
         )}
         dups = sorted({c.id for c in items} - new)
         before = {r["id"]: (r["campaign_id"], r["message_id"]) for r in await conn.fetch(
@@ -96,7 +104,7 @@ async def record(conn: Tx, app_id: int, items: list[Conversion], window: timedel
     for i, c in enumerate(items):
         is_new = c.id in new and first[c.id] == i
         if c.id in new:  # recorded now, by this item or an earlier one of the call
-            camp, mid = attr.get(first[c.id], (None, None))
+            camp, mid, _ = attr.get(first[c.id], (None, None, None))
         else:
             camp, mid = before.get(c.id, (None, None))
         status = "duplicate" if not is_new else ("attributed" if camp else "unattributed")
@@ -105,8 +113,8 @@ async def record(conn: Tx, app_id: int, items: list[Conversion], window: timedel
     return out
 
 
-def _columns(items: list[Conversion], attr: list[tuple[str | None, str | None]]) -> list[list[Any]]:
+def _columns(items: list[Conversion], attr: list[tuple[str | None, str | None, str | None]]) -> list[list[Any]]:
     return [[c.id for c in items], [c.user_id for c in items], [c.event for c in items],
             [c.value for c in items], [c.currency for c in items], [c.created_at for c in items],
-            [a[0] for a in attr], [a[1] for a in attr]]
+            [a[0] for a in attr], [a[1] for a in attr], [a[2] for a in attr]]
 

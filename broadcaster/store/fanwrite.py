@@ -25,6 +25,7 @@ import asyncpg
 
 from broadcaster import ids as idgen
 from broadcaster.domain.render import Batch, Shape
+from broadcaster.store import variant_counts
 from broadcaster.store.distinct import HI, LO, probe
 from broadcaster.store.ledger import Tx
 
@@ -175,6 +176,8 @@ WITH x AS MATERIALIZED (
   UNION ALL
   SELECT $1, $2, o->>0, o->>1, o->>2, NULL, o->>3, o->>4, NULL, NULL FROM json_array_elements($19::json) o
   WHERE NOT $30
+), vc AS (
+  {variant_counts.upsert("sent", "z", "$3", campaign="$2", variant="z.vr", where="NOT $30")}
 ), ev AS (
   -- compact references, expanded into the delivered bodies when routed (store/webhooks.py
   -- outbox_batch): a full body cost a quarter of the batch's write rate

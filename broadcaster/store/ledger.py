@@ -1,7 +1,7 @@
 """The per-recipient ledger and the counters derived from it.
 
 Counters are written by the transaction that writes the ledger rows (a batch's sums on its
-campaign_batches row, reads in campaign_minutes), so stats are always the ledger's counts.
+campaign_batches row, reads in campaign_minutes, per variant in campaign_variant_counts), so stats are always the ledger's counts.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from broadcaster import timefmt
 from broadcaster.errors import bad_request, not_found
+from broadcaster.store import variant_counts
 
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 Tx = asyncpg.Connection | PoolConnectionProxy  # something that can open a transaction
@@ -78,39 +79,8 @@ async def _stats_direct(conn: Conn, app_id: int, ids: list[str]) -> dict[str, di
         " AND campaign_id = ANY($2::text[]) ORDER BY campaign_id, currency", app_id, ids,
     ):
         out[r["campaign_id"]]["revenue"][r["currency"]] = float(r["amount"])
-    await _variant_stats(conn, app_id, ids, out)
+    await variant_counts.fill(conn, app_id, ids, out)
     return out
-
-
-async def _variant_stats(conn: Conn, app_id: int, ids: list[str], out: dict[str, dict[str, Any]]) -> None:
-    """stats.variants of A/B campaigns, counted from the ledger (one pass over the campaign's
-    rows; campaigns without variants are not scanned). Converted: the campaign's converters
-    by their ledger row (user audiences, where the target is the user), one probe each."""
-    ab = [r[0] for r in await conn.fetch(
-        "SELECT id FROM campaigns WHERE app_id = $1 AND id = ANY($2::text[]) AND message_template ? 'variants'",
-        app_id, ids)]
-    if not ab:
-        return
-    for cid in ab:
-        vs = (await conn.fetchval(
-            "SELECT message_template->'variants' FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)) or []
-        out[cid]["variants"] = {v["id"]: {"sent": 0, "read": 0, "clicked": 0, "converted": 0} for v in vs
-                                if isinstance(v, dict) and "id" in v}
-    for r in await conn.fetch(
-        "SELECT r.campaign_id, r.variant_id, count(*) FILTER (WHERE r.status IN ('sent', 'read')) AS sent,"
-        " count(*) FILTER (WHERE r.status = 'read') AS read, count(r.clicked_at) AS clicked"
-        " FROM campaign_recipients r WHERE r.app_id = $1 AND r.campaign_id = ANY($2::text[])"
-        " AND r.variant_id IS NOT NULL GROUP BY r.campaign_id, r.variant_id", app_id, ab,
-    ):
-        per = out[r["campaign_id"]]["variants"].setdefault(r["variant_id"], {"converted": 0})
-        per.update({k: int(r[k]) for k in ("sent", "read", "clicked")})
-    for r in await conn.fetch(
-        "SELECT c.campaign_id, r.variant_id, count(*) AS converted FROM campaign_converters c"
-        " JOIN campaign_recipients r ON r.app_id = c.app_id AND r.campaign_id = c.campaign_id"
-        " AND r.target_id = c.user_id WHERE c.app_id = $1 AND c.campaign_id = ANY($2::text[])"
-        " AND r.variant_id IS NOT NULL GROUP BY c.campaign_id, r.variant_id", app_id, ab,
-    ):
-        out[r["campaign_id"]]["variants"].setdefault(r["variant_id"], {})["converted"] = int(r["converted"])
 
 
 def row_view(r: asyncpg.Record) -> dict[str, Any]:
@@ -202,11 +172,12 @@ async def on_read(conn: Tx, app_id: int, cid: str, user_id: str) -> int:
         " FROM (SELECT DISTINCT campaign_id FROM messages WHERE app_id = $1 AND cid = $2"
         "       AND campaign_id IS NOT NULL) m"
         " WHERE r.app_id = $1 AND r.campaign_id = m.campaign_id AND r.target_id IN ($3, $2)"
-        " AND r.channel_cid = $2 AND r.status = 'sent' RETURNING r.campaign_id",
+        " AND r.channel_cid = $2 AND r.status = 'sent' RETURNING r.campaign_id, r.variant_id, r.target_id",
         app_id, cid, user_id,
     )
     if not rows:
         return 0
+    await variant_counts.add_reads(conn, app_id, rows)
     await conn.execute(
         "INSERT INTO campaign_minutes (app_id, campaign_id, minute, read)"
         " SELECT $1, c, date_trunc('minute', now()), count(*) FROM unnest($2::text[]) c GROUP BY c"
