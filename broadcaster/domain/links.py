@@ -1,7 +1,7 @@
 """Click tracking (SPEC 5C), pure: link rewriting of a rendered message and its signed tokens.
 
 A token names the app, campaign, recipient (target id), link number and the exact original
-URL, and is HMAC-signed with the server's link key. The URL is inside the token because with
+URL, and is signed with the server's link key (domain/linktoken). The URL is inside the token because with
 templated text the links differ per recipient: nothing has to be stored per message at
 fan-out time, and the redirect needs no lookup to find where to go. Only a token we signed
 opens (a forged, altered or truncated one is None: the caller answers 404), so /c/ is
@@ -11,21 +11,19 @@ never an open redirect.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from broadcaster.domain import linktoken
 
-MAC_BYTES = 16
 MAX_TOKEN_CHARS = 8192
 # A link runs to whitespace or a character that cannot appear unescaped in one; trailing
 # sentence punctuation is cut afterwards (see _trim).
 _LINK_RE = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?*_~"
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 # Attachment fields that are followed by a click. Image, asset and thumbnail URLs are left as
 # they are: clients load them without a click, so a rewrite would count every view as one.
 LINK_FIELDS = ("title_link", "author_link", "og_scrape_url", "url")
@@ -41,58 +39,22 @@ class Click:
     test: bool  # from a test send: redirect, record nothing
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-_KEYED: dict[str, Any] = {}
-
-
-def _keyed(secret: str) -> Any:
-    """An HMAC already keyed and fed the domain prefix: each token copies it (a fresh
-    hmac.new per token was a third of a tracked batch's rewriting time)."""
-    h = _KEYED.get(secret)
-    if h is None:
-        h = _KEYED[secret] = hmac.new(secret.encode(), b"click:", hashlib.sha256)
-        if len(_KEYED) > 16:  # a handful of keys per process at most (rotation)
-            _KEYED.pop(next(iter(_KEYED)))
-    return h
-
-
-def _mac(secret: str, payload: bytes) -> bytes:
-    h = _keyed(secret).copy()
-    h.update(payload)
-    return bytes(h.digest()[:MAC_BYTES])
-
-
-def _token(secret: str, app_id: int, campaign_id: str, target_id: str, no: int, url: str, test: bool) -> str:
-    payload = orjson.dumps([app_id, campaign_id, target_id, no, url, int(test)])
-    return _b64(_mac(secret, payload) + payload)
-
-
 def token(secret: str, c: Click) -> str:
-    return _token(secret, c.app_id, c.campaign_id, c.target_id, c.link_no, c.url, c.test)
+    return linktoken.make(secret, c.app_id, c.campaign_id, c.target_id, c.link_no, c.url, c.test)
 
 
 def open_token(secret: str, tok: str) -> Click | None:
     """The click a token names, or None for anything we did not sign exactly so."""
-    if not tok or len(tok) > MAX_TOKEN_CHARS or not re.fullmatch(r"[A-Za-z0-9_-]+", tok):
+    if not tok or len(tok) > MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(tok):
         return None
     try:
         raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
     except ValueError:
         return None
-    mac, payload = raw[:MAC_BYTES], raw[MAC_BYTES:]
-    if len(mac) != MAC_BYTES or not hmac.compare_digest(mac, _mac(secret, payload)):
+    got = linktoken.open_raw(secret, raw)
+    if got is None or not is_link(got[4]):
         return None
-    try:
-        app_id, camp, target, no, url, test = orjson.loads(payload)
-    except (orjson.JSONDecodeError, ValueError, TypeError):
-        return None
-    if not (isinstance(app_id, int) and isinstance(camp, str) and isinstance(target, str)
-            and isinstance(no, int) and isinstance(url, str) and is_link(url)):
-        return None
-    return Click(app_id, camp, target, no, url, bool(test))
+    return Click(*got)
 
 
 def is_link(url: str) -> bool:
@@ -177,12 +139,11 @@ def has_links(text: str, attachments: Any) -> bool:
 def tracker(public_url: str, secret: str, app_id: int, campaign_id: str, target_id: str,
             *, test: bool = False) -> Callable[[int, str], str]:
     """track(link_no, url) for one recipient's message: <public_url>/c/<token>."""
-    base = public_url.rstrip("/") + "/c/"
+    return _tracker(public_url.rstrip("/") + "/c/", linktoken.signer(secret, app_id, campaign_id, test=test), target_id)
 
-    def track(no: int, url: str) -> str:
-        return base + _token(secret, app_id, campaign_id, target_id, no, url, test)
 
-    return track
+def _tracker(base: str, sign: Callable[[str, int, str], str], target_id: str) -> Callable[[int, str], str]:
+    return lambda no, url: base + sign(target_id, no, url)
 
 
 def rewrite(text: str, attachments: Any, track: Callable[[int, str], str], skip_prefix: str = "") -> tuple[str, Any]:
@@ -210,10 +171,11 @@ def track_rows(
         return None, None
     att_links = rewrite_attachments(attachments, lambda i, u: u)[1] > 0
     skip = tracking.base.rstrip("/") + "/c/"
+    sign = linktoken.signer(tracking.secret, app_id, campaign_id, test=test)
     out_t: list[str] = []
     out_a: list[Any] = []
     for i, target in enumerate(targets):
-        track = tracker(tracking.base, tracking.secret, app_id, campaign_id, target, test=test)
+        track = _tracker(skip, sign, target)
         t, a = rewrite(texts[i] if texts is not None else const_text, attachments, track, skip)
         out_t.append(t)
         out_a.append(a)
