@@ -34,6 +34,9 @@ async def run(client: Client, dsn: str, n: int, plain_rate: float, fanout: Fanou
                            "ratio_to_plain": round(fan["recipients_per_s"] / plain_rate, 3) if plain_rate else None}
     progress(f"fan-out with track_clicks and two variants {out['recipients_per_s']:,}/s "
              f"({out['ratio_to_plain']} of the plain fan-out)")
+    if "where" in fan:  # --where: CPU per process and the sampled statements of this run
+        out["where"] = fan["where"]
+        progress(f"  where: {fan['where']}")
     tokens = await _tokens(dsn, cid, min(n, 20_000))
     out["follow_link"] = await follow(client.base, tokens, CONCURRENCY)
     out["follow_link_one_at_a_time"] = await follow(client.base, tokens[:1000], 1)
