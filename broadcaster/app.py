@@ -21,6 +21,7 @@ from broadcaster.api import setup_routes
 from broadcaster.dashboard import setup_dashboard
 from broadcaster.keys import HTTP, POOL, REDIS, SETTINGS
 from broadcaster.logs import log
+from broadcaster.services import clickpipe
 from broadcaster.settings import Settings
 from broadcaster.store import apps
 
@@ -124,7 +125,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_pool_ctx, _redis_ctx, _http_ctx])
+    app.cleanup_ctx.extend([_pool_ctx, _redis_ctx, _http_ctx, clickpipe.ctx])
     setup_routes(app)
     setup_dashboard(app)
     return app

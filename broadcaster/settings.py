@@ -65,6 +65,10 @@ class Settings:
     allow_insecure_defaults: bool = False
     # Behind a TLS-terminating proxy: its X-Forwarded-Proto: https makes dashboard cookies Secure.
     trust_forwarded_proto: bool = False
+    # How often the API's click drainer looks at the outbox when no click woke it (seconds);
+    # click_drainer off: this API process appends clicks but leaves applying them to others.
+    click_drain_s: float = 1.0
+    click_drainer: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -100,6 +104,8 @@ class Settings:
             trust_forwarded_proto=_env("TRUST_FORWARDED_PROTO", "0").strip().lower() in ("1", "true", "yes"),
             webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").strip().lower() in ("1", "true", "yes"),
             webhook_retention_days=float(_env("WEBHOOK_RETENTION_DAYS", str(d.webhook_retention_days))),
+            click_drain_s=max(0.01, float(_env("CLICK_DRAIN_S", str(d.click_drain_s)))),
+            click_drainer=_env("CLICK_DRAINER", "1").strip().lower() in ("1", "true", "yes"),
         )
 
     @property
@@ -145,4 +151,6 @@ class Settings:
             "BROADCASTER_WEBHOOK_ALLOW_PRIVATE": "1" if self.webhook_allow_private else "0",
             "BROADCASTER_WEBHOOK_RETENTION_DAYS": str(self.webhook_retention_days),
             "BROADCASTER_LOG_LEVEL": self.log_level,
+            "BROADCASTER_CLICK_DRAIN_S": str(self.click_drain_s),
+            "BROADCASTER_CLICK_DRAINER": "1" if self.click_drainer else "0",
         }

@@ -13,6 +13,7 @@ from broadcaster.domain import links
 from broadcaster.domain.links import Click
 from broadcaster.settings import Settings
 from tests.helpers import Api, assert_error, await_for, seed_everyone
+from tests.test_clicks import counted
 from tests.test_conversions import stats
 
 
@@ -68,6 +69,7 @@ async def test_stats_equal_ledger_and_interactions_after_sigkill(
             tok = links.token(settings.click_secret, Click(app, "f", r["target_id"], 0, "https://shop.example/x", False))
             resp = await client.get(f"/c/{tok}", allow_redirects=False)
             assert resp.status == 302
+    await counted(api, "f", 60)
     st, body = await api.post("/conversions", {"conversions": [
         {"id": f"o-{r['target_id']}-{k}", "user_id": r["target_id"], "event": "buy", "value": 1.25, "currency": "EUR"}
         for r in buyers for k in range(3)]})

@@ -10,7 +10,8 @@ from broadcaster.errors import not_found
 from broadcaster.http import ok, read_json
 from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import campaigns, clicks, conversions, interactions
+from broadcaster.services import clickpipe
+from broadcaster.store import campaigns, conversions, interactions
 
 routes = web.RouteTableDef()
 
@@ -29,14 +30,15 @@ async def track_conversions(request: web.Request) -> web.Response:
 
 @routes.get("/c/{token}", name="FollowLink")
 async def follow_link(request: web.Request) -> web.Response:
-    """No auth: the token is the credential. 302 to the exact link it was signed for, the
-    click recorded (durably) first; anything we did not sign, or whose recipient the campaign
-    does not have, is a 404 and redirects nowhere."""
+    """No auth: the token is the credential. 302 to the exact link it was signed for once
+    the click is in the outbox (durable; counted by the drainer, services/clickpipe);
+    anything we did not sign, or whose recipient the campaign does not have, is a 404 and
+    redirects nowhere."""
     click = links.open_token(request.app[SETTINGS].click_secret, request.match_info["token"])
     if click is None:
         raise not_found("link")
     # HEAD is what link-preview bots send: it redirects but is not a click
-    if not click.test and request.method == "GET" and not await clicks.record(request.app[POOL], click):
+    if not click.test and request.method == "GET" and not await request.app[clickpipe.PIPE].record(click):
         raise not_found("link")
     return web.Response(status=302, headers={
         "Location": click.url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

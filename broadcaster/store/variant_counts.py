@@ -13,15 +13,15 @@ COUNTS = ("sent", "read", "clicked", "converted")
 
 
 def upsert(column: str, rows: str, shard: str, *, campaign: str = "v.campaign_id",
-           variant: str = "v.variant_id", where: str = "true") -> str:
-    """An INSERT adding count(*) of `rows` (a FROM clause; $1 the app) to `column` of each
+           variant: str = "v.variant_id", where: str = "true", app: str = "$1") -> str:
+    """An INSERT adding count(*) of `rows` (a FROM clause; `app` the app) to `column` of each
     (campaign, variant) row, grouped and in key order (concurrent writers lock the rows in
     the same order): a data-modifying CTE's body or a statement of its own."""
     assert column in COUNTS
     return (
         f"INSERT INTO campaign_variant_counts (app_id, campaign_id, variant_id, shard, {column})"
-        f" SELECT $1, {campaign}, {variant}, ({shard} & {SHARDS - 1})::smallint, count(*)"
-        f" FROM {rows} WHERE {variant} IS NOT NULL AND {where} GROUP BY 2, 3, 4 ORDER BY 2, 3, 4"
+        f" SELECT {app}::bigint, {campaign}, {variant}, ({shard} & {SHARDS - 1})::smallint, count(*)"
+        f" FROM {rows} WHERE {variant} IS NOT NULL AND {where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
         f" ON CONFLICT (app_id, campaign_id, variant_id, shard) DO UPDATE"
         f" SET {column} = campaign_variant_counts.{column} + EXCLUDED.{column}"
     )

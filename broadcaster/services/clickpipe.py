@@ -1,0 +1,110 @@
+"""Clicks from the redirect to the counters (SPEC 5C; 0111_click_outbox.sql).
+
+Appender: GET /c/{token} hands its click over and waits for it to be committed to the
+outbox; the clicks that arrive while one append is in flight go together in the next one
+(group commit), so N concurrent redirects cost about one statement and one WAL flush, not N.
+A redirect is answered only after its click is durable: a click is never lost once the 302
+is out, whatever happens to this process afterwards.
+
+Drainer: a task of each API process applies the outbox in batches (store/clicks.drain),
+woken by the appends and every DRAIN_IDLE_S, and at startup (what a killed process left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from broadcaster import db
+from broadcaster.domain.links import Click
+from broadcaster.keys import POOL, SETTINGS
+from broadcaster.logs import log
+from broadcaster.store import clicks
+
+logger = logging.getLogger(__name__)
+MAX_APPEND = 1000  # clicks per append statement
+DRAIN_BATCH = 5000
+DRAIN_IDLE_S = 1.0
+DRAIN_RETRY_S = 1.0
+
+
+class ClickPipe:
+    def __init__(self, pool: Any, drain_idle_s: float = DRAIN_IDLE_S) -> None:
+        self.pool = pool
+        self.drain_idle_s = drain_idle_s
+        self._waiting: list[tuple[Click, asyncio.Future[bool]]] = []
+        self._appending = False
+        self._wake = asyncio.Event()
+
+    async def record(self, click: Click) -> bool:
+        """Wait until the click is in the outbox; False when the campaign has no such
+        recipient (then nothing was appended)."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((click, fut))
+        if not self._appending:
+            self._appending = True
+            asyncio.get_running_loop().create_task(self._append_loop())
+        return await fut
+
+    async def _append_loop(self) -> None:
+        try:
+            while self._waiting:
+                take, self._waiting = self._waiting[:MAX_APPEND], self._waiting[MAX_APPEND:]
+                try:
+                    ok = await clicks.append(self.pool, [c for c, _ in take])
+                except Exception as e:  # these redirects fail (500): none of them was answered
+                    for _, f in take:
+                        if not f.done():
+                            f.set_exception(e)
+                    continue
+                for (_, f), good in zip(take, ok, strict=True):
+                    if not f.done():
+                        f.set_result(good)
+                self._wake.set()
+        finally:
+            self._appending = False
+
+    async def drain_forever(self) -> None:
+        failing = False
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    while (n := await clicks.drain(conn, DRAIN_BATCH)) == DRAIN_BATCH:
+                        pass
+                failing = False
+                if n is None:  # another process's drainer has the turn: look again later
+                    await asyncio.sleep(self.drain_idle_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the outbox keeps the clicks meanwhile
+                if not db.unavailable(e):
+                    logger.exception("click drain failed; retrying")
+                elif not failing:
+                    log(logger, logging.WARNING, "PostgreSQL unreachable; clicks wait in the outbox",
+                        error=f"{type(e).__name__}: {e}")
+                failing = True
+                await asyncio.sleep(DRAIN_RETRY_S)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.drain_idle_s)
+
+
+PIPE = web.AppKey("click_pipe", ClickPipe)
+
+
+async def ctx(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup_ctx (after the pool's): the appender and the drainer of this process."""
+    s = app[SETTINGS]
+    pipe = app[PIPE] = ClickPipe(app[POOL], s.click_drain_s)
+    task = asyncio.get_running_loop().create_task(pipe.drain_forever()) if s.click_drainer else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
