@@ -41,12 +41,27 @@ async def run(client: Client, dsn: str, n: int, plain_rate: float, fanout: Fanou
     out["follow_link"] = await follow(client.base, tokens, CONCURRENCY)
     out["follow_link_one_at_a_time"] = await follow(client.base, tokens[:1000], 1)
     progress(f"GET /c/{{token}} {out['follow_link']}; one at a time {out['follow_link_one_at_a_time']}")
+    out["clicks_counted_after_s"] = await _counted(client, cid, len(tokens) + 1000)
+    progress(f"every answered click counted {out['clicks_counted_after_s']} s after the last redirect")
     out["conversions"] = await conversions(client, n, calls=20)
     progress(f"POST /conversions of 1,000 {out['conversions']}")
     stats = (await client.ok("GET", f"/campaigns/{cid}"))["campaign"]["stats"]
     out["stats"] = {k: stats.get(k) for k in ("stats_users_clicked", "stats_clicks", "stats_users_converted",
                                               "click_rate", "conversion_rate", "variants")}
     return out
+
+
+async def _counted(client: Client, cid: str, clicks: int) -> float:
+    """Seconds until the drainer has counted every answered click (the redirect answers
+    once its click is in the outbox)."""
+    t0 = time.perf_counter()
+    while True:
+        stats = (await client.ok("GET", f"/campaigns/{cid}"))["campaign"]["stats"]
+        if int(stats.get("stats_clicks") or 0) >= clicks:
+            return round(time.perf_counter() - t0, 2)
+        if time.perf_counter() - t0 > 600:
+            raise RuntimeError(f"{stats.get('stats_clicks')} of {clicks} clicks counted after 600 s")
+        await asyncio.sleep(0.1)
 
 
 async def _tokens(dsn: str, cid: str, k: int) -> list[str]:
