@@ -220,7 +220,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
         fanout["ceiling_hashed_recipients_per_s"] = round(ceil["hashed"])
     fan: dict[str, Any] | None = None
     if "fanout" in todo:
-        where = Where(dsn, await pids(dsn, workers)) if args.where else None
+        where = Where(dsn, await pids(dsn, workers), batch) if args.where else None
         wal0 = await lsn(dsn)
         fan = await fanout_run(client, "bench-1", "messaging", n, sampler(), skip_webhook=True, where=where)
         progress(f"fan-out {fan['recipients_per_s']:,.0f} recipients/s, tenths {fan['tenths_recipients_per_s']}")

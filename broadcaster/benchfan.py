@@ -40,9 +40,9 @@ async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: R
     }
     await client.ok("POST", "/campaigns", {k: v for k, v in body.items() if v is not None})
     progress(f"fan-out {cid}: start (skip_webhook={skip_webhook})")
-    if where is not None:  # benchwhere.Where: sampled from the start call to completed
-        where.start()
     t0 = time.perf_counter()
+    if where is not None:  # benchwhere.Where: sampled from the start call to completed
+        where.start(t0)
     await client.ok("POST", f"/campaigns/{cid}/start", {})
     timeline: list[tuple[float, int]] = []
     rss_at_10 = 0.0
@@ -66,8 +66,10 @@ async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: R
         await asyncio.sleep(0.2)
     seconds = time.perf_counter() - t0
     timeline.append((seconds, n))
-    prof = await where.stop(seconds) if where is not None else None
-    return {"recipients_per_s": n / seconds, "seconds": seconds, "timeline": timeline, **tenths(timeline, n),
+    per = tenths(timeline, n)
+    marks = per.pop("marks")
+    prof = await where.stop(seconds, marks, n) if where is not None else None
+    return {"recipients_per_s": n / seconds, "seconds": seconds, "timeline": timeline, **per,
             **({"where": prof} if prof else {}),
             "rss_at_10": rss_at_10 or round(sampler.peak, 1), "rss_at_100": round(sampler.peak, 1)}
 

@@ -233,6 +233,6 @@ def tenths(timeline: list[tuple[float, int]], n: int) -> dict[str, Any]:
     marks = [started] + [crossed(n * k / 10) for k in range(1, 11)]
     rates = [(n / 10 - (done0 if k == 0 else 0)) / max(b - a, 1e-6)
              for k, (a, b) in enumerate(zip(marks, marks[1:], strict=False))]
-    return {"planning_s": round(started, 2), "tenths_recipients_per_s": [round(r) for r in rates],
+    return {"marks": marks, "planning_s": round(started, 2), "tenths_recipients_per_s": [round(r) for r in rates],
             "first_tenth_recipients_per_s": round(rates[0]), "last_tenth_recipients_per_s": round(rates[-1]),
             "last_to_first_tenth": round(rates[-1] / rates[0], 3) if rates[0] else 0.0}

@@ -2,18 +2,22 @@
 each client backend runs, and what it waits on; `idle in transaction` is a batch whose worker
 is computing in Python between its statements) and the CPU seconds of the worker, API and
 PostgreSQL processes over the run. A sampling profile: shares, not exact times. Also the
-disk a run leaves: database, tables with their indexes, WAL written."""
+disk a run leaves: database, tables with their indexes, WAL written. Per tenth of the run:
+benchtenths (checkpoints, WAL, autovacuum, reads, index sizes, the batch statement's time)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+
+from broadcaster.benchtenths import Counters, activity_label, per_tenth
 
 # statement kinds by a fragment of their text (store/fanwrite, store/fanout, jobs)
 KINDS = (
@@ -27,6 +31,9 @@ KINDS = (
 )
 
 
+_WRITE = KINDS[0][1]
+
+
 def kind(query: str) -> str:
     for frag, name in KINDS:
         if frag in query:
@@ -37,12 +44,16 @@ def kind(query: str) -> str:
 class Where:
     """Samples while a run goes; report() gives the shares."""
 
-    def __init__(self, dsn: str, pids: dict[str, list[int]]) -> None:
-        self.dsn, self.pids = dsn, pids
+    def __init__(self, dsn: str, pids: dict[str, list[int]], batch: int) -> None:
+        self.dsn, self.pids, self.batch = dsn, pids, batch
         self.samples: Counter[tuple[str, str]] = Counter()
         self.n = 0
         self._task: asyncio.Task[None] | None = None
         self._cpu0: dict[str, float] = {}
+        self.t0 = 0.0
+        self.counters = Counters(dsn)
+        # (seconds since t0, backends in the batch write, what background processes did)
+        self.timed: list[tuple[float, int, tuple[str, ...]]] = []
 
     def _cpu(self) -> dict[str, float]:
         import psutil
@@ -67,24 +78,40 @@ class Where:
         try:
             while True:
                 rows = await conn.fetch(
-                    "SELECT state, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w, query"
-                    " FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                    " AND state IN ('active', 'idle in transaction')")
+                    "SELECT a.backend_type AS b, a.state, a.wait_event AS we, a.query, v.phase,"
+                    " coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU') AS w"
+                    " FROM pg_stat_activity a LEFT JOIN pg_stat_progress_vacuum v USING (pid)"
+                    " WHERE a.backend_type IN ('client backend', 'autovacuum worker', 'checkpointer')"
+                    " AND a.pid <> pg_backend_pid()")
+                t = time.perf_counter() - self.t0
                 self.n += 1
+                writers = 0
+                background: list[str] = []
                 for r in rows:
-                    if r["state"] == "idle in transaction":
+                    if r["b"] != "client backend":
+                        lbl = activity_label(r["b"], r["we"], r["query"] or "", r["phase"])
+                        if lbl:
+                            background.append(lbl)
+                    elif r["state"] == "idle in transaction":
                         self.samples[("in a batch transaction, worker computing", "-")] += 1
-                    else:
-                        self.samples[(kind(r["query"]), r["w"])] += 1
+                    elif r["state"] == "active":
+                        what = kind(r["query"])
+                        writers += what == _WRITE
+                        self.samples[(what, r["w"])] += 1
+                self.timed.append((t, writers, tuple(background)))
                 await asyncio.sleep(0.02)
         finally:
             await conn.close()
 
-    def start(self) -> None:
+    def start(self, t0: float) -> None:
         self._cpu0 = self._cpu()
+        self.t0 = self.counters.t0 = t0
         self._task = asyncio.get_running_loop().create_task(self._loop())
+        self.counters.start()
 
-    async def stop(self, seconds: float) -> dict[str, Any]:
+    async def stop(self, seconds: float, marks: list[float], n: int) -> dict[str, Any]:
+        """The profile; `marks`: the times each tenth of the n recipients was crossed."""
+        await self.counters.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -98,6 +125,8 @@ class Where:
                            for (k, w), c in self.samples.most_common(12)],
             "cpu_s": {role: round(cpu.get(role, 0) - self._cpu0.get(role, 0), 1) for role in self.pids},
             "wall_s": round(seconds, 1),
+            "shared_buffers_mb": round(self.counters.shared_buffers_mb),
+            "tenths": per_tenth(marks, n, self.batch, self.counters, self.timed),
         }
 
 

@@ -49,6 +49,9 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     where = result["where"]  # --where: the fan-out's statements sampled, CPU per process
     assert where["samples"] > 0 and set(where["cpu_s"]) == {"worker", "api", "postgres"}
     assert any(s["what"] == "batch write (fanwrite._WRITE)" for s in where["statements"]), where
+    assert [t["tenth"] for t in where["tenths"]] == list(range(1, 11)) and where["shared_buffers_mb"] > 0
+    assert sum(t["wal_mb"] for t in where["tenths"]) > 0 and where["tenths"][-1]["index_mb_at_end"] > 0
+    assert any(t["batch_write_s_per_batch"] > 0 for t in where["tenths"]), where["tenths"]
     assert result["addtargets"]["p50_ms"] > 0 and result["addtargets"]["import_targets_per_s"] > 0
     assert result["targets_query"]["first_page_p50_ms"] > 0
     assert result["targets_query"]["last_page_p50_ms"] > 0
@@ -106,3 +109,41 @@ def test_only_names_known_parts_and_their_order() -> None:
         parts("fanout,bogus")
     with pytest.raises(SystemExit, match="add fanout"):
         parts("second")
+
+
+def test_per_tenth_puts_each_counter_increase_and_background_sample_in_its_tenth() -> None:
+    """--where's tenths: a checkpoint requested and an autovacuum of members during the last
+    tenth show there and nowhere else; WAL and reads are the counters' increase over each tenth
+    (interpolated between the 1 s reads); the batch statement's time is backend-seconds per batch."""
+    from broadcaster.benchtenths import Counters, activity_label, per_tenth
+
+    counters = Counters("postgresql://unused")
+    # 1,000 recipients in 10 s, a tenth a second; WAL 1 MiB a second, 2 MiB in the last one
+    for s in range(12):
+        wal = min(s, 9) * 2**20 + max(0, s - 9) * 2 * 2**20
+        counters.series.append((float(s), {
+            "wal_bytes": float(wal), "ck.num_requested": 1.0 if s >= 10 else 0.0,
+            "rel.members.idx_read": 10.0 * max(0, s - 9), "rel.members.vacuums": 1.0 if s >= 10 else 0.0,
+            "rel.members.idx_mb": 5.0 * s, "rel.members.heap_mb": 1.0 * s}))
+    samples: list[tuple[float, int, tuple[str, ...]]] = []
+    for k in range(500):  # 20 ms apart; two backends in the batch write, three in the last tenth
+        t = k * 0.02
+        bg = () if t < 9 else (
+            activity_label("autovacuum worker", None, "autovacuum: VACUUM public.members", "scanning heap") or "",
+            activity_label("checkpointer", "CheckpointWriteDelay", "", None) or "")
+        samples.append((t, 3 if t >= 9 else 2, bg))
+    assert activity_label("checkpointer", "CheckpointerMain", "", None) is None
+    out = per_tenth([float(s) for s in range(11)], 1000, 50, counters, samples)
+    assert [e["tenth"] for e in out] == list(range(1, 11))
+    assert [e["recipients_per_s"] for e in out] == [100] * 10
+    assert [e["checkpoints_requested"] for e in out] == [0.0] * 9 + [1.0]
+    assert out[-1]["autovacuums"] == {"members": 1} and all(not e["autovacuums"] for e in out[:-1])
+    assert out[-1]["blocks_read"] == {"members": 10} and not out[0]["blocks_read"]
+    assert [e["wal_mb"] for e in out] == [1.0] * 9 + [2.0]
+    assert out[0]["wal_bytes_per_recipient"] == round(2**20 / 100)
+    assert out[0]["batch_write_backends_avg"] == 2 and out[-1]["batch_write_backends_avg"] == 3
+    assert out[0]["batch_write_s_per_batch"] == 1.0  # 2 backends x 1 s / 2 batches of 50
+    assert out[-1]["background_share"] == {"VACUUM members [scanning heap]": 1.0,
+                                           "checkpointer throttled (CheckpointWriteDelay)": 1.0}
+    assert not out[0]["background_share"]
+    assert out[3]["index_mb_at_end"] == 20 and out[3]["heap_mb_at_end"] == 4
