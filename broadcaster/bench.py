@@ -280,7 +280,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
         fanout["channel_segment_ratio"] = round(fan4["recipients_per_s"] / fan["recipients_per_s"], 3)
     if "funnel" in todo and fan:  # issue 17: track_clicks + variants, redirects, conversions
         async def funnel_fanout(cid: str, ctype: str, extra: dict[str, Any]) -> dict[str, Any]:
-            fwhere = Where(dsn, await pids(dsn, workers)) if args.where else None
+            fwhere = Where(dsn, await pids(dsn, workers), batch) if args.where else None
             return await fanout_run(client, cid, ctype, n, sampler(), skip_webhook=True, extra=extra, where=fwhere)
         out["funnel"] = await benchfunnel.run(client, dsn, n, fan["recipients_per_s"], funnel_fanout)
     if "triggers_and_policy" in todo:  # issue 16: events, policy (broadcaster/benchauto.py)
