@@ -114,7 +114,8 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
         **policy.campaign_fields(body, scheduled_kind=body.get("type") or "one_time"),
     }
     if data["send_in_local_time"] and data["winner"]:  # its passes are planned batches, not zones
-        raise bad_request("send_in_local_time cannot be combined with winner (an A/B test's passes)")
+        raise bad_request("send_in_local_time cannot be combined with winner: the winner's pass starts after"
+                          " the last zone's local time plus the wait, too late for everyone's local time")
     return data, kind
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -56,7 +55,8 @@ async def before(
             await store.hold(conn, camp["app_id"], camp["id"], bounds, [])
         return Gate(rows)
     now = await store.now(conn)
-    zones: dict[Any, ZoneInfo] = {}
+    # a recipient's timing depends on its zone only: decided once per distinct zone name
+    zones: dict[Any, tuple[str, datetime | None, str | None]] = {}
     gate = Gate([])
     held: list[tuple[str, datetime, str]] = []
     candidates: list[asyncpg.Record] = []
@@ -65,10 +65,10 @@ async def before(
             gate.rows.append(r)
             continue
         name = _zone_name(r)
-        tz = zones.get(name)
-        if tz is None:
-            tz = zones[name] = policy.zone_of(name, rules.default_zone)
-        action, until, reason = policy.timing(rules, tz, now)
+        decided = zones.get(name)
+        if decided is None:
+            decided = zones[name] = policy.timing(rules, policy.zone_of(name, rules.default_zone), now)
+        action, until, reason = decided
         if action == "hold":
             assert until is not None and reason is not None
             held.append((r["id"], until, reason))

@@ -135,11 +135,15 @@ async def write_batch(
         rows = await fanwrite.pending_users(conn, camp["app_id"], camp["id"], *bounds)
     pre = n - len(rows)  # recipients excluded before their batch ran
     w = camp["winner"]
-    if w and no >= camp["plan_batches"]:  # the winner's pass over the rest: all of them new
-        pre, n = 0, len(rows)
-    elif w and camp["winner_variant"] is None:  # the test pass: the test audience only
+    if w and camp["winner_variant"] is None:  # the test pass: the test audience only
         keep = [r for r in rows if variants.in_test(camp["id"], r["id"], w["test_fraction"])]
-        n, rows = n - (len(rows) - len(keep)), keep
+        if no >= camp["plan_batches"]:  # a release of its held ones (store/policy.add_release_batch)
+            pre, n = 0, len(keep)
+        else:
+            n = n - (len(rows) - len(keep))
+        rows = keep
+    elif w and no >= camp["plan_batches"]:  # the winner's pass over the rest (or a release in it): all new
+        pre, n = 0, len(rows)
     gate = None
     if not channels:
         gate = await policy.before(conn, camp, app_settings or {}, rows, bounds, no)

@@ -75,10 +75,14 @@ async def add_release_batch(
         " AND coalesce(after_id, '') < $4 AND coalesce($3, '') < upto_id LIMIT 1", app_id, cid, after, upto)
     if busy:
         return None
+    # an A/B winner's second pass will be numbered plan_batches.. (store/winner.to_sending):
+    # release batches are numbered past it
     no = await conn.fetchval(
         "INSERT INTO campaign_batches (app_id, campaign_id, batch_no, after_id, upto_id, n, lease_until)"
-        " SELECT $1, $2, (SELECT coalesce(max(batch_no) + 1, 0) FROM campaign_batches"
-        "   WHERE app_id = $1 AND campaign_id = $2), $3, $4, count(*), now() + make_interval(secs => $5)"
+        " SELECT $1, $2, (SELECT greatest(coalesce(max(b.batch_no) + 1, 0), (SELECT CASE WHEN c.winner IS NOT NULL"
+        "   THEN 2 * c.plan_batches ELSE 0 END FROM campaigns c WHERE c.app_id = $1 AND c.id = $2))"
+        "   FROM campaign_batches b WHERE b.app_id = $1 AND b.campaign_id = $2), $3, $4, count(*),"
+        "   now() + make_interval(secs => $5)"
         " FROM campaign_held WHERE app_id = $1 AND campaign_id = $2 AND target_id > coalesce($3, '')"
         "  AND target_id <= $4 HAVING count(*) > 0 RETURNING batch_no",
         app_id, cid, after, upto, float(lease_s))

@@ -19,11 +19,13 @@ async def state(conn: Conn, app_id: int, cid: str) -> asyncpg.Record | None:
 
 
 async def to_waiting(conn: Conn, app_id: int, cid: str, wait_s: int) -> None:
-    """The test pass is over (planned, every batch done): wait `wait_s` for its results."""
+    """The test pass is over (planned, every batch done, nobody held by the delivery policy):
+    wait `wait_s` for its results."""
     await conn.execute(
         f"UPDATE campaigns c SET winner_phase = 'waiting', winner_at = now() + make_interval(secs => $3),"
         f" updated_at = now() WHERE c.app_id = $1 AND c.id = $2 AND c.status = 'in_progress' AND c.planned"
-        f" AND c.winner_phase IS NULL AND NOT {_OPEN}", app_id, cid, float(wait_s),
+        f" AND c.winner_phase IS NULL AND NOT {_OPEN} AND NOT EXISTS (SELECT 1 FROM campaign_held h"
+        f" WHERE h.app_id = c.app_id AND h.campaign_id = c.id)", app_id, cid, float(wait_s),
     )
 
 
