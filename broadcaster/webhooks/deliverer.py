@@ -6,14 +6,14 @@ frees, so a request's timeout runs from when it is written. A row that waited lo
 its lease allows is given back unsent instead (its lease must not run out while it is in
 flight, or another pump could send the same attempt again). Claims are one query for all
 receivers that need rows, each getting what it can use: one app's backlog or slow receiver
-takes nothing from another's. Results are recorded set-based every FLUSH_S.
+takes nothing from another's. Results are recorded set-based every FLUSH_S
+(webhooks/record.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -22,10 +22,11 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from broadcaster import metrics, sendrate
+from broadcaster import sendrate
 from broadcaster.store import deliveries, webhook_secrets
 from broadcaster.store import webhooks as store
 from broadcaster.webhooks import adapt, policy
+from broadcaster.webhooks.record import record
 from broadcaster.webhooks.sender import Result, Sender
 
 logger = logging.getLogger("broadcaster.webhooks")
@@ -266,37 +267,8 @@ class Deliverer:
                 await deliveries.unclaim(self.pool, giveback)
             except (asyncpg.PostgresError, OSError) as e:
                 logger.warning("webhook rows not given back (their lease frees them): %s", e)
-        if not results:
-            return
-        delivered: list[tuple[int, int]] = []
-        retries: list[tuple[int, int, float, int | None, str | None]] = []
-        failures: list[tuple[int, int, int | None, str | None]] = []
-        released: set[store.Key] = set()
-        for res in results:
-            row = res.row
-            d = (policy.Decision("failed") if res.final else
-                 policy.decide(res.status, row["attempt"], retry_after=res.retry_after,
-                               series_age_s=row["age_s"], window_s=self.window_s, jitter=random.random()))
-            metrics.WEBHOOK_DELIVERIES.labels(d.outcome).inc()
-            if d.outcome == "delivered":
-                delivered.append((row["id"], row["attempt"]))
-            elif d.outcome == "retry":
-                delay = d.delay
-                if self.window((row["app_id"], row["receiver"])).down and res.retry_after is None:
-                    delay = 0.0  # the receiver's probes decide when it is tried again
-                retries.append((row["id"], row["attempt"], delay, res.status, res.error))
-            else:
-                failures.append((row["id"], row["attempt"], res.status, res.error))
-                logger.warning("webhook %s to %s failed for good: %s", row["webhook_id"], row["url"], res.error)
-            if d.outcome != "retry" and row["campaign_id"]:
-                released.add((row["app_id"], row["receiver"], row["campaign_id"]))
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await deliveries.finish(conn, delivered=delivered, retries=retries, failures=failures,
-                                        released=sorted(released))
-        except (asyncpg.PostgresError, OSError) as e:  # their leases run out: sent again later
-            logger.warning("webhook results not recorded (%d): %s", len(results), e)
-        if released:
+        if results and await record(self.pool, results, self.window_s,
+                                    lambda a, r: self.window((a, r)).down):
             self._due_at = 0.0  # rows were freed: look for them now
 
     async def recorder(self, stop: asyncio.Event) -> None:
