@@ -1,12 +1,13 @@
 """Fan-out first: while campaign batches are writing, webhook delivery yields.
 
 On a small machine a campaign's batches and the webhook pump compete for the same PostgreSQL:
-every recipient writes two outbox events, and routing and delivering them costs about as much
+every recipient makes two webhook events, and routing and delivering them costs about as much
 again. Delivered alongside at full speed, they halved the fan-out rate; the events cannot be
 delivered faster than they are produced anyway (two per recipient), so they are best drained
-once the messages are in. Each batch marks the queue busy in Redis for a moment before it
-writes; while the mark is there, the pump keeps a trickle going (so webhooks never starve,
-even under a long rate-limited campaign) and gives the rest to the fan-out.
+once the messages are in. Each batch marks its app busy in Redis for a moment before it
+writes; while the mark is there, the pump keeps a trickle of that app's events going (so
+webhooks never starve, even under a long rate-limited campaign) and gives the rest to the
+fan-out. Other apps' events go at full speed (webhooks/fairness.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-MARK_MS = 1500  # a batch writing marks the queue busy this long
-TRICKLE_EVENTS = 250  # while busy: at most this many events routed ...
-TRICKLE_PAUSE_S = 0.25  # ... per this pause (about 1,000 events/s)
+MARK_MS = 1500  # a batch writing marks its app busy this long
 _CACHE_S = 0.1
 
 
@@ -26,26 +25,33 @@ def _key(queue: str) -> str:
     return f"bc:fanout:busy:{queue}"
 
 
-async def mark_busy(redis: Redis, queue: str) -> None:
+async def mark_busy(redis: Redis, queue: str, app_id: int) -> None:
+    """Mark the app busy (a sorted set of app ids scored by when the mark ends): only its
+    own webhooks trickle (webhooks/fairness.py)."""
     try:
-        await redis.set(_key(queue), b"1", px=MARK_MS)
+        await redis.zadd(_key(queue), {str(app_id): time.time() * 1000 + MARK_MS})
     except (RedisError, OSError):
         pass  # only a hint: without it the pump runs at full speed
 
 
 class Busy:
-    """Whether some batch marked the queue busy lately (cached briefly: asked per claim)."""
+    """The apps some batch marked busy lately (cached briefly: asked per claim)."""
 
     def __init__(self, redis: Redis, queue: str) -> None:
         self.redis, self.key = redis, _key(queue)
-        self._at, self._value = 0.0, False
+        self._at, self._value = 0.0, frozenset[int]()
 
-    async def __call__(self) -> bool:
+    async def __call__(self) -> frozenset[int]:
         now = time.monotonic()
         if now - self._at >= _CACHE_S:
+            ms = time.time() * 1000
             try:
-                self._value = bool(await self.redis.exists(self.key))
-            except (RedisError, OSError):
-                self._value = False
+                async with self.redis.pipeline(transaction=False) as p:
+                    p.zremrangebyscore(self.key, "-inf", ms)
+                    p.zrangebyscore(self.key, ms, "+inf")
+                    _, members = await p.execute()
+                self._value = frozenset(int(m) for m in members)
+            except (RedisError, OSError, ValueError):
+                self._value = frozenset()
             self._at = now
         return self._value

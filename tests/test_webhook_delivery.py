@@ -303,7 +303,7 @@ async def test_webhooks_trickle_while_a_fan_out_writes(api: Api, pool, receiver:
     st, body = await api.patch("/app", {"webhook_url": receiver.url})
     assert st == 200, body
     redis = Redis.from_url(settings.redis_url)
-    await pressure.mark_busy(redis, settings.queue_name)
+    await pressure.mark_busy(redis, settings.queue_name, api.creds.app_id)
     n = 1200  # more than two trickle batches
     await add_events(pool, api.creds.app_id, [ev("campaign.started", "c1"),
                                               *(ev("message.new", "c1", i) for i in range(n))])
@@ -312,8 +312,8 @@ async def test_webhooks_trickle_while_a_fan_out_writes(api: Api, pool, receiver:
     seen_busy = False
     deadline = time.monotonic() + 60
     while len(receiver.got) < n + 1 and time.monotonic() < deadline:
-        await pressure.mark_busy(redis, settings.queue_name)  # as running batches would
-        seen_busy = seen_busy or await busy()
+        await pressure.mark_busy(redis, settings.queue_name, api.creds.app_id)  # as running batches would
+        seen_busy = seen_busy or api.creds.app_id in await busy()
         await asyncio.sleep(0.2)
     await redis.aclose()
     assert seen_busy

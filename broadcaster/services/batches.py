@@ -96,7 +96,7 @@ async def _run(
         if wait > 0:  # the tokens are ours from then on: come back at that time, holding no slot
             return await _defer(redis, conn, app_id, cid, no, wait, True), False
     events = fanout.webhooks_enabled(camp, app_settings)
-    await pressure.mark_busy(redis, queue)
+    await pressure.mark_busy(redis, queue, app_id)
     async with conn.transaction():
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")
         if camp["status"] != "in_progress":

@@ -6,7 +6,7 @@ as JSON arrays, which cost a fraction of asyncpg's per-element array encoding. M
 (ids.message_id_prefix: time-ordered, consecutive within a batch), the 1:1 distinct channels
 (found by member pair through channels_distinct_pair, new ones named after their first
 message so every index keyed by cid grows at its right edge: store/distinct.py), channels,
-members, messages, ledger rows, outbox events and the batch's done-record are all produced
+members, messages, ledger rows, the batch's outbox row and its done-record are all produced
 by one statement of data-modifying CTEs, so a batch is one round trip and stays exactly once
 (the done-record commits with the ledger rows).
 
@@ -179,14 +179,15 @@ WITH x AS MATERIALIZED (
 ), vc AS (
   {variant_counts.upsert("sent", "z", "$3", campaign="$2", variant="z.vr", where="NOT $30")}
 ), ev AS (
-  -- compact references, expanded into the delivered bodies when routed (store/webhooks.py
-  -- outbox_batch): a full body cost a quarter of the batch's write rate
-  INSERT INTO outbox (app_id, event_type, campaign_id, payload)
-  SELECT $1, e.typ, $2, jsonb_build_object('ref', e.ref, 'user', $24::jsonb, 'at', $25::text) FROM (
-    SELECT 0 AS k, c.ord AS key, 'channel.created' AS typ, c.cid AS ref FROM newc c
-    UNION ALL
-    SELECT 1, z.ord, 'message.new', z.mid FROM z
-  ) e WHERE $23 ORDER BY e.k, e.key, e.ref
+  -- the batch's events as one row: its message id prefix, its messages' row numbers and the
+  -- channels it created, expanded into the delivered bodies when routed (store/webhooks.py
+  -- outbox_batch). Two rows per recipient cost a third of the batch's write rate.
+  INSERT INTO outbox (app_id, event_type, campaign_id, payload, events)
+  SELECT $1, 'batch', $2, jsonb_build_object('user', $24::jsonb, 'at', $25::text, 'p', $26::text,
+           'c', coalesce((SELECT jsonb_agg(c.cid ORDER BY c.ord, c.cid) FROM newc c), '[]'::jsonb),
+           'm', (SELECT jsonb_agg(z.ord ORDER BY z.ord) FROM z)),
+         (SELECT count(*) FROM newc) + (SELECT count(*) FROM z)
+  WHERE $23 AND EXISTS (SELECT 1 FROM z)
 ), done AS (
   UPDATE campaign_batches SET done = true, done_at = now(), n = $20,
     sent = (SELECT count(*) FROM y), errored = $21,

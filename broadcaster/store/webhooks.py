@@ -20,15 +20,6 @@ ORDER_LOCK = 0x7768_6F72_6472  # "whordr": routing and releasing held rows
 
 
 @dataclass(frozen=True)
-class OutboxEvent:
-    id: int
-    app_id: int
-    event_type: str
-    campaign_id: str | None
-    payload: str
-
-
-@dataclass(frozen=True)
 class NewDelivery:
     app_id: int
     event_id: int
@@ -52,50 +43,6 @@ async def try_order_lock(conn: Tx) -> bool:
 
 async def order_lock(conn: Tx) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", ORDER_LOCK)
-
-
-# The campaign fan-out writes its message.new/channel.created events as references
-# ({"ref": message id or cid, "user": sender, "at": time}, store/fanwrite.py); their bodies are
-# built here from the rows they name, the same JSON a full body had. A message
-# or channel deleted before routing leaves a body with just its id.
-_BODY = """CASE WHEN NOT (o.payload ? 'ref') THEN o.payload
-  WHEN o.event_type = 'message.new' AND m.id IS NOT NULL THEN jsonb_build_object(
-    'type', 'message.new', 'cid', m.cid, 'channel_type', split_part(m.cid, ':', 1),
-    'channel_id', substr(m.cid, strpos(m.cid, ':') + 1),
-    'message', m.custom || jsonb_build_object('id', m.id, 'text', m.text, 'type', 'regular',
-      'user', o.payload->'user', 'cid', m.cid, 'attachments', m.attachments,
-      'campaign_id', m.campaign_id, 'created_at', o.payload->'at', 'updated_at', o.payload->'at'),
-    'user', o.payload->'user', 'created_at', o.payload->'at')
-  WHEN o.event_type = 'channel.created' AND c.cid IS NOT NULL THEN jsonb_build_object(
-    'type', 'channel.created', 'cid', c.cid, 'channel_type', c.type, 'channel_id', c.id,
-    'channel', c.custom || jsonb_build_object('id', c.id, 'type', c.type, 'cid', c.cid,
-      'created_by', o.payload->'user', 'created_at', o.payload->'at', 'updated_at', o.payload->'at'),
-    'user', o.payload->'user', 'created_at', o.payload->'at')
-  WHEN o.event_type = 'message.new' THEN jsonb_build_object('type', o.event_type,
-    'message', jsonb_build_object('id', o.payload->'ref'), 'user', o.payload->'user',
-    'created_at', o.payload->'at')
-  ELSE jsonb_build_object('type', o.event_type, 'cid', o.payload->'ref', 'user', o.payload->'user',
-    'created_at', o.payload->'at') END"""
-# LATERAL ... LIMIT 1 stays one primary-key probe per event (a join could be planned as a
-# scan of millions of messages for a few thousand events).
-_REFS = """LEFT JOIN LATERAL (SELECT * FROM messages m WHERE o.event_type = 'message.new'
-    AND m.app_id = o.app_id AND m.id = o.payload->>'ref' LIMIT 1) m ON true
-  LEFT JOIN LATERAL (SELECT * FROM channels c WHERE o.event_type = 'channel.created'
-    AND c.app_id = o.app_id AND c.cid = o.payload->>'ref' LIMIT 1) c ON true"""
-
-
-async def outbox_batch(conn: Tx, limit: int) -> list[OutboxEvent]:
-    """Call in a transaction. The references are probed by primary key, forced for the rest of
-    the transaction, and planned afresh each time: a cached plan made while a campaign was
-    filling messages from empty scanned the whole table once per event (30 s and more per
-    batch, after the table had grown)."""
-    await conn.execute("SELECT set_config('enable_seqscan', 'off', true),"
-                       " set_config('plan_cache_mode', 'force_custom_plan', true)")
-    rows = await conn.fetch(
-        f"SELECT o.id, o.app_id, o.event_type, o.campaign_id, ({_BODY})::text AS payload FROM outbox o"
-        f" {_REFS} ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED", limit,
-    )
-    return [OutboxEvent(r["id"], r["app_id"], r["event_type"], r["campaign_id"], r["payload"]) for r in rows]
 
 
 async def app_settings(conn: Conn, app_ids: Sequence[int]) -> dict[int, Any]:
@@ -156,10 +103,6 @@ async def insert_deliveries(
     return [ids[(r.event_id, r.receiver)] for r in rows]
 
 
-async def consume_outbox(conn: Tx, ids: Sequence[int]) -> None:
-    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
-
-
 RELEASE_CHUNK = 2_000
 _KEYS = "unnest($1::bigint[], $2::text[], $3::text[]) AS k(app_id, receiver, campaign_id)"
 _SAME = "{t}.app_id = k.app_id AND {t}.receiver = k.receiver AND {t}.campaign_id = k.campaign_id"
@@ -192,11 +135,3 @@ async def release(conn: Tx, keys: Sequence[Key]) -> None:
     a, r, c = [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
     await conn.execute(RELEASE_MESSAGES, a, r, c, RELEASE_CHUNK)
     await conn.execute(RELEASE_FENCES, a, r, c)
-
-
-async def depth(conn: Conn) -> int:
-    """Events not delivered yet: unrouted outbox rows plus pending deliveries."""
-    return int(await conn.fetchval(
-        "SELECT (SELECT count(*) FROM outbox)"
-        " + (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending')"
-    ))

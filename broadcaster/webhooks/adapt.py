@@ -20,6 +20,9 @@ START, so a backlog drains at the rate the receiver takes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+
+K = TypeVar("K")
 
 START = 2.0
 MAX_WINDOW = 256.0
@@ -109,3 +112,14 @@ class Window:
         self.size = max(1.0, self.size / 2)
         self.threshold = self.size
         self.cut_at = now
+
+
+def window_for(windows: dict[K, Window], key: K, timeout_s: float, keep: int = 100_000) -> Window:
+    """The window of `key`, made on first use; past `keep` windows, idle ones are dropped."""
+    w = windows.get(key)
+    if w is None:
+        if len(windows) > keep:
+            for k in [k for k, v in windows.items() if not v.inflight][:keep // 2]:
+                del windows[k]
+        w = windows[key] = Window(timeout_s)
+    return w

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from broadcaster import sendrate
 from broadcaster.store import deliveries, webhook_secrets
 from broadcaster.store import webhooks as store
-from broadcaster.webhooks import adapt, policy
+from broadcaster.webhooks import adapt, fairness, policy
 from broadcaster.webhooks.record import record
 from broadcaster.webhooks.sender import Result, Sender
 
@@ -70,16 +70,11 @@ class Deliverer:
         self._giveback: list[int] = []
         self.reserved: dict[Key, int] = defaultdict(int)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.trickle = fairness.Trickle()
         self.sent = 0
 
     def window(self, key: Key) -> adapt.Window:
-        w = WINDOWS.get(key)
-        if w is None:
-            if len(WINDOWS) > 100_000:
-                for k in [k for k, v in WINDOWS.items() if not v.inflight][:50_000]:
-                    del WINDOWS[k]
-            w = WINDOWS[key] = adapt.Window(self.timeout_s)
-        return w
+        return adapt.window_for(WINDOWS, key, self.timeout_s)
 
     def room(self, key: Key, rate: float) -> int:
         """How many more rows this receiver's queue takes."""
@@ -103,8 +98,9 @@ class Deliverer:
         self.reserved[key] += 1
         return True
 
-    async def tick(self, cap: int) -> int:
-        """Claim for every receiver with due rows what it has room for (cap in all)."""
+    async def tick(self, cap: int, busy: frozenset[int] = frozenset()) -> int:
+        """Claim for every receiver with due rows what it has room for (cap in all); the
+        receivers of apps whose fan-out writes (`busy`) share their app's trickle."""
         now = time.monotonic()
         if now >= self._due_at:
             self.due = await deliveries.due_receivers(self.pool)
@@ -116,11 +112,15 @@ class Deliverer:
         self._turn = (self._turn + 1) % len(self.due)
         order = self.due[self._turn:] + self.due[:self._turn]  # round robin: who goes first
         share = max(1, cap // len(order))
+        paced = self.trickle.budgets({k[0] for k in order} & busy, busy, 0, now)
         wants: list[tuple[int, str, int]] = []
         for key in order:
             app = await self._app(key[0])
             rate = policy.rate_of(app["settings"] or {}) if app is not None else 0.0
             n = min(self.room(key, rate) - self.reserved.get(key, 0), share, cap)
+            if key[0] in busy:
+                n = min(n, paced.get(key[0], 0))
+                paced[key[0]] = paced.get(key[0], 0) - max(0, n)
             w = self.window(key)
             if n > 0 and (len(self.queues[key]) + w.inflight <= w.size / 2 or w.inflight == 0):
                 wants.append((key[0], key[1], n))
@@ -131,8 +131,12 @@ class Deliverer:
             return 0
         rows = await deliveries.claim_for(self.pool, wants, self.lease)
         got: dict[Key, int] = defaultdict(int)
+        per_app: dict[int, int] = defaultdict(int)
         for row in rows:
             got[(row["app_id"], row["receiver"])] += 1
+            per_app[row["app_id"]] += 1
+        for app_id, k in per_app.items():
+            self.trickle.spent(app_id, k, busy, now)
         empty = {(a, r) for a, r, n in wants if got.get((a, r), 0) < n}
         if empty:  # nothing more due there until the next look
             self.due = [k for k in self.due if k not in empty]

@@ -21,8 +21,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from broadcaster import metrics, pressure
+from broadcaster.store import outbox
 from broadcaster.store import webhooks as store
-from broadcaster.webhooks import policy
+from broadcaster.webhooks import fairness, policy
 from broadcaster.webhooks.deliverer import CLAIM_MAX, Deliverer
 from broadcaster.webhooks.sender import Sender
 
@@ -42,62 +43,75 @@ async def route(pool: asyncpg.Pool, limit: int = ROUTE_BATCH) -> int:
     return (await route_leased(pool, limit, None, None))[0]
 
 
+Routed = tuple[int, list[dict[str, Any]], bool]  # events consumed, rows claimed, some app waits
+
+
 async def route_leased(
     pool: asyncpg.Pool, limit: int, lease: float | None,
     take: Callable[[int, str, dict[str, Any]], bool] | None,
-) -> tuple[int, list[dict[str, Any]]]:
-    """route(); with a lease, the new rows that need not wait and for which `take` grants a
-    window slot come back already claimed for their first attempt (shaped like claimed rows),
-    to be sent without a claim query."""
+    busy: frozenset[int] = frozenset(), trickle: fairness.Trickle | None = None,
+) -> Routed:
+    """route(), each app with outbox rows getting its share of `limit` (an app whose fan-out
+    writes only its trickle); with a lease, the new rows that need not wait and for which
+    `take` grants a window slot come back already claimed for their first attempt (shaped
+    like claimed rows), to be sent without a claim query."""
     async with pool.acquire() as conn, conn.transaction():
         if not await store.try_order_lock(conn):
-            return 0, []
-        events = await store.outbox_batch(conn, limit)
+            return 0, [], False
+        now = time.monotonic()
+        apps_with_rows = await outbox.apps(conn)
+        budgets = (trickle or fairness.Trickle()).budgets(apps_with_rows, busy, limit, now)
+        waits = len(budgets) < len(apps_with_rows)
+        events = await outbox.events(conn, await outbox.take(conn, budgets))
         if not events:
-            return 0, []
+            return 0, [], waits
+        if trickle is not None:
+            taken: dict[int, int] = {}
+            for e in events:
+                taken[e.app_id] = taken.get(e.app_id, 0) + 1
+            for app_id, n in taken.items():
+                trickle.spent(app_id, n, busy, now)
         apps = await store.app_settings(conn, sorted({e.app_id for e in events}))
-        planned: list[tuple[store.OutboxEvent, str, str]] = []
-        for e in events:
+        planned: list[tuple[int, outbox.OutboxEvent, str, str]] = []
+        for i, e in enumerate(events):
             app = apps.get(e.app_id)
             for rid, url in policy.receivers((app["settings"] or {}) if app else {}, e.event_type):
-                planned.append((e, rid, url))
-        keys = sorted({(e.app_id, rid, e.campaign_id) for e, rid, _ in planned if e.campaign_id})
+                planned.append((i, e, rid, url))
+        keys = sorted({(e.app_id, rid, e.campaign_id) for _, e, rid, _ in planned if e.campaign_id})
         pending = await store.pending_state(conn, keys)
         held = policy.holds(
             [((e.app_id, rid, e.campaign_id) if e.campaign_id else None, policy.is_barrier(e.event_type))
-             for e, rid, _ in planned],
+             for _, e, rid, _ in planned],
             {k: v for k, v in pending.items()},
         )
         claimed = [lease is not None and take is not None and not h
                    and take(e.app_id, rid, (apps[e.app_id]["settings"] or {}))
-                   for (e, rid, _), h in zip(planned, held, strict=True)]
+                   for (_, e, rid, _), h in zip(planned, held, strict=True)]
+        event_ids = await outbox.event_ids(conn, len(events))
         ids = await store.insert_deliveries(conn, [
-            store.NewDelivery(e.app_id, e.id, rid, url, e.event_type, e.campaign_id,
+            store.NewDelivery(e.app_id, event_ids[i], rid, url, e.event_type, e.campaign_id,
                               policy.is_barrier(e.event_type), e.payload, h)
-            for (e, rid, url), h in zip(planned, held, strict=True)
+            for (i, e, rid, url), h in zip(planned, held, strict=True)
         ], lease_s=lease, claimed=claimed)
-        await store.consume_outbox(conn, [e.id for e in events])
+        await outbox.consume(conn, sorted({e.id for e in events}))
     return len(events), [
         {"id": i, "app_id": e.app_id, "webhook_id": wid, "receiver": rid, "url": url,
          "campaign_id": e.campaign_id, "payload": e.payload, "attempt": 1, "age_s": 0.0}
-        for (e, rid, url), c, (i, wid) in zip(planned, claimed, ids, strict=True) if c
-    ]
+        for (_, e, rid, url), c, (i, wid) in zip(planned, claimed, ids, strict=True) if c
+    ], waits
 
 
 async def deliver(d: Deliverer, deadline: float, busy: pressure.Busy, router_idle: asyncio.Event,
                   stop: asyncio.Event) -> None:
-    """Claim as receivers free up until the deadline, or until nothing is left to do."""
+    """Claim as receivers free up until the deadline, or until nothing is left to do; an app
+    whose fan-out writes gets its trickle (Deliverer.tick), the others what they can take."""
     idle_since: float | None = None
     last = 0.0
     while True:
         now = time.monotonic()
         if now >= deadline or stop.is_set():
             return
-        trickle = await busy()
-        started = await d.tick(pressure.TRICKLE_EVENTS if trickle else CLAIM_MAX)
-        if trickle:  # fan-out first: a trickle only while campaign batches write
-            await asyncio.sleep(pressure.TRICKLE_PAUSE_S)
-            continue
+        started = await d.tick(CLAIM_MAX, await busy())
         if started or d.busy() or not router_idle.is_set():
             idle_since = None
         elif idle_since is None:
@@ -137,23 +151,24 @@ async def pump(ctx: dict[str, Any]) -> int:
     busy = pressure.Busy(redis, settings.queue_name)
 
     async def router() -> None:
+        trickle = fairness.Trickle()
         try:
             while not stop.is_set() and time.monotonic() < deadline:
-                trickle = await busy()
+                marked = await busy()
                 try:
-                    n, rows = await route_leased(
-                        ctx["pool"], pressure.TRICKLE_EVENTS if trickle else ROUTE_BATCH, d.lease, d.take)
+                    n, rows, waits = await route_leased(ctx["pool"], ROUTE_BATCH, d.lease, d.take, marked, trickle)
                 finally:
                     d.reserved.clear()
                 await d.add(rows)  # queued even after the loop below ended: drain gives them back
                 if n:
                     router_idle.clear()
                     d.wake.set()
-                    if trickle:
-                        await asyncio.sleep(pressure.TRICKLE_PAUSE_S)
                     continue
-                router_idle.set()
-                await asyncio.sleep(0.05)
+                if waits:  # only busy apps' rows are left, waiting for their trickle
+                    router_idle.clear()
+                else:
+                    router_idle.set()
+                await asyncio.sleep(min(0.25, max(0.05, trickle.wait(marked, time.monotonic()))))
         finally:
             stop.set()  # a failed router ends the pump; the next cron tick starts another
 
@@ -168,7 +183,7 @@ async def pump(ctx: dict[str, Any]) -> int:
     keeper = asyncio.create_task(keep_slot())
     rec_stop = asyncio.Event()
     try:
-        metrics.OUTBOX_DEPTH.set(await store.depth(ctx["pool"]))
+        metrics.OUTBOX_DEPTH.set(await outbox.depth(ctx["pool"]))
         recorder = asyncio.create_task(d.recorder(rec_stop))
         route_task = asyncio.create_task(router())
         try:
