@@ -103,3 +103,18 @@ async def test_an_app_fanning_out_a_large_campaign_does_not_delay_another_app(
     st, body = await api.get("/campaigns/big")
     assert body["campaign"]["status"] == "in_progress", body["campaign"]["stats"]
     assert await pool.fetchval("SELECT coalesce(sum(events), 0) FROM outbox WHERE app_id = $1", a) > 0
+
+
+def test_trickle_shares_a_round_and_paces_only_busy_apps() -> None:
+    from broadcaster.webhooks.fairness import Trickle
+
+    t = Trickle(rate=1000, burst=250)
+    # apps 1 and 2 share the round; busy app 3 gets its burst
+    assert t.budgets([1, 2, 3], {3}, 5000, now=10.0) == {1: 2500, 2: 2500, 3: 250}
+    t.spent(3, 4000, {3}, now=10.0)  # a whole batch row: 4 s of its pace
+    t.spent(1, 2500, {3}, now=10.0)  # not busy: never paced
+    assert t.budgets([1, 2, 3], {3}, 5000, now=13.9) == {1: 2500, 2: 2500}
+    assert t.wait([3], now=13.0) == pytest.approx(1.0)
+    assert t.budgets([1, 3], {3}, 5000, now=14.0) == {1: 5000, 3: 250}
+    # once its fan-out is done, the app is an app like any other
+    assert t.budgets([1, 3], set(), 5000, now=11.0) == {1: 2500, 3: 2500}

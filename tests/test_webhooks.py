@@ -215,3 +215,45 @@ async def test_failed_pages_forwards_and_back(api: Api, other_api: Api, pool):
     # another app's cursor is refused
     st, body = await other_api.get("/webhooks/failed", params={"next": p1["next"]})
     assert st == 400 and "another resource" in body["message"], body
+
+
+async def test_routing_expands_batch_rows_and_shares_rounds_between_apps(api: Api, other_api: Api, pool):
+    """A campaign batch's one outbox row (migration 0130) becomes its channel.created events,
+    then its message.new events, bodies built from the rows they name; a pre-0130 reference
+    row is still routed. Each app gets its share of a round: the other app's event is routed
+    in the first round although this app's rows came first."""
+    import orjson
+
+    from broadcaster.webhooks import dispatch
+
+    a, b = api.creds.app_id, other_api.creds.app_id
+    for x in (api, other_api):
+        st, body = await x.patch("/app", {"webhook_url": "http://127.0.0.1:9/hook"})
+        assert st == 200, body
+    prefix = "0190f0f0-0000-7000-8000-0000000"
+    await pool.execute("INSERT INTO channels (app_id, cid, type, id) VALUES ($1, 'messaging:one', 'messaging', 'one')", a)
+    await pool.execute(
+        "INSERT INTO messages (app_id, id, cid, user_id, text, campaign_id) SELECT $1, $2 || lpad(to_hex(g), 5, '0'),"
+        " 'messaging:one', 'boss', 'hi ' || g, 'c1' FROM generate_series(1, 3) g", a, prefix)
+    user, at = {"id": "boss", "name": "", "role": "user"}, "2026-12-01T00:00:00Z"
+    rows = [("batch", {"p": prefix, "m": [1, 2, 3], "c": ["messaging:one"], "user": user, "at": at}, 4)]
+    rows += [("batch", {"p": prefix, "m": [1], "c": [], "user": user, "at": at}, 1)] * 2
+    rows += [("message.new", {"ref": prefix + "00002", "user": user, "at": at}, 1),  # before 0130
+             ("message.new", {"ref": "gone", "user": user, "at": at}, 1)]
+    for typ, payload, n in rows:
+        await pool.execute("INSERT INTO outbox (app_id, event_type, campaign_id, payload, events)"
+                           " VALUES ($1, $2, 'c1', $3, $4)", a, typ, payload, n)
+    await pool.execute("INSERT INTO outbox (app_id, event_type, campaign_id, payload) VALUES"
+                       " ($1, 'campaign.started', 'b1', '{\"type\": \"campaign.started\"}')", b)
+    assert await dispatch.route(pool, limit=4) == 5  # a's first row (4 events) and b's one
+    assert await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE app_id = $1", b) == 1
+    assert await dispatch.route(pool, limit=100) == 4
+    got = [(r["event_type"], orjson.loads(r["payload"])) for r in await pool.fetch(
+        "SELECT event_type, payload FROM webhook_deliveries WHERE app_id = $1 ORDER BY event_id", a)]
+    assert [t for t, _ in got] == ["channel.created"] + ["message.new"] * 7
+    assert got[0][1]["channel"]["cid"] == "messaging:one" and got[0][1]["user"] == user
+    texts = [p["message"].get("text") for _, p in got[1:]]
+    assert texts == ["hi 1", "hi 2", "hi 3", "hi 1", "hi 1", "hi 2", None]
+    assert got[1][1]["cid"] == "messaging:one" and got[1][1]["message"]["campaign_id"] == "c1"
+    assert got[-1][1]["message"] == {"id": "gone"}  # deleted before routing: just its id
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0

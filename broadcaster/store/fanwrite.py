@@ -181,7 +181,7 @@ WITH x AS MATERIALIZED (
 ), ev AS (
   -- the batch's events as one row: its message id prefix, its messages' row numbers and the
   -- channels it created, expanded into the delivered bodies when routed (store/webhooks.py
-  -- outbox_batch). Two rows per recipient cost a third of the batch's write rate.
+  -- events). Two rows per recipient made the outbox most of what webhooks cost a batch.
   INSERT INTO outbox (app_id, event_type, campaign_id, payload, events)
   SELECT $1, 'batch', $2, jsonb_build_object('user', $24::jsonb, 'at', $25::text, 'p', $26::text,
            'c', coalesce((SELECT jsonb_agg(c.cid ORDER BY c.ord, c.cid) FROM newc c), '[]'::jsonb),
