@@ -180,8 +180,8 @@ WITH x AS MATERIALIZED (
   {variant_counts.upsert("sent", "z", "$3", campaign="$2", variant="z.vr", where="NOT $30")}
 ), ev AS (
   -- the batch's events as one row: its message id prefix, its messages' row numbers and the
-  -- channels it created, expanded into the delivered bodies when routed (store/webhooks.py
-  -- events). Two rows per recipient made the outbox most of what webhooks cost a batch.
+  -- channels it created, expanded into the delivered bodies when routed (store/outbox.py
+  -- events), instead of two rows per recipient, each with its key entry and its WAL.
   INSERT INTO outbox (app_id, event_type, campaign_id, payload, events)
   SELECT $1, 'batch', $2, jsonb_build_object('user', $24::jsonb, 'at', $25::text, 'p', $26::text,
            'c', coalesce((SELECT jsonb_agg(c.cid ORDER BY c.ord, c.cid) FROM newc c), '[]'::jsonb),
