@@ -89,6 +89,9 @@ def merge(parts: list[tuple[str, Batch, Shape]]) -> tuple[Batch, Shape]:
     any_cc = any(b.ccustoms is not None for _, b, _ in parts)
     out.chids = [] if any_chid else None
     out.ccustoms = [] if any_cc else None
+    # the same attachments for every row (the common case: none): shipped once, not per row
+    if all(b.attachments is None and sh.attachments == first.attachments for _, b, sh in parts):
+        out.attachments = None
     for vid, b, sh in parts:
         n = len(b.targets)
         out.targets += b.targets
@@ -100,7 +103,8 @@ def merge(parts: list[tuple[str, Batch, Shape]]) -> tuple[Batch, Shape]:
         out.customs += b.customs if b.customs is not None else [sh.custom] * n  # type: ignore[operator]
         if out.ccustoms is not None:
             out.ccustoms += b.ccustoms if b.ccustoms is not None else [sh.ccustom] * n
-        out.attachments += b.attachments if b.attachments is not None else [sh.attachments] * n  # type: ignore[operator]
+        if out.attachments is not None:
+            out.attachments += b.attachments if b.attachments is not None else [sh.attachments] * n
         out.variants += [vid] * n  # type: ignore[operator]
         out.other += b.other
         out.errored += b.errored

@@ -76,6 +76,8 @@ SELECT count(*) FROM taken
 async def drain(conn: Tx, limit: int = 5000) -> int | None:
     """Apply up to `limit` clicks of the outbox in one transaction; how many (None: another
     drainer holds the turn)."""
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM click_outbox)"):  # idle: no transaction
+        return 0
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", DRAIN_LOCK):
             return None
