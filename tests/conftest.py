@@ -24,7 +24,7 @@ from broadcaster.settings import Settings
 from broadcaster.store import apps
 from tests.helpers import Api, Creds, LiveServer
 
-pytest_plugins = ["tests.dash_harness"]
+pytest_plugins = ["tests.dash_harness", "tests.exclusive"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".broadcaster" / f"test-{os.getpid()}"

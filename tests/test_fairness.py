@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.helpers import Api, await_for
 
 
@@ -17,6 +19,7 @@ async def campaign(api: Api, cid: str) -> dict[str, Any]:
     return body["campaign"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.exclusive  # a wall-clock bound of the issue: run alone (tests/exclusive.py)
 async def test_rate_limited_app_does_not_hold_other_apps_back(
     api: Api, other_api: Api, pool: Any, start_worker: Any,
 ) -> None:

@@ -168,10 +168,11 @@ async def _check_ledgers(bad: Api) -> None:
         assert len(rows) == RECIPIENTS, (text, len(rows))
         if expect == INERT:
             continue
-        assert all(r["status"] == "errored" for r in rows), (text, rows[0])
+        assert all(r["status"] == "errored" for r in rows), (text, [r for r in rows if r["status"] != "errored"][:3])
         assert all(r["error"].startswith(BUDGET) == (expect == BUDGET) for r in rows), (text, rows[0])
 
 
+@pytest.mark.exclusive  # a wall-clock bound of the issue: run alone (tests/exclusive.py)
 async def test_hostile_templates_do_not_cost_the_other_tenant(
     api_process: tuple[subprocess.Popen[bytes], str], creds: Creds, other_creds: Creds, start_worker: Any,
 ) -> None:

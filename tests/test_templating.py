@@ -85,6 +85,7 @@ AMPLIFIERS = [
 ]
 
 
+@pytest.mark.exclusive  # a wall-clock bound of the issue: run alone (tests/exclusive.py)
 @pytest.mark.parametrize("src", AMPLIFIERS)
 def test_amplifiers_fail_fast_and_small(src: str) -> None:
     """Each errors its render with template_budget, in well under a second and a few MB."""

@@ -9,6 +9,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from broadcaster.plainreceiver import PlainReceiver
@@ -108,6 +109,7 @@ async def _ids(r: Receiver, n: int) -> bool:
     return len(r.ids()) >= n
 
 
+@pytest.mark.exclusive  # a wall-clock bound of the issue: run alone (tests/exclusive.py)
 async def test_slow_receiver_of_one_app_does_not_delay_another(api: Api, other_api: Api, pool,
                                                               start_worker) -> None:
     slow, fast = Receiver(), Receiver()
