@@ -256,8 +256,11 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
         out["webhooks"] = hooks
     if "hooks_fanout" in todo:
         await client.ok("PATCH", "/app", {"webhook_url": sink.url, "webhook_rate_limit": 0})
-        fan2 = await fanout_run(client, "bench-2", "bench2", n, sampler(), skip_webhook=False)
+        hwhere = Where(dsn, await pids(dsn, workers), batch) if args.where else None
+        fan2 = await fanout_run(client, "bench-2", "bench2", n, sampler(), skip_webhook=False, where=hwhere)
         progress(f"fan-out with webhooks {fan2['recipients_per_s']:,.0f} recipients/s")
+        if "where" in fan2:  # the same profile with webhooks on (routing and delivery beside)
+            out["where_hooks_fanout"] = fan2["where"]
         fanout["with_webhooks_recipients_per_s"] = round(fan2["recipients_per_s"])
         if fan:
             fanout["with_webhooks_ratio"] = round(fan2["recipients_per_s"] / fan["recipients_per_s"], 3)

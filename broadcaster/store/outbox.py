@@ -102,19 +102,25 @@ async def take(conn: Any, budgets: Mapping[int, int]) -> list[int]:
 
 
 # Each row as its events: (k, n) orders a batch row's channel.created before its message.new.
-_EVENTS = f"""SELECT o.id, o.app_id, o.campaign_id, x.k, x.n, x.typ, x.ref,
-    o.payload->'user' AS usr, o.payload->'at' AS at,
+# A batch row's payload is TOASTed: its parts are read once per row (the materialized r), not
+# once per event (each read of o.payload per event detoasted it whole: 3.3 s for 4,000).
+_EVENTS = f"""WITH r AS MATERIALIZED (
+  SELECT o.id, o.app_id, o.campaign_id, o.event_type, o.payload->'user' AS usr, o.payload->'at' AS at,
+    o.payload->>'p' AS p, o.payload->>'ref' AS ref,
+    CASE WHEN o.event_type = 'batch' THEN o.payload->'c' END AS c,
+    CASE WHEN o.event_type = 'batch' THEN o.payload->'m' END AS m,
     CASE WHEN o.event_type <> 'batch' AND NOT (o.payload ? 'ref') THEN o.payload END AS body
-  FROM outbox o CROSS JOIN LATERAL (
-    SELECT 0 AS k, 0::bigint AS n, o.event_type AS typ, o.payload->>'ref' AS ref WHERE o.event_type <> 'batch'
+  FROM outbox o WHERE o.id = ANY($1::bigint[])
+), e AS (
+  SELECT r.id, r.app_id, r.campaign_id, x.k, x.n, x.typ, x.ref, r.usr, r.at, r.body
+  FROM r CROSS JOIN LATERAL (
+    SELECT 0 AS k, 0::bigint AS n, r.event_type AS typ, r.ref WHERE r.event_type <> 'batch'
     UNION ALL
-    SELECT 1, c.n, 'channel.created', c.ref FROM jsonb_array_elements_text(
-      CASE WHEN o.event_type = 'batch' THEN o.payload->'c' END) WITH ORDINALITY AS c(ref, n)
+    SELECT 1, c.n, 'channel.created', c.ref FROM jsonb_array_elements_text(r.c) WITH ORDINALITY AS c(ref, n)
     UNION ALL
-    SELECT 2, m.n, 'message.new', (o.payload->>'p') || lpad(to_hex(m.v::int), {SEQ_HEX}, '0')
-    FROM jsonb_array_elements_text(CASE WHEN o.event_type = 'batch' THEN o.payload->'m' END)
-      WITH ORDINALITY AS m(v, n)) x
-  WHERE o.id = ANY($1::bigint[])"""
+    SELECT 2, m.n, 'message.new', r.p || lpad(to_hex(m.v::int), {SEQ_HEX}, '0')
+    FROM jsonb_array_elements_text(r.m) WITH ORDINALITY AS m(v, n)) x
+)"""
 _BODY = """CASE WHEN e.body IS NOT NULL THEN e.body
   WHEN e.typ = 'message.new' AND m.id IS NOT NULL THEN jsonb_build_object(
     'type', 'message.new', 'cid', m.cid, 'channel_type', split_part(m.cid, ':', 1),
@@ -149,7 +155,7 @@ async def events(conn: Any, ids: Sequence[int]) -> list[OutboxEvent]:
     await conn.execute("SELECT set_config('enable_seqscan', 'off', true),"
                        " set_config('plan_cache_mode', 'force_custom_plan', true)")
     rows = await conn.fetch(
-        f"WITH e AS ({_EVENTS}) SELECT e.id, e.app_id, e.typ, e.campaign_id, ({_BODY})::text AS payload"
+        f"{_EVENTS} SELECT e.id, e.app_id, e.typ, e.campaign_id, ({_BODY})::text AS payload"
         f" FROM e {_REFS} ORDER BY e.id, e.k, e.n", list(ids),
     )
     return [OutboxEvent(r["id"], r["app_id"], r["typ"], r["campaign_id"], r["payload"]) for r in rows]
