@@ -98,18 +98,32 @@ async def event_to_message(client: Client, dsn: str, app_id: int, n: int, rate: 
     settled = await _settled(dsn, app_id, "bench-ping", 120.0)
     conn = await asyncpg.connect(dsn)
     try:
+        # where the time goes: recorded -> matched (the trigger row's transaction) -> its
+        # batch's job started (the last lease) -> the batch's transaction began (sent_at)
         rows = await conn.fetch(
-            "SELECT extract(epoch FROM r.sent_at - e.recorded_at) * 1000 AS ms FROM campaign_triggers t"
+            "SELECT extract(epoch FROM r.sent_at - e.recorded_at) * 1000 AS ms,"
+            " extract(epoch FROM t.created_at - e.recorded_at) * 1000 AS match_ms,"
+            " extract(epoch FROM b.started_at - t.created_at) * 1000 AS queue_ms,"
+            " extract(epoch FROM r.sent_at - b.started_at) * 1000 AS start_ms,"
+            " t.batch_no, b.n AS batch_n, b.channels_created AS created FROM campaign_triggers t"
             " JOIN events e ON e.app_id = t.app_id AND e.id = t.event_id"
             " JOIN campaign_recipients r ON r.app_id = t.app_id AND r.campaign_id = t.campaign_id"
             "  AND r.target_id = t.user_id AND r.status = 'sent'"
+            " LEFT JOIN campaign_batches b ON b.app_id = t.app_id AND b.campaign_id = t.campaign_id"
+            "  AND b.batch_no = t.batch_no"
             " WHERE t.app_id = $1 AND t.campaign_id = 'bench-ping'", app_id)
     finally:
         await conn.close()
     await client.ok("POST", "/campaigns/bench-ping/stop", {})
     ms = [float(r["ms"]) for r in rows]
+    stages = {k: [float(r[k]) for r in rows if r[k] is not None] for k in ("match_ms", "queue_ms", "start_ms")}
     out = {"events": sent, "offered_per_s": round(offered), "messages": len(ms), "p50_ms": _pct(ms, 0.5),
-           "p99_ms": _pct(ms, 0.99), "settled": settled}
+           "p99_ms": _pct(ms, 0.99), "settled": settled,
+           "stages_p50_p99_ms": {k: [_pct(v, 0.5), _pct(v, 0.99)] for k, v in stages.items()},
+           "batches": len({r["batch_no"] for r in rows}),
+           "batch_n_p50_max": [_pct([float(r["batch_n"] or 0) for r in rows], 0.5),
+                               max((int(r["batch_n"] or 0) for r in rows), default=0)],
+           "channels_created": sum(int(c) for c in {r["batch_no"]: r["created"] or 0 for r in rows}.values())}
     progress(f"event to message {out}")
     return out
 

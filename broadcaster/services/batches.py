@@ -14,7 +14,7 @@ from broadcaster.appconfig import capped
 from broadcaster.domain.links import Tracking
 from broadcaster.errors import ApiError
 from broadcaster.services import campaigns as use_cases
-from broadcaster.services import sending
+from broadcaster.services import sending, triggers
 from broadcaster.store import campaigns, fanout
 from broadcaster.store import members as member_store
 from broadcaster.store.ledger import Tx
@@ -64,10 +64,12 @@ async def run(pool: Any, redis: ArqRedis, settings: Any, app_id: int, cid: str, 
         try:
             if SLOTS.running[app_id] > cap and await SLOTS.others_have_work(conn, app_id):
                 return await _defer(redis, conn, app_id, cid, no, SHARE_DEFER_S, reserved)
-            outcome, maybe_last = await _run(conn, redis, app_id, cid, no, settings.queue_name, reserved,
-                                             settings.max_send_rate, settings.tracking)
+            outcome, maybe_last, follow = await _run(conn, redis, app_id, cid, no, settings.queue_name, reserved,
+                                                     settings.max_send_rate, settings.tracking)
         finally:
             SLOTS.running[app_id] -= 1
+        if follow is not None:  # a triggered campaign's next batch is dispatched by this one's end
+            await triggers.dispatch(conn, redis, app_id, follow, settings.batch_size)
         # Only a batch that saw no other open batch tries to complete the campaign (3 round
         # trips saved per batch); a race between two last batches leaves it to the 1 s tick.
         if outcome == "ok" and maybe_last:
@@ -78,32 +80,35 @@ async def run(pool: Any, redis: ArqRedis, settings: Any, app_id: int, cid: str, 
 async def _run(
     conn: Tx, redis: ArqRedis, app_id: int, cid: str, no: int, queue: str, reserved: bool,
     max_send_rate: float, tracking: Tracking | None,
-) -> tuple[str, bool]:
+) -> tuple[str, bool, str | None]:
+    """(outcome, whether it may have been the last open batch, the triggered campaign whose
+    next batch this one's end dispatches)."""
     try:
         camp = await campaigns.get(conn, app_id, cid)
     except ApiError:
-        return "gone", False
+        return "gone", False, None
     if camp["status"] != "in_progress":
-        return "inactive", False
+        return "inactive", False, None
+    follow = (camp["parent_id"] or camp["id"]) if camp["type"] == "triggered" else None
     # Lease first: a worker killed at any point after this is noticed when the lease ends.
     n = await fanout.lease(conn, app_id, cid, no)
     if n is None:
-        return "done", False
+        return "done", False, follow
     app_settings = await fanout.app_settings(conn, app_id)
     if not reserved:
         rate = capped(float(app_settings.get("campaign_send_rate") or 0), max_send_rate)  # the operator's ceiling
         wait = await sendrate.reserve(redis, app_id, rate, n)
         if wait > 0:  # the tokens are ours from then on: come back at that time, holding no slot
-            return await _defer(redis, conn, app_id, cid, no, wait, True), False
+            return await _defer(redis, conn, app_id, cid, no, wait, True), False, None
     events = fanout.webhooks_enabled(camp, app_settings)
     await pressure.mark_busy(redis, queue, app_id)
     async with conn.transaction():
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")
         if camp["status"] != "in_progress":
-            return "inactive", False
+            return "inactive", False, None
         b = await fanout.batch_row(conn, app_id, cid, no)
         if b is None or b["done"]:
-            return "done", False
+            return "done", False, follow
         sent, errored, skipped, created, others = await sending.write_batch(
             conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events, tracking, app_settings)
         if camp["sender_visibility"] or camp["show_channels"]:
@@ -114,4 +119,4 @@ async def _run(
     metrics.CAMPAIGN_MESSAGES.labels("errored").inc(errored)
     metrics.CAMPAIGN_MESSAGES.labels("skipped").inc(skipped)
     metrics.CHANNELS_CREATED.inc(created)
-    return "ok", not others
+    return "ok", not others, follow

@@ -7,7 +7,10 @@ audience is never `planned`: it grows by appends). Each dispatch appends the due
 campaign_audience and adds one batch over them, enqueued as an ordinary campaign_batch job
 (rate limits, fairness, leases and the lost-batch recovery of the campaign tick apply).
 One open batch at a time per campaign, so a batch's range holds only its own new users;
-a dispatch that finds one open comes back 50 ms later.
+a dispatch that finds one open leaves the triggers to that batch, whose job dispatches again
+once it is done (the tick catches a batch killed before that). Retrying every 50 ms instead
+let each busy dispatch start a chain of retry jobs of its own: at 500 events/s they queued
+ahead of the batches and event-to-message p99 was 8.9 s (bench, 100k users, load 10-14).
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from broadcaster.store.ledger import Tx
 
 logger = logging.getLogger("broadcaster.services.triggers")
 EVENT_BATCH = 1000
-BUSY_RETRY_S = 0.05
 
 
 async def start_listening(conn: Tx, row: asyncpg.Record) -> asyncpg.Record:
@@ -92,8 +94,7 @@ async def dispatch(conn: Tx, redis: ArqRedis, app_id: int, cid: str, batch_size:
             else:
                 queued, more = await occurrences.append_repeated(
                     conn, await campaigns.get(conn, app_id, cid), batch_size, campaigns.QUEUED_LEASE_S)
-        if busy:
-            await _enqueue_dispatch(redis, app_id, cid, BUSY_RETRY_S)
+        if busy:  # that batch dispatches again when it is done (services/batches.run)
             return
         for target, no in queued:
             await use_cases.enqueue_batch(redis, app_id, target, no, 0)
