@@ -3,7 +3,9 @@ and that only tokens we signed, unaltered, open."""
 
 from __future__ import annotations
 
-from broadcaster.domain import links
+import base64
+
+from broadcaster.domain import links, linktoken
 from broadcaster.domain.links import Click
 
 SECRET = "s3cret"
@@ -78,3 +80,21 @@ def test_a_signed_non_http_url_is_refused() -> None:
     # another scheme the redirect refuses it.
     tok = links.token(SECRET, Click(1, "c", "u", 0, "javascript:alert(1)", False))
     assert links.open_token(SECRET, tok) is None
+
+
+def test_token_formats_compact_and_earlier_ones_still_open() -> None:
+    for url in ("https://shop.example/x", "http://a.example/(1)", "HTTPS://UPPER.example/p"):
+        for test in (False, True):
+            c = Click(7, "spring", "alice", 3, url, test)
+            tok = links.token(SECRET, c)
+            assert links.open_token(SECRET, tok) == c
+    # the scheme is a bit of the token, not its 8 characters
+    tok = links.token(SECRET, Click(7, "spring", "alice", 0, "https://shop.example/x", False))
+    raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
+    assert b"shop.example/x" in raw and b"https:" not in raw
+    # long ids fall back to the v1 format, which opens too (links already delivered carry it)
+    long = Click(7, "c" * 300, "alice", 0, "https://a.example", False)
+    assert links.open_token(SECRET, links.token(SECRET, long)) == long
+    v1 = linktoken._v1(SECRET, 7, "spring", "alice", 1, "https://a.example/", False)
+    assert links.open_token(SECRET, v1) == Click(7, "spring", "alice", 1, "https://a.example/", False)
+    assert links.open_token("other-secret", v1) is None

@@ -1,7 +1,7 @@
 """Tracked-link tokens (SPEC 5C), pure: compact and keyed.
 
-v2 (written now): base64url(mac || payload), payload = version byte (bit 7: a test send),
-app id (4 bytes), campaign and target (1-byte lengths), link number (1 byte), the URL. The
+v2 (written now): base64url(mac || payload), payload = version byte (bit 7: a test send;
+bits 4-5: an https:// or http:// prefix cut off the URL), app id (4 bytes), campaign and target (1-byte lengths), link number (1 byte), the URL. The
 MAC is a keyed BLAKE2b of 12 bytes over the payload: one C call per link where v1 spent a
 JSON encoding and an HMAC-SHA256 (a third of a tracked batch's rendering), and the token is
 about a third shorter, which the messages table and its WAL carry per link. The per-campaign
@@ -26,6 +26,9 @@ V1_MAC = 16
 V2_MAC = 12
 V2 = 2
 TEST_BIT = 0x80
+# the URL's scheme as a bit of the version byte instead of 7-8 bytes of every token
+SCHEMES = ((0x10, "https://"), (0x20, "http://"))
+_SCHEME_BITS = 0x30
 Opened = tuple[int, str, str, int, str, bool]  # app, campaign, target, link_no, url, test
 
 
@@ -67,18 +70,26 @@ def signer(secret: str, app_id: int, campaign_id: str, *, test: bool = False) ->
     camp = campaign_id.encode()
     if len(camp) > 255 or not 0 <= app_id < 2**32:
         return lambda target, no, url: _v1(secret, app_id, campaign_id, target, no, url, test)
-    head = struct.pack(">BIB", V2 | (TEST_BIT if test else 0), app_id, len(camp)) + camp
-    keyed = _base(secret).copy()
-    keyed.update(head)
+    flags = V2 | (TEST_BIT if test else 0)
+    tail = struct.pack(">IB", app_id, len(camp)) + camp
+    keyed = {}
+    for bit, _ in ((0, ""), *SCHEMES):
+        keyed[bit] = _base(secret).copy()
+        keyed[bit].update(bytes((flags | bit,)) + tail)
 
     def sign(target: str, no: int, url: str) -> str:
         t = target.encode()
         if len(t) > 255 or not 0 <= no < 256:
             return _v1(secret, app_id, campaign_id, target, no, url, test)
+        bit = 0
+        for b, prefix in SCHEMES:
+            if url.startswith(prefix):
+                bit, url = b, url[len(prefix):]
+                break
         rest = bytes((len(t),)) + t + bytes((no,)) + url.encode()
-        h = keyed.copy()
+        h = keyed[bit].copy()
         h.update(rest)
-        return _b64(h.digest() + head + rest)
+        return _b64(h.digest() + bytes((flags | bit,)) + tail + rest)
 
     return sign
 
@@ -89,7 +100,7 @@ def make(secret: str, app_id: int, campaign_id: str, target: str, no: int, url: 
 
 def _open_v2(secret: str, raw: bytes) -> Opened | None:
     mac, payload = raw[:V2_MAC], raw[V2_MAC:]
-    if len(payload) < 8 or payload[0] & ~TEST_BIT != V2:
+    if len(payload) < 8 or payload[0] & ~(TEST_BIT | _SCHEME_BITS) != V2:
         return None
     h = _base(secret).copy()
     h.update(payload)
@@ -107,6 +118,12 @@ def _open_v2(secret: str, raw: bytes) -> Opened | None:
         url = payload[pos + 1:].decode()
     except (IndexError, UnicodeDecodeError, struct.error):
         return None
+    scheme = payload[0] & _SCHEME_BITS
+    if scheme:
+        prefix = dict(SCHEMES).get(scheme)
+        if prefix is None:
+            return None
+        url = prefix + url
     return app_id, camp, target, no, url, bool(payload[0] & TEST_BIT)
 
 
