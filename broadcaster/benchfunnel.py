@@ -38,8 +38,9 @@ async def run(client: Client, dsn: str, n: int, plain_rate: float, fanout: Fanou
         out["where"] = fan["where"]
         progress(f"  where: {fan['where']}")
     tokens = await _tokens(dsn, cid, min(n, 20_000))
-    out["follow_link"] = await follow(client.base, tokens, CONCURRENCY)
-    out["follow_link_one_at_a_time"] = await follow(client.base, tokens[:1000], 1)
+    pm = await _postmaster(dsn)
+    out["follow_link"] = await follow(client.base, tokens, CONCURRENCY, pm)
+    out["follow_link_one_at_a_time"] = await follow(client.base, tokens[:1000], 1, pm)
     progress(f"GET /c/{{token}} {out['follow_link']}; one at a time {out['follow_link_one_at_a_time']}")
     out["clicks_counted_after_s"] = await _counted(client, cid, len(tokens) + 1000)
     progress(f"every answered click counted {out['clicks_counted_after_s']} s after the last redirect")
@@ -77,7 +78,7 @@ async def _tokens(dsn: str, cid: str, k: int) -> list[str]:
     return toks
 
 
-async def follow(base: str, tokens: list[str], concurrency: int) -> dict[str, Any]:
+async def follow(base: str, tokens: list[str], concurrency: int, postmaster: int | None = None) -> dict[str, Any]:
     lat: list[float] = []
     bad = 0
     queue = iter(tokens)
@@ -92,11 +93,46 @@ async def follow(base: str, tokens: list[str], concurrency: int) -> dict[str, An
                     bad += r.status != 302
                 lat.append((time.perf_counter() - t0) * 1000)
 
+        cpu0 = _cpu(postmaster)
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - t0
+        cpu = {k: round((v - cpu0.get(k, 0.0)) * 1000 / len(tokens), 3) for k, v in _cpu(postmaster).items()}
+    # CPU per redirect of the API process and of PostgreSQL: what the rate would be on cores
+    # of their own, whatever else the machine runs
     return {"clicks": len(tokens), "concurrency": concurrency, "redirects_per_s": round(len(tokens) / seconds),
-            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "non_302": bad}
+            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "non_302": bad,
+            **{f"{k}_cpu_ms_per_redirect": v for k, v in cpu.items()}}
+
+
+def _cpu(postmaster: int | None) -> dict[str, float]:
+    """CPU seconds so far of this bench's API process(es) and of PostgreSQL (the postmaster
+    and its backends)."""
+    import psutil
+
+    out = {"api": 0.0, "postgres": 0.0}
+    procs = [("api", p) for p in psutil.Process().children(recursive=True) if "serve" in " ".join(p.cmdline())]
+    if postmaster:
+        pm = psutil.Process(postmaster)
+        procs += [("postgres", p) for p in [pm, *pm.children(recursive=True)]]
+    for role, p in procs:
+        try:
+            t = p.cpu_times()
+            out[role] += t.user + t.system
+        except Exception:  # gone meanwhile: nothing more to count
+            continue
+    return out
+
+
+async def _postmaster(dsn: str) -> int | None:
+    import psutil
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        ckpt = await conn.fetchval("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+    finally:
+        await conn.close()
+    return int(psutil.Process(ckpt).ppid()) if ckpt else None
 
 
 async def conversions(client: Client, n: int, calls: int) -> dict[str, Any]:

@@ -7,7 +7,8 @@ A redirect is answered only after its click is durable: a click is never lost on
 is out, whatever happens to this process afterwards.
 
 Drainer: a task of each API process applies the outbox in batches (store/clicks.drain),
-woken by the appends and every DRAIN_IDLE_S, and at startup (what a killed process left).
+DRAIN_GATHER_S after an append woke it, every DRAIN_IDLE_S otherwise, and at startup (what
+a killed process left).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 MAX_APPEND = 1000  # clicks per append statement
 DRAIN_BATCH = 5000
 DRAIN_IDLE_S = 1.0
+DRAIN_GATHER_S = 0.1
 DRAIN_RETRY_S = 1.0
 
 
@@ -93,6 +95,11 @@ class ClickPipe:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.drain_idle_s)
+            if self._wake.is_set():
+                # let the clicks of the next moment join this drain: one click at a time
+                # would otherwise cost a drain transaction each (1.8 ms of API CPU per
+                # redirect one at a time, 0.28 ms at 32 concurrent, bench at 50k)
+                await asyncio.sleep(DRAIN_GATHER_S)
 
 
 PIPE = web.AppKey("click_pipe", ClickPipe)
