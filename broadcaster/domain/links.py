@@ -23,6 +23,7 @@ MAX_TOKEN_CHARS = 8192
 # sentence punctuation is cut afterwards (see _trim).
 _LINK_RE = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?*_~"
+_ENDS = frozenset(_TRAILING + ")]}")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 # Attachment fields that are followed by a click. Image, asset and thumbnail URLs are left as
 # they are: clients load them without a click, so a rewrite would count every view as one.
@@ -83,18 +84,19 @@ def rewrite_text(text: str, track: Callable[[int, str], str], start: int = 0, sk
     """Every http(s) link of `text` replaced by track(link_no, url), numbered from `start` in
     order of appearance; links that already start with `skip_prefix` (our own tracking
     links) are left alone. Returns the text and the next link number."""
-    out: list[str] = []
-    pos, no = 0, start
-    for m in _LINK_RE.finditer(text):
-        link = _trim(m.group(0))
-        if not is_link(link) or (skip_prefix and link.startswith(skip_prefix)):
-            continue
-        out.append(text[pos:m.start()])
-        out.append(track(no, link))
+    no = start
+
+    def one(m: re.Match[str]) -> str:
+        nonlocal no
+        whole = m.group(0)
+        # most links end in neither punctuation nor a bracket: no trimming to do
+        link = _trim(whole) if whole[-1] in _ENDS else whole
+        if (link is not whole and not is_link(link)) or (skip_prefix and link.startswith(skip_prefix)):
+            return whole
         no += 1
-        pos = m.start() + len(link)
-    out.append(text[pos:])
-    return "".join(out), no
+        return track(no - 1, link) + whole[len(link):]
+
+    return _LINK_RE.sub(one, text), no
 
 
 def rewrite_attachments(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from broadcaster.domain.render import Batch, Shape
@@ -65,18 +65,34 @@ def template_of(mt: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def choose(campaign_id: str, target_id: str, variants: Sequence[dict[str, Any]]) -> str:
-    """The recipient's variant: a uniform point from a hash of (campaign, recipient) placed on
-    the cumulative weights, so it never changes for that pair and splits by weight."""
-    h = hashlib.blake2b(f"{campaign_id}\x00{target_id}".encode(), digest_size=8).digest()
-    u = int.from_bytes(h, "big") / 2**64
+def chooser(campaign_id: str, variants: Sequence[dict[str, Any]]) -> Callable[[str], str]:
+    """choose(target) for one campaign: the hash state fed the campaign once and the
+    cumulative weights summed once (per batch, not per recipient)."""
+    base = hashlib.blake2b(f"{campaign_id}\x00".encode(), digest_size=8)
     total = sum(float(v.get("weight", 1)) for v in variants)
+    bounds: list[tuple[float, str]] = []
     acc = 0.0
     for v in variants:
         acc += float(v.get("weight", 1)) / total
-        if u < acc:
-            return str(v["id"])
-    return str(variants[-1]["id"])
+        bounds.append((acc, str(v["id"])))
+    last = str(variants[-1]["id"])
+
+    def pick(target_id: str) -> str:
+        h = base.copy()
+        h.update(target_id.encode())
+        u = int.from_bytes(h.digest(), "big") / 2**64
+        for bound, vid in bounds:
+            if u < bound:
+                return vid
+        return last
+
+    return pick
+
+
+def choose(campaign_id: str, target_id: str, variants: Sequence[dict[str, Any]]) -> str:
+    """The recipient's variant: a uniform point from a hash of (campaign, recipient) placed on
+    the cumulative weights, so it never changes for that pair and splits by weight."""
+    return chooser(campaign_id, variants)(target_id)
 
 
 def merge(parts: list[tuple[str, Batch, Shape]]) -> tuple[Batch, Shape]:
