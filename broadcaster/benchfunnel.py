@@ -97,7 +97,11 @@ async def follow(base: str, tokens: list[str], concurrency: int, postmaster: int
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - t0
-        cpu = {k: round((v - cpu0.get(k, 0.0)) * 1000 / len(tokens), 3) for k, v in _cpu(postmaster).items()}
+        cpu1 = _cpu(postmaster)
+        cpu: dict[str, float] = {}
+        for (role, pid), v in cpu1.items():  # per process: a backend that exited meanwhile is left out
+            cpu[role] = cpu.get(role, 0.0) + v - cpu0.get((role, pid), 0.0)
+        cpu = {k: round(v * 1000 / len(tokens), 3) for k, v in cpu.items()}
     # CPU per redirect of the API process and of PostgreSQL: what the rate would be on cores
     # of their own, whatever else the machine runs
     return {"clicks": len(tokens), "concurrency": concurrency, "redirects_per_s": round(len(tokens) / seconds),
@@ -105,12 +109,12 @@ async def follow(base: str, tokens: list[str], concurrency: int, postmaster: int
             **{f"{k}_cpu_ms_per_redirect": v for k, v in cpu.items()}}
 
 
-def _cpu(postmaster: int | None) -> dict[str, float]:
+def _cpu(postmaster: int | None) -> dict[tuple[str, int], float]:
     """CPU seconds so far of this bench's API process(es) and of PostgreSQL (the postmaster
-    and its backends)."""
+    and its backends), per (role, pid)."""
     import psutil
 
-    out = {"api": 0.0, "postgres": 0.0}
+    out: dict[tuple[str, int], float] = {}
     procs = [("api", p) for p in psutil.Process().children(recursive=True) if "serve" in " ".join(p.cmdline())]
     if postmaster:
         pm = psutil.Process(postmaster)
@@ -118,7 +122,7 @@ def _cpu(postmaster: int | None) -> dict[str, float]:
     for role, p in procs:
         try:
             t = p.cpu_times()
-            out[role] += t.user + t.system
+            out[(role, p.pid)] = t.user + t.system
         except Exception:  # gone meanwhile: nothing more to count
             continue
     return out
