@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-TRICKLE_RATE = 1000.0  # events/s per app while its fan-out writes
+TRICKLE_RATE = 250.0  # events/s per app while its fan-out writes
 TRICKLE_EVENTS = 250  # at most this many per round for such an app
 
 
