@@ -28,8 +28,8 @@ from broadcaster.sandbox import VALUE_CAP, BudgetError
 TEXT_CAP = 5_000  # characters of rendered message text
 FIELD_CAP = 1_000  # characters of a rendered id / custom value
 RANGE_CAP = sandbox.RANGE_CAP
-RENDER_SECONDS = 0.02  # wall clock per render, checked on every guarded step
-BATCH_SECONDS = 0.25  # wall clock for all renders of one batch (see batch_budget)
+RENDER_SECONDS = 0.02  # CPU time of the rendering thread per render (sandbox.tick checks it)
+BATCH_SECONDS = 0.25  # CPU time for all renders of one batch (see batch_budget)
 TEST_SEND_SECONDS = 0.1  # all renders of one test send (up to 100 users)
 SOURCE_CAP = 40_000  # characters of template source per campaign (text, custom, channel template)
 CACHE_BYTES = 4_000_000  # template source held compiled per process
@@ -68,10 +68,10 @@ _BATCH: ContextVar[float] = ContextVar("template_batch_deadline", default=float(
 
 @contextmanager
 def batch_budget(seconds: float | None = None) -> Iterator[None]:
-    """All renders inside share one wall-clock budget (a batch of recipients): once spent,
+    """All renders inside share one CPU-time budget (a batch of recipients): once spent,
     the remaining recipients of the batch error with template_budget without rendering.
     Wrap synchronous rendering only (an await inside would count other tasks' time)."""
-    token = _BATCH.set(min(_BATCH.get(), time.perf_counter() + (BATCH_SECONDS if seconds is None else seconds)))
+    token = _BATCH.set(min(_BATCH.get(), time.thread_time() + (BATCH_SECONDS if seconds is None else seconds)))
     try:
         yield
     finally:
@@ -96,7 +96,7 @@ class Tpl:
             if len(text) > self.cap:
                 raise RenderError(f"template_budget: {self.name} output exceeds {self.cap} characters")
             return text
-        now = time.perf_counter()
+        now = time.thread_time()
         batch_deadline = _BATCH.get()
         if now > batch_deadline:
             raise RenderError(f"template_budget: {self.name}: the batch's render time budget is spent")
