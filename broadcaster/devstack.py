@@ -66,16 +66,29 @@ _TUNED = "# broadcaster: sized for fan-out"
 
 
 def tuning(ram_bytes: int) -> dict[str, str]:
-    """postgresql.conf settings for a fan-out workload on this machine. A campaign inserts
-    rows at random positions of several indexes (hashed channel ids); with PostgreSQL's
-    default 128 MB of shared buffers it evicts dirty index pages as the tables grow, and a
-    1M-recipient campaign ran at 24k recipients/s instead of 30k (scripts/perf_fanout.py).
-    A larger max_wal_size was tried too: no gain for the campaign, and the bare insert of
-    the bench's ceiling got 20 % slower (new WAL segments instead of recycled ones)."""
+    """postgresql.conf settings for a fan-out workload on this machine (docs/scaling.md has
+    what each did to `broadcaster bench`). Shared buffers: a quarter of memory, at most 2 GB;
+    with the 128 MB default a 1M-recipient campaign ran at 24k recipients/s instead of 30k
+    (random-position index inserts of the hashed channel ids, before migration 0090)."""
     mb = max(128, min(2048, ram_bytes // 4 // 2**20))
     # WAL buffers: the default (1/32 of shared_buffers, at most 16 MB) kept concurrent batch
     # writers waiting on WALBufMapping; 64 MB took the same 1M campaign from 36k to 41k/s.
     conf = {"shared_buffers": f"{mb}MB", "wal_buffers": "64MB" if mb >= 1024 else "16MB"}
+    # A fan-out writes ~3.5 KB of WAL per recipient: with the default max_wal_size (1 GB) a
+    # 5M campaign requested a checkpoint every 15 s (30 in the run), and pages the vacuum marked
+    # all-visible after each were logged again in full (data checksums are on). With these
+    # (and migration 0140) 2 checkpoints in the same run and 24 % less WAL (13.3 GB, 17.5 GB). New WAL segments are not zero-filled first (ext4
+    # allocates on write; the bench's fresh cluster would otherwise write its first 8 GB twice).
+    conf.update({"max_wal_size": "8GB", "min_wal_size": "1GB", "checkpoint_timeout": "15min",
+                 "wal_init_zero": "off"})
+    # The campaign tables vacuum every 200k new rows (migration 0140); the launcher must look
+    # that often for the vacuum to find the pages still in shared_buffers (60 s by default:
+    # 2M rows at 32k/s, long evicted, read back and written again).
+    conf["autovacuum_naptime"] = "10s"
+    # With checkpoints that far apart the dirty pages are written on eviction: by the batch
+    # writers themselves (43k-85k writes a tenth of a 5M run) with the default background
+    # writer (at most 100 pages a 200 ms round, 4 MB/s against 20-75 MB/s of new data).
+    conf.update({"bgwriter_delay": "50ms", "bgwriter_lru_maxpages": "1000", "bgwriter_lru_multiplier": "4"})
     # BROADCASTER_EMBEDDED_PG_CONF="name=value,name=value" adds or overrides settings.
     for item in filter(None, os.environ.get("BROADCASTER_EMBEDDED_PG_CONF", "").split(",")):
         name, _, value = item.partition("=")
