@@ -68,7 +68,7 @@ async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: R
     timeline.append((seconds, n))
     per = tenths(timeline, n)
     marks = per.pop("marks")
-    prof = await where.stop(seconds, marks, n) if where is not None else None
+    prof = await where.stop(seconds, marks, per["tenths_recipients_per_s"], n) if where is not None else None
     return {"recipients_per_s": n / seconds, "seconds": seconds, "timeline": timeline, **per,
             **({"where": prof} if prof else {}),
             "rss_at_10": rss_at_10 or round(sampler.peak, 1), "rss_at_100": round(sampler.peak, 1)}

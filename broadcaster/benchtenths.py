@@ -115,10 +115,11 @@ def activity_label(backend_type: str, wait: str | None, query: str, phase: str |
     return None
 
 
-def per_tenth(marks: list[float], n: int, batch: int, counters: Counters,
+def per_tenth(marks: list[float], rates: list[int], n: int, batch: int, counters: Counters,
               samples: list[tuple[float, int, tuple[str, ...]]]) -> list[dict[str, Any]]:
-    """One entry per tenth: its rate, the batch statement's mean time, what the background
-    processes did (share of its 20 ms samples) and what PostgreSQL's counters did."""
+    """One entry per tenth: its rate (benchparts.tenths'), the batch statement's mean time,
+    what the background processes did (share of its 20 ms samples) and what PostgreSQL's
+    counters did."""
     out: list[dict[str, Any]] = []
     ts = [s[0] for s in samples]
     for k, (a, b) in enumerate(zip(marks, marks[1:], strict=False)):
@@ -136,7 +137,7 @@ def per_tenth(marks: list[float], n: int, batch: int, counters: Counters,
         rels = {key.split(".")[1] for _, snap in counters.series[:1] for key in snap if key.startswith("rel.")}
         entry: dict[str, Any] = {
             "tenth": k + 1, "from_s": round(a, 1), "seconds": round(seconds, 1),
-            "recipients_per_s": round(recipients / seconds),
+            "recipients_per_s": rates[k],
             # backends inside the batch write on average x the tenth's length = statement-seconds
             "batch_write_backends_avg": round(writers, 2),
             "batch_write_s_per_batch": round(writers * seconds / max(recipients / batch, 1), 3),

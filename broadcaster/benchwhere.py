@@ -78,9 +78,11 @@ class Where:
         try:
             while True:
                 rows = await conn.fetch(
-                    "SELECT a.backend_type AS b, a.state, a.wait_event AS we, a.query, v.phase,"
+                    "SELECT a.backend_type AS b, a.state, a.wait_event AS we, a.query,"
+                    " coalesce(v.phase, 'analyze: ' || an.phase) AS phase,"
                     " coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU') AS w"
                     " FROM pg_stat_activity a LEFT JOIN pg_stat_progress_vacuum v USING (pid)"
+                    " LEFT JOIN pg_stat_progress_analyze an USING (pid)"
                     " WHERE a.backend_type IN ('client backend', 'autovacuum worker', 'checkpointer')"
                     " AND a.pid <> pg_backend_pid()")
                 t = time.perf_counter() - self.t0
@@ -109,8 +111,9 @@ class Where:
         self._task = asyncio.get_running_loop().create_task(self._loop())
         self.counters.start()
 
-    async def stop(self, seconds: float, marks: list[float], n: int) -> dict[str, Any]:
-        """The profile; `marks`: the times each tenth of the n recipients was crossed."""
+    async def stop(self, seconds: float, marks: list[float], rates: list[int], n: int) -> dict[str, Any]:
+        """The profile; `marks`: the times each tenth of the n recipients was crossed, `rates`
+        the tenths' rates."""
         await self.counters.stop()
         if self._task is not None:
             self._task.cancel()
@@ -126,7 +129,7 @@ class Where:
             "cpu_s": {role: round(cpu.get(role, 0) - self._cpu0.get(role, 0), 1) for role in self.pids},
             "wall_s": round(seconds, 1),
             "shared_buffers_mb": round(self.counters.shared_buffers_mb),
-            "tenths": per_tenth(marks, n, self.batch, self.counters, self.timed),
+            "tenths": per_tenth(marks, rates, n, self.batch, self.counters, self.timed),
         }
 
 

@@ -133,7 +133,7 @@ def test_per_tenth_puts_each_counter_increase_and_background_sample_in_its_tenth
             activity_label("checkpointer", "CheckpointWriteDelay", "", None) or "")
         samples.append((t, 3 if t >= 9 else 2, bg))
     assert activity_label("checkpointer", "CheckpointerMain", "", None) is None
-    out = per_tenth([float(s) for s in range(11)], 1000, 50, counters, samples)
+    out = per_tenth([float(s) for s in range(11)], [100] * 10, 1000, 50, counters, samples)
     assert [e["tenth"] for e in out] == list(range(1, 11))
     assert [e["recipients_per_s"] for e in out] == [100] * 10
     assert [e["checkpoints_requested"] for e in out] == [0.0] * 9 + [1.0]
