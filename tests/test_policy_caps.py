@@ -122,14 +122,18 @@ async def test_a_render_error_after_the_cap_check_does_not_count_against_the_cap
         assert st == 201, body
     start_worker()
     assert (await api.post("/campaigns/bad/start"))[0] == 200
-    bad = await _done(api, "bad")
-    assert bad["stats"]["stats_messages_sent"] == 3 and bad["stats"]["stats_messages_errored"] == 3, bad["stats"]
+    await _done(api, "bad")
+    first = {r[0]: (r[1], r[2]) for r in await pool.fetch(
+        "SELECT target_id, status, error FROM campaign_recipients WHERE campaign_id = 'bad'")}
+    for i in range(3):  # division by zero (a loaded machine may add a template_budget error)
+        assert first[f"e{i}"][0] == "errored" and "ZeroDivisionError" in first[f"e{i}"][1], first
+    assert {u for u, (st, _) in first.items() if st == "sent"} <= {f"e{i}" for i in range(3, 6)}
     assert (await api.post("/campaigns/good/start"))[0] == 200
     await _done(api, "good")
     rows = await pool.fetch("SELECT target_id, status, error FROM campaign_recipients WHERE campaign_id = 'good'"
                             " ORDER BY target_id")
-    # e0..e2 errored in "bad" (division by zero): "good" is their first message today
+    # whoever errored in "bad" gets "good" as their first message today; the others are capped
     assert [(r[0], r[1], r[2]) for r in rows] == [
-        *((f"e{i}", "sent", None) for i in range(3)), *((f"e{i}", "skipped", "frequency_capped") for i in range(3, 6))]
+        (u, "sent", None) if first[u][0] == "errored" else (u, "skipped", "frequency_capped") for u in sorted(first)]
     sends = await pool.fetch("SELECT user_id, cardinality(sends) AS n FROM policy_sends ORDER BY user_id")
     assert {r[0]: r[1] for r in sends} == {f"e{i}": 1 for i in range(6)}
