@@ -81,7 +81,8 @@ def operations(op: Callable[..., J], q: Callable[..., J]) -> list[tuple[str, str
                       "required without a cursor; a cursor carries its type"),
                     q("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}),
                     q("next", STR), q("prev", STR)))),
-        ("get", "/c/{token}", {**op("FollowLink", "Campaigns", "A tracked link: records the click, 302 to the original",
+        ("get", "/c/{token}", {**op("FollowLink", "Campaigns", "A tracked link: the click appended to the click outbox "
+                                    "(counted moments later, exactly once), then 302 to the original",
                                     public=True, errors="404"),
                                "responses": {"302": {"description": "to the exact link the token was signed for",
                                                      "headers": {"Location": {"schema": STR}}},
