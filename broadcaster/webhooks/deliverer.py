@@ -145,14 +145,18 @@ class Deliverer:
 
     async def _app(self, app_id: int) -> Any:
         """The app's row (settings, keys), refreshed every APPS_REFRESH_S; the senders read
-        the last one known (None only once the app is gone)."""
+        the last one known (None only once the app is gone). Never replaced whole: a refresh
+        dropped an app that a concurrent call had just added (KeyError, the pump ended)."""
         now = time.monotonic()
         if now >= self._apps_at:
             self._apps_at = now + APPS_REFRESH_S
             known = sorted(set(self._apps) | {app_id})
             fresh = await store.app_settings(self.pool, known)
-            self._apps = {i: fresh.get(i) for i in known}
-            self._whsecs = await webhook_secrets.signing(self.pool, known)
+            secrets = await webhook_secrets.signing(self.pool, known)
+            self._apps.update({i: fresh.get(i) for i in known})
+            for k in [k for k in self._whsecs if k[0] in fresh]:
+                del self._whsecs[k]
+            self._whsecs.update(secrets)
         elif app_id not in self._apps:
             self._apps.update(await store.app_settings(self.pool, [app_id]))
             self._apps.setdefault(app_id, None)
