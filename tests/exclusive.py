@@ -6,7 +6,7 @@ not whatever the other process runs beside it. An exclusive test takes a lock ev
 holds shared, so the other processes wait at the start of their next test until it is done. A
 turnstile in front of the shared lock lets a waiting exclusive test in before new shared
 holders (without it, back-to-back tests of the other process could starve it). Without xdist
-there is one process and nothing to take.
+there is one process and nothing to take. Tests marked `slow` are collected first.
 """
 
 from __future__ import annotations
@@ -44,3 +44,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                 _lock(gate, base.with_suffix(".turnstile"), fcntl.LOCK_EX)
             _lock(stack, base.with_suffix(".lock"), fcntl.LOCK_SH)
         yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked slow (minutes of real time by design) go first: under xdist one process
+    starts on them while the other takes the rest, instead of one left alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
