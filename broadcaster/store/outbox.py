@@ -92,9 +92,13 @@ async def take(conn: Any, budgets: Mapping[int, int]) -> list[int]:
     )
     out: list[int] = []
     spent: dict[int, int] = {}
+    full: set[int] = set()
     for r in rows:
         used = spent.get(r["app_id"], 0)
-        if used and used + r["events"] > budgets[r["app_id"]]:
+        # An app's rows stop at the first that does not fit: taking a later, smaller row (a
+        # campaign.completed behind a batch row) would route it before the events it follows.
+        if r["app_id"] in full or (used and used + r["events"] > budgets[r["app_id"]]):
+            full.add(r["app_id"])
             continue
         spent[r["app_id"]] = used + r["events"]
         out.append(r["id"])
