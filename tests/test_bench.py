@@ -44,7 +44,7 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert abs(fan["ratio"] - fan["recipients_per_s"] / fan["ceiling_recipients_per_s"]) < 0.01
     assert len(fan["tenths_recipients_per_s"]) == 10 and all(r > 0 for r in fan["tenths_recipients_per_s"])
     assert result["parts"] == ["addtargets", "targets_query", "ceiling", "ceiling_hashed", "fanout", "second",
-                               "webhooks", "hooks_fanout", "include", "channels", "funnel", "triggers_and_policy"]
+                               "webhooks", "include", "channels", "funnel", "triggers_and_policy", "hooks_fanout"]
     assert result["disk"]["database_mb"] > 0
     where = result["where"]  # --where: the fan-out's statements sampled, CPU per process
     assert where["samples"] > 0 and set(where["cpu_s"]) == {"worker", "api", "postgres"}
