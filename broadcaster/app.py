@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from broadcaster import db, keyring, metrics, middleware, ratelimit, secretbox
 from broadcaster.api import setup_routes
 from broadcaster.dashboard import setup_dashboard
-from broadcaster.keys import HTTP, POOL, REDIS, SETTINGS
+from broadcaster.keys import CLICK_PIPE, HTTP, POOL, REDIS, SETTINGS
 from broadcaster.logs import log
 from broadcaster.services import clickpipe
 from broadcaster.settings import Settings
@@ -116,6 +117,18 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[HTTP].close()
 
 
+async def _clickpipe_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the pool's: the click appender of this process and, where enabled, its drainer."""
+    s = app[SETTINGS]
+    pipe = app[CLICK_PIPE] = clickpipe.ClickPipe(app[POOL], s.click_drain_s)
+    task = asyncio.get_running_loop().create_task(pipe.drain_forever()) if s.click_drainer else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -125,7 +138,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_pool_ctx, _redis_ctx, _http_ctx, clickpipe.ctx])
+    app.cleanup_ctx.extend([_pool_ctx, _redis_ctx, _http_ctx, _clickpipe_ctx])
     setup_routes(app)
     setup_dashboard(app)
     return app

@@ -7,12 +7,14 @@ import asyncpg
 from aiohttp import web
 from arq.connections import ArqRedis
 
+from broadcaster.services.clickpipe import ClickPipe
 from broadcaster.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+CLICK_PIPE = web.AppKey("click_pipe", ClickPipe)
 
 # Per-request storage.
 T0 = web.RequestKey("t0", float)

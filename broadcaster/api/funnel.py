@@ -8,9 +8,8 @@ from broadcaster import analytics, cursors, timefmt
 from broadcaster.domain import links
 from broadcaster.errors import not_found
 from broadcaster.http import ok, read_json
-from broadcaster.keys import POOL, SETTINGS
+from broadcaster.keys import CLICK_PIPE, POOL, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.services import clickpipe
 from broadcaster.store import campaigns, conversions, interactions
 
 routes = web.RouteTableDef()
@@ -38,7 +37,7 @@ async def follow_link(request: web.Request) -> web.Response:
     if click is None:
         raise not_found("link")
     # HEAD is what link-preview bots send: it redirects but is not a click
-    if not click.test and request.method == "GET" and not await request.app[clickpipe.PIPE].record(click):
+    if not click.test and request.method == "GET" and not await request.app[CLICK_PIPE].record(click):
         raise not_found("link")
     return web.Response(status=302, headers={
         "Location": click.url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

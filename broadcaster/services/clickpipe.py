@@ -16,14 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
-
-from aiohttp import web
 
 from broadcaster import db
 from broadcaster.domain.links import Click
-from broadcaster.keys import POOL, SETTINGS
 from broadcaster.logs import log
 from broadcaster.store import clicks
 
@@ -103,18 +99,3 @@ class ClickPipe:
                 # let the clicks of the next moment join this drain: one click at a time
                 # would otherwise cost a drain transaction each
                 await asyncio.sleep(DRAIN_GATHER_S)
-
-
-PIPE = web.AppKey("click_pipe", ClickPipe)
-
-
-async def ctx(app: web.Application) -> AsyncIterator[None]:
-    """aiohttp cleanup_ctx (after the pool's): the appender and the drainer of this process."""
-    s = app[SETTINGS]
-    pipe = app[PIPE] = ClickPipe(app[POOL], s.click_drain_s)
-    task = asyncio.get_running_loop().create_task(pipe.drain_forever()) if s.click_drainer else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
