@@ -141,3 +141,55 @@ def test_screens_fit_a_390px_phone(signed_in_page, sdk):
             screenshot(page, name)
     page.goto("/dashboard/signin?next=/dashboard/campaigns")
     expect(page).to_have_url(re.compile("/dashboard/signin"))
+
+
+def test_recipients_page_excludes_a_pending_recipient(signed_in_page, sdk, start_worker):
+    """Started with no worker running, every recipient is pending: the page offers Exclude on
+    each, asks first, and the excluded one is skipped/excluded and never gets the message
+    once a worker runs the campaign; sent recipients offer no Exclude."""
+    page = signed_in_page
+    _seed(sdk)
+    page.on("dialog", lambda d: d.accept())
+    ids = USERS[:12]
+    cid = sdk.create_campaign(data={"name": "Excl", "sender_id": "boss", "user_ids": ids, "create_channels": True,
+                                    "channel_template": {"type": "messaging"},
+                                    "message_template": {"text": "Hi {{ receiver.name }}"}})["campaign"]["id"]
+    sdk.start_campaign(cid)
+    page.goto(f"/dashboard/campaigns/{cid}/recipients?status=pending")
+    expect(page.locator("tbody tr")).to_have_count(12)
+    page.get_by_role("button", name="Exclude u03").click()
+    expect(page.get_by_role("status")).to_have_text("u03 excluded: they will not receive this campaign.")
+    expect(page.locator("tbody tr")).to_have_count(11)  # back on the pending filter
+    expect(page.get_by_role("button", name="Exclude u03")).to_have_count(0)
+
+    start_worker()
+    page.goto(f"/dashboard/campaigns/{cid}")
+    expect(page.locator("[data-bind=status]")).to_have_text("completed", timeout=LONG_MS)
+    page.goto(f"/dashboard/campaigns/{cid}/recipients?status=skipped")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("u03")
+    expect(rows.first).to_contain_text("excluded")
+    expect(page.get_by_role("button", name=re.compile("^Exclude"))).to_have_count(0)  # completed: nothing to exclude
+    got = {r["target_id"]: r["status"] for r in sdk.get("campaigns/" + cid + "/recipients", {"limit": 50})["recipients"]}
+    assert got == {u: ("skipped" if u == "u03" else "sent") for u in ids}
+    chans = sdk.query_channels({"type": "messaging", "members": {"$in": ["u03"]}})["channels"]
+    assert all(m.get("campaign_id") != cid for ch in chans for m in ch.get("messages", []))
+
+
+def test_exclude_of_a_recipient_not_in_the_audience_flashes_the_apis_reason(signed_in_page, sdk):
+    page = signed_in_page
+    _seed(sdk)
+    cid = sdk.create_campaign(data={"name": "Two", "sender_id": "boss", "user_ids": ["u01", "u02"],
+                                    "message_template": {"text": "Hi"}, "create_channels": True,
+                                    "channel_template": {"type": "messaging"}})["campaign"]["id"]
+    sdk.start_campaign(cid)  # no worker: both stay pending
+    page.goto(f"/dashboard/campaigns/{cid}/recipients")
+    expect(page.get_by_role("button", name=re.compile("^Exclude"))).to_have_count(2)
+    # a hand-made POST (no button offers it) for an id outside the fixed audience
+    resp = page.request.post(f"/dashboard/campaigns/{cid}/recipients/zz-not-in-it/exclude",
+                             form={"confirmed": "1", "csrf": page.evaluate("window.broadcasterCsrf()")})
+    assert resp.ok and resp.url.endswith(f"/dashboard/campaigns/{cid}/recipients")
+    assert f"Could not exclude: recipient &#39;zz-not-in-it&#39; of campaign &#39;{cid}&#39;" in resp.text()
+    got = {r["target_id"]: r["status"] for r in sdk.get(f"campaigns/{cid}/recipients", {"limit": 50})["recipients"]}
+    assert got == {"u01": "pending", "u02": "pending"}

@@ -25,7 +25,7 @@ async def test_another_apps_campaign_is_404_in_every_dashboard_url(client, api, 
         r = await client.get(path)
         assert r.status == 404, path
         assert "Their secret launch" not in await r.text(), path
-    for action in ("start", "stop", "delete", "edit"):
+    for action in ("start", "stop", "delete", "edit", "recipients/u1/exclude"):
         r = await client.post(f"/dashboard/campaigns/theirs/{action}", data={"csrf": csrf, "confirmed": "1",
                                                                               "text": "owned", "sender_id": "boss"},
                               allow_redirects=False)

@@ -141,7 +141,30 @@ async def recipients(request: web.Request) -> web.StreamResponse:
         return error_page(request, rr.status, rr.message)
     return render(request, "recipients.html", c=c, url=page_url(c["id"]), status=status,
                   statuses=RECIPIENT_STATUSES, rows=rr.body.get("recipients", []),
-                  next=rr.body.get("next"), prev=rr.body.get("prev"))
+                  next=rr.body.get("next"), prev=rr.body.get("prev"),
+                  excludable=c["status"] in EXCLUDABLE)
+
+
+EXCLUDABLE = ("scheduled", "in_progress", "paused")  # statuses whose pending recipients can be removed
+
+
+@require_session
+async def exclude_recipient(request: web.Request) -> web.StreamResponse:
+    """DELETE /campaigns/{id}/recipients/{target_id} behind a confirmation: the recipient's
+    ledger row becomes skipped/excluded, so its batch never sends to it."""
+    cid, target = request.match_info["id"], request.match_info["target"]
+    form = await request.post()
+    status = str(form.get("status") or "")
+    back = page_url(cid) + "/recipients" + (f"?status={quote(status)}" if status in RECIPIENT_STATUSES else "")
+    page = await confirmed(request, f"Exclude {target[:64]!r}? They will not receive this campaign.",
+                           "exclude", back)
+    if page is not None:
+        return page
+    r = await call(request, "DELETE", f"{_path(cid)}/recipients/{quote(target, safe='')}")
+    if r.status == 404 and "campaign" in r.message and "recipient" not in r.message:
+        return error_page(request, 404, r.message)
+    flash = f"{target} excluded: they will not receive this campaign." if r.ok else f"Could not exclude: {r.message}"
+    return redirect(request, back, flash=flash)
 
 
 ROUTES = [
@@ -149,4 +172,5 @@ ROUTES = [
     ("GET", "/dashboard/campaigns/{id}/progress.json", detail_progress, "CampaignProgress"),
     ("GET", "/dashboard/campaigns/{id}/recipients", recipients, "CampaignRecipients"),
     ("POST", "/dashboard/campaigns/{id}/{action}", act, "CampaignAction"),
+    ("POST", "/dashboard/campaigns/{id}/recipients/{target}/exclude", exclude_recipient, "CampaignRecipientExclude"),
 ]
