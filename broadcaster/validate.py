@@ -23,15 +23,21 @@ def opt(body: dict[str, Any], key: str) -> Any:
     return body.get(key)
 
 
+def _given(body: dict[str, Any], key: str, name: str, required: bool) -> Any:
+    """The value at key (None when absent or null), refused when required and missing."""
+    v = body.get(key)
+    if v is None and required:
+        raise bad_request(f"{name} is required")
+    return v
+
+
 def string(
     body: dict[str, Any], key: str, *, path: str | None = None, required: bool = False,
     max_len: int = 10_000, allow_empty: bool = True,
 ) -> str | None:
     name = path or key
-    v = body.get(key)
+    v = _given(body, key, name, required)
     if v is None:
-        if required:
-            raise bad_request(f"{name} is required")
         return None
     if not isinstance(v, str):
         raise bad_request(f"{name} must be a string")
@@ -70,10 +76,8 @@ def integer(
 
 
 def obj(body: dict[str, Any], key: str, *, path: str | None = None, required: bool = False) -> dict[str, Any] | None:
-    v = body.get(key)
+    v = _given(body, key, path or key, required)
     if v is None:
-        if required:
-            raise bad_request(f"{path or key} is required")
         return None
     if not isinstance(v, dict):
         raise bad_request(f"{path or key} must be an object")
@@ -85,10 +89,8 @@ def str_list(
     min_items: int = 0, max_items: int = 10_000, pattern: re.Pattern[str] | None = None,
 ) -> list[str] | None:
     name = path or key
-    v = body.get(key)
+    v = _given(body, key, name, required)
     if v is None:
-        if required:
-            raise bad_request(f"{name} is required")
         return None
     if not isinstance(v, list):
         raise bad_request(f"{name} must be a list of strings")
