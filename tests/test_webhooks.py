@@ -151,6 +151,16 @@ def test_receiver_url_is_current():
     assert policy.receiver_url({}, "webhook_url") is None
 
 
+def test_moved_receivers_are_those_kept_with_another_url():
+    old = {"webhook_url": "http://a/", "event_hooks": [
+        {"id": "h", "webhook_url": "http://b/"}, {"id": "k", "webhook_url": "http://k/"}]}
+    new = {"webhook_url": "http://a2/", "event_hooks": [
+        {"id": "h", "webhook_url": "http://b/", "enabled": False}, {"id": "n", "webhook_url": "http://n/"}]}
+    assert policy.moved_receivers(old, new) == {"webhook_url": "http://a2/"}  # h same URL, k gone, n new
+    assert policy.moved_receivers(old, old) == {}
+    assert policy.active_receivers(new) == {"webhook_url": "http://a2/", "hook:n": "http://n/"}
+
+
 async def test_ordering_across_routing_batches(api: Api, pool):
     """campaign.started before the campaign's other events, campaign.completed after them,
     also when they reach the dispatcher in different routing batches (no worker: the store

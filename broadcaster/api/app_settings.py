@@ -13,6 +13,7 @@ from broadcaster.keys import POOL, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.store import apps, webhook_secrets
 from broadcaster.store import deliveries as whstore
+from broadcaster.store import webhooks as whroute
 from broadcaster.webhooks import egress, policy, resolve
 
 routes = web.RouteTableDef()
@@ -52,6 +53,9 @@ async def update_app(request: web.Request) -> web.Response:
     created: dict[str, str] = {}
     if patch:
         async with request.app[POOL].acquire() as conn, conn.transaction():
+            if "webhook_url" in patch or "event_hooks" in patch:
+                # routing waits: no event routed with the old URLs commits after this PATCH
+                await whroute.order_lock(conn)
             old = await apps.settings_for_update(conn, row.id)
             new = await apps.update_settings(conn, row.id, patch)
             ended = policy.ended_receivers(old, new)
@@ -59,6 +63,9 @@ async def update_app(request: web.Request) -> web.Response:
                 await whstore.end_receivers(conn, row.id, ended)
                 await webhook_secrets.forget(conn, row.id, [r for r, why in ended.items()
                                                             if why == "receiver removed"])
+            moved = policy.moved_receivers(old, new)
+            if moved:  # their next attempts go to the new URL
+                await whstore.repoint(conn, row.id, moved)
             created = await webhook_secrets.create_missing(conn, row.id, policy.configured(new))
     # a new receiver's Standard Webhooks signing secret, shown this once
     return ok(request, {"webhook_secrets": created} if created else None)

@@ -71,8 +71,8 @@ async def replay(request: web.Request) -> web.Response:
             except ValueError:
                 raise bad_request(f"ids[{i}] is not a webhook id: {x[:80]!r}") from None
     since = timefmt.parse(since_raw, "since") if since_raw is not None else None
-    # to receivers that still exist and are enabled, at their current URL (the dispatcher
-    # always sends to the URL configured now, not the one recorded with the delivery)
+    # to receivers that still exist and are enabled, at their current URL (recorded on the
+    # rows again: the dispatcher sends each row to the URL recorded on it)
     n = await store.replay(request.app[POOL], app.id, webhook_ids=webhook_ids, since=since,
                            receivers=policy.active_receivers(app.settings))
     return ok(request, {"replayed": n})

@@ -124,18 +124,34 @@ async def failed_page(
 
 async def replay(
     conn: Conn, app_id: int, *, webhook_ids: Sequence[str] | None,
-    since: datetime | None, receivers: Sequence[str],
+    since: datetime | None, receivers: dict[str, str],
 ) -> int:
-    """Failed deliveries of the given (existing, enabled) receivers back to pending with a new
-    attempt series (same webhook_id)."""
+    """Failed deliveries of the given (existing, enabled) receivers, receiver id -> current
+    URL, back to pending with a new attempt series (same webhook_id), aimed at that URL."""
     n = await conn.fetchval(
-        "WITH r AS (UPDATE webhook_deliveries SET state = 'pending', held = false, attempt = 0,"
-        "  series = series + 1, series_started_at = now(), next_at = now(), failed_at = NULL"
-        " WHERE app_id = $1 AND state = 'failed' AND receiver = ANY($4::text[])"
-        "  AND ($2::uuid[] IS NULL OR webhook_id = ANY($2::uuid[]))"
-        "  AND ($3::timestamptz IS NULL OR failed_at >= $3)"
+        "WITH r AS (UPDATE webhook_deliveries d SET state = 'pending', held = false, attempt = 0,"
+        "  series = series + 1, series_started_at = now(), next_at = now(), failed_at = NULL,"
+        "  url = x.url FROM unnest($4::text[], $5::text[]) AS x(receiver, url)"
+        " WHERE d.app_id = $1 AND d.state = 'failed' AND d.receiver = x.receiver"
+        "  AND ($2::uuid[] IS NULL OR d.webhook_id = ANY($2::uuid[]))"
+        "  AND ($3::timestamptz IS NULL OR d.failed_at >= $3)"
         " RETURNING 1) SELECT count(*) FROM r",
-        app_id, list(webhook_ids) if webhook_ids is not None else None, since, list(receivers),
+        app_id, list(webhook_ids) if webhook_ids is not None else None, since,
+        list(receivers), list(receivers.values()),
+    )
+    return int(n or 0)
+
+
+async def repoint(conn: Tx, app_id: int, moved: dict[str, str]) -> int:
+    """Pending deliveries of receivers whose URL a settings change replaced go to the new URL
+    (their next attempt; one already claimed goes where it was claimed for). Call under the
+    routing lock, so no delivery routed with the old settings commits after this."""
+    n = await conn.fetchval(
+        "WITH m AS (UPDATE webhook_deliveries d SET url = x.url"
+        " FROM unnest($2::text[], $3::text[]) AS x(receiver, url)"
+        " WHERE d.app_id = $1 AND d.receiver = x.receiver AND d.state = 'pending'"
+        "  AND d.url <> x.url RETURNING 1) SELECT count(*) FROM m",
+        app_id, list(moved), list(moved.values()),
     )
     return int(n or 0)
 

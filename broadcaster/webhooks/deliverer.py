@@ -6,8 +6,8 @@ frees, so a request's timeout runs from when it is written. A row that waited lo
 its lease allows is given back unsent instead (its lease must not run out while it is in
 flight, or another pump could send the same attempt again). Claims are one query for all
 receivers that need rows, each getting what it can use: one app's backlog or slow receiver
-takes nothing from another's. Results are recorded set-based every FLUSH_S
-(webhooks/record.py).
+takes nothing from another's. Each row goes to the URL recorded on it (store/deliveries.py);
+results are recorded set-based every FLUSH_S (webhooks/record.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ QUEUE_S = 2.0  # rows claimed ahead per receiver: about this many seconds of its
 QUEUE_MAX = 5000
 PACE_MAX_S = 2.0  # a paced receiver's rows are claimed at most this far ahead of their turn
 DUE_REFRESH_S = 0.25  # how often the receivers with due rows are looked up again
-APPS_REFRESH_S = 1.0  # a changed URL or removed receiver is seen within this
+APPS_REFRESH_S = 1.0  # keys and rate limits; URLs come with the rows (store/deliveries.py)
 FLUSH_S = 0.1
 
 Key = tuple[int, str]  # (app_id, receiver)
@@ -177,10 +177,8 @@ class Deliverer:
             groups[(r["app_id"], r["receiver"])].append(r)
         for key, group in groups.items():
             app = await self._app(key[0])
-            url = policy.receiver_url(app["settings"] or {}, key[1]) if app is not None else None
-            if url is None:  # app deleted, receiver removed or switched off since routing
-                why = "app no longer exists" if app is None else "receiver removed"
-                self.results.extend(Result(r, None, None, why, final=True) for r in group)
+            if app is None:  # deleted since routing (a removed receiver's rows PATCH ended)
+                self.results.extend(Result(r, None, None, "app no longer exists", final=True) for r in group)
                 continue
             await self._signing(key)
             rate = policy.rate_of(app["settings"] or {})
@@ -205,8 +203,10 @@ class Deliverer:
                 asyncio.get_running_loop().call_later(ready - now, self.feed, key)
                 return None
             q.popleft()
-            if app is None or now - claimed > self.send_by_s:
-                self._giveback.append(row["id"])
+            gone = app is not None and policy.receiver_url(app["settings"] or {}, key[1]) is None
+            if app is None or gone or now - claimed > self.send_by_s:
+                self._giveback.append(row["id"])  # gone: ended by PATCH, or newer than the cache
+                self._apps_at = 0.0 if gone else self._apps_at
                 continue
             w.started()
             return row
@@ -234,12 +234,11 @@ class Deliverer:
         try:
             while row is not None:
                 app = self._apps.get(key[0])
-                url = policy.receiver_url(app["settings"] or {}, key[1]) if app is not None else None
-                if app is None or url is None:  # removed since: nothing more goes there
+                if app is None:  # deleted since: nothing more goes there
                     w.returned()
-                    self.results.append(Result(row, None, None, "receiver removed", final=True))
-                else:
-                    res = await self.sender.post(row, url, app["api_key"], app["api_secret"],
+                    self.results.append(Result(row, None, None, "app no longer exists", final=True))
+                else:  # to the URL on the row, never the cached settings' (a second stale)
+                    res = await self.sender.post(row, row["url"], app["api_key"], app["api_secret"],
                                                  self._whsecs.get(key, []))
                     now = time.monotonic()
                     if res.final and res.status is None:

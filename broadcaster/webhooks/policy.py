@@ -66,9 +66,16 @@ def ended_receivers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def active_receivers(settings: dict[str, Any]) -> list[str]:
-    """Receiver ids that exist and are enabled (the only ones replay sends to)."""
-    return [rid for rid, (_, enabled) in configured(settings).items() if enabled]
+def moved_receivers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, str]:
+    """Receivers a settings change kept but gave another URL: receiver id -> the new URL,
+    which their pending deliveries are sent to from then on."""
+    before, after = configured(old), configured(new)
+    return {rid: url for rid, (url, _) in after.items() if rid in before and before[rid][0] != url}
+
+
+def active_receivers(settings: dict[str, Any]) -> dict[str, str]:
+    """Receiver id -> URL of those that exist and are enabled (the only ones replay sends to)."""
+    return {rid: url for rid, (url, enabled) in configured(settings).items() if enabled}
 
 
 def rate_of(settings: dict[str, Any]) -> float:
