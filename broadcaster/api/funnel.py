@@ -33,11 +33,14 @@ async def follow_link(request: web.Request) -> web.Response:
     the click is in the outbox (durable; counted by the drainer, services/clickpipe);
     anything we did not sign, or whose recipient the campaign does not have, is a 404 and
     redirects nowhere."""
-    click = links.open_token(request.app[SETTINGS].click_secret, request.match_info["token"])
+    secret, tok = request.app[SETTINGS].click_secret, request.match_info["token"]
+    pipe = request.app[CLICK_PIPE]
+    got = links.open_token(secret, tok)
+    click = await pipe.resolve(secret, tok, got) if isinstance(got, links.Ref) else got
     if click is None:
         raise not_found("link")
     # HEAD is what link-preview bots send: it redirects but is not a click
-    if not click.test and request.method == "GET" and not await request.app[CLICK_PIPE].record(click):
+    if not click.test and request.method == "GET" and not await pipe.record(click):
         raise not_found("link")
     return web.Response(status=302, headers={
         "Location": click.url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

@@ -11,12 +11,14 @@ never an open redirect.
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broadcaster.domain import linktoken
+from broadcaster.domain import linkbatch, linktoken
+from broadcaster.domain.linkbatch import Ref
 
 MAX_TOKEN_CHARS = 8192
 # A link runs to whitespace or a character that cannot appear unescaped in one; trailing
@@ -24,6 +26,7 @@ MAX_TOKEN_CHARS = 8192
 _LINK_RE = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?*_~"
 _ENDS = frozenset(_TRAILING + ")]}")
+_SPLIT_RE = re.compile(f"({_LINK_RE.pattern})", re.IGNORECASE)  # text, link, text, ...
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 # Attachment fields that are followed by a click. Image, asset and thumbnail URLs are left as
 # they are: clients load them without a click, so a rewrite would count every view as one.
@@ -44,14 +47,41 @@ def token(secret: str, c: Click) -> str:
     return linktoken.make(secret, c.app_id, c.campaign_id, c.target_id, c.link_no, c.url, c.test)
 
 
-def open_token(secret: str, tok: str) -> Click | None:
-    """The click a token names, or None for anything we did not sign exactly so."""
+def open_token(secret: str, tok: str) -> Click | Ref | None:
+    """The click a token names, or None for anything we did not sign exactly so. A v3
+    token (a literal link of the template) comes back as a Ref: resolve() it with the
+    campaign's literals."""
+    raw = _raw(tok)
+    if raw is None:
+        return None
+    ref = linkbatch.parse(raw)
+    return ref if ref is not None else _opened(secret, raw)
+
+
+def resolve(secret: str, tok: str, ref: Ref, lits: tuple[str, ...]) -> Click | None:
+    """A v3 token's click, its URL taken from the campaign's literal links (None: not signed
+    for any of them; a v1 token whose bytes happen to parse as v3 is tried as one)."""
+    url = linkbatch.verify(secret, ref, lits)
+    if url is None:
+        raw = _raw(tok)
+        return _opened(secret, raw) if raw is not None else None
+    return Click(ref.app_id, ref.campaign_id, ref.target_id, ref.link_no, url, ref.test) if is_link(url) else None
+
+
+def literals(message_template: object) -> tuple[str, ...]:
+    return linkbatch.literals(message_template, _trim)
+
+
+def _raw(tok: str) -> bytes | None:
     if not tok or len(tok) > MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(tok):
         return None
     try:
-        raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
+        return base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
     except ValueError:
         return None
+
+
+def _opened(secret: str, raw: bytes) -> Click | None:
     got = linktoken.open_raw(secret, raw)
     if got is None or not is_link(got[4]):
         return None
@@ -155,6 +185,15 @@ def rewrite(text: str, attachments: Any, track: Callable[[int, str], str], skip_
     return new_text, new_att
 
 
+def _prepared(prepare: Callable[[int, str], Any], skip: str, no: int, whole: str) -> Any:
+    """(keyed state, token bytes after the target, MAC bytes after it, head, text after the
+    link) for a matched link at this number, or None when it is not one to track."""
+    link = _trim(whole) if whole[-1] in _ENDS else whole
+    if (link is not whole and not is_link(link)) or link.startswith(skip):
+        return None
+    return (*prepare(no, link), whole[len(link):])
+
+
 @dataclass(frozen=True)
 class Tracking:
     """Where tracked links point (BROADCASTER_PUBLIC_URL) and the key that signs them."""
@@ -165,20 +204,50 @@ class Tracking:
 
 def track_rows(
     tracking: Tracking, app_id: int, campaign_id: str, targets: list[str], texts: list[str] | None,
-    const_text: str, attachments: Any, *, test: bool = False,
+    const_text: str, attachments: Any, *, test: bool = False, lits: tuple[str, ...] = (),
 ) -> tuple[list[str] | None, list[Any] | None]:
     """A rendered batch's texts and attachments with each recipient's links tracked, as
-    per-row lists (None: unchanged, nothing to track). texts None = const_text for all."""
+    per-row lists (None: unchanged, nothing to track). texts None = const_text for all.
+    lits: the campaign's literal links (literals(message_template)), signed as v3 tokens;
+    test sends sign none so (their draft template may still change)."""
     if texts is None and not has_links(const_text, attachments):
         return None, None
     att_links = rewrite_attachments(attachments, lambda i, u: u)[1] > 0
     skip = tracking.base.rstrip("/") + "/c/"
-    sign = linktoken.signer(tracking.secret, app_id, campaign_id, test=test)
+    signer = linkbatch.BatchSigner(tracking.secret, app_id, campaign_id, () if test else lits, test=test)
+    prepare, sign = signer.prepare, signer.sign
+    b2a, tr = binascii.b2a_base64, linkbatch.B64_TABLE
+    # (link number, matched text) -> how to sign it (None: not a link to track), made once per
+    # batch: most links repeat over its recipients, each then costs one hash and one base64
+    prep: dict[tuple[int, str], Any] = {}
     out_t: list[str] = []
     out_a: list[Any] = []
     for i, target in enumerate(targets):
-        track = _tracker(skip, sign, target)
-        t, a = rewrite(texts[i] if texts is not None else const_text, attachments, track, skip)
-        out_t.append(t)
-        out_a.append(a)
+        tb = signer.target(target)
+        parts = _SPLIT_RE.split(texts[i] if texts is not None else const_text)
+        no = 0
+        for j in range(1, len(parts), 2):
+            whole = parts[j]
+            k = (no, whole)
+            p = prep.get(k, False)
+            if p is False:
+                p = prep[k] = _prepared(prepare, skip, no, whole)
+            if p is None:
+                continue
+            keyed, mid, after, head, rest = p
+            no += 1
+            if tb is None or mid is None:
+                parts[j] = skip + sign(tb, target, no - 1, whole[:len(whole) - len(rest)]) + rest
+                continue
+            h = keyed.copy()
+            h.update(tb)
+            h.update(after)
+            parts[j] = skip + b2a(h.digest() + head + tb + mid, newline=False).translate(tr).decode().rstrip("=") + rest
+        out_t.append("".join(parts))
+        if att_links:
+
+            def track(n: int, u: str, tb: bytes | None = tb, target: str = target) -> str:
+                return skip + sign(tb, target, n, u)
+
+            out_a.append(rewrite_attachments(attachments, track, no, skip)[0])
     return out_t, out_a if att_links else None

@@ -16,12 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 from typing import Any
 
 from broadcaster import db
-from broadcaster.domain.links import Click
+from broadcaster.domain import links
+from broadcaster.domain.links import Click, Ref
+from broadcaster.errors import ApiError
 from broadcaster.logs import log
-from broadcaster.store import clicks
+from broadcaster.store import campaigns, clicks
 
 logger = logging.getLogger(__name__)
 MAX_APPEND = 1000  # clicks per append statement
@@ -33,6 +37,8 @@ DRAIN_BATCH = 5000
 DRAIN_IDLE_S = 1.0
 DRAIN_GATHER_S = 0.1
 DRAIN_RETRY_S = 1.0
+LITERAL_CAMPAIGNS = 4096  # campaigns whose literal links this process keeps
+LITERAL_RELOAD_S = 5.0  # a token that matches none of them reloads them at most this often
 
 
 class ClickPipe:
@@ -42,6 +48,32 @@ class ClickPipe:
         self._waiting: list[tuple[Click, asyncio.Future[bool]]] = []
         self._appending = 0
         self._wake = asyncio.Event()
+        # (app, campaign) -> (its template's literal links, when read): a started campaign's
+        # template does not change, so v3 redirects read it once per process
+        self._literals: OrderedDict[tuple[int, str], tuple[tuple[str, ...], float]] = OrderedDict()
+
+    async def _lits(self, app_id: int, cid: str, fresh: bool) -> tuple[tuple[str, ...], float]:
+        key = (app_id, cid)
+        got = self._literals.get(key)
+        if got is not None and not (fresh and time.monotonic() - got[1] > LITERAL_RELOAD_S):
+            self._literals.move_to_end(key)
+            return got
+        try:
+            lits = links.literals((await campaigns.get(self.pool, app_id, cid))["message_template"])
+        except ApiError:  # no such campaign (any more)
+            lits = ()
+        got = self._literals[key] = (lits, time.monotonic())
+        if len(self._literals) > LITERAL_CAMPAIGNS:
+            self._literals.popitem(last=False)
+        return got
+
+    async def resolve(self, secret: str, tok: str, ref: Ref) -> Click | None:
+        """The click of a v3 token (a literal link of its campaign's template), or None."""
+        lits, at = await self._lits(ref.app_id, ref.campaign_id, False)
+        click = links.resolve(secret, tok, ref, lits)
+        if click is None and time.monotonic() - at > LITERAL_RELOAD_S:  # a campaign deleted and made again
+            click = links.resolve(secret, tok, ref, (await self._lits(ref.app_id, ref.campaign_id, True))[0])
+        return click
 
     async def record(self, click: Click) -> bool:
         """Wait until the click is in the outbox; False when the campaign has no such

@@ -63,20 +63,20 @@ async def _render_users(
 
 
 def _track(camp: asyncpg.Record, sh: render.Shape, b: render.Batch, tracking: links.Tracking | None,
-           test: bool) -> None:
+           test: bool, lits: tuple[str, ...]) -> None:
     """track_clicks: each recipient's links become its signed /c/ links (texts and
     attachments then go per row)."""
     if not camp["track_clicks"] or tracking is None:
         return
     texts, atts = links.track_rows(tracking, camp["app_id"], camp["id"], b.targets, b.texts, sh.text,
-                                   sh.attachments, test=test)
+                                   sh.attachments, test=test, lits=lits)
     if texts is not None:
         b.texts, b.attachments = texts, atts
 
 
 async def _render_one(
     conn: Tx, camp: Any, tpl: CampaignTemplates, rows: list[asyncpg.Record], sender: dict[str, Any],
-    channels: bool, test: bool, tracking: links.Tracking | None,
+    channels: bool, test: bool, tracking: links.Tracking | None, lits: tuple[str, ...],
 ) -> tuple[render.Batch, render.Shape]:
     if channels:
         with batch_budget():
@@ -88,7 +88,7 @@ async def _render_one(
         # {{ unsubscribe_url }}: each user's signed /u/ link
         batch.texts = unsubscribe.fill(batch.texts, batch.targets, tracking.base, tracking.secret, camp["app_id"])
         batch.customs = unsubscribe.fill(batch.customs, batch.targets, tracking.base, tracking.secret, camp["app_id"])
-    _track(camp, sh, batch, tracking, test)
+    _track(camp, sh, batch, tracking, test, lits)
     return batch, sh
 
 
@@ -99,9 +99,12 @@ async def _render(
     """Render a batch; with variants each recipient's variant (domain/variants.choose, or the
     winner once chosen) is rendered with that variant's templates and the parts merged into
     one batch."""
+    # the links written in the whole template (all variants): one short token each, whose
+    # URL the redirect finds in the stored template (domain/linkbatch)
+    lits = links.literals(camp["message_template"]) if camp["track_clicks"] and tracking is not None else ()
     vs = (camp["message_template"] or {}).get("variants")
     if not vs:
-        return await _render_one(conn, camp, templates_for(camp), rows, sender, channels, test, tracking)
+        return await _render_one(conn, camp, templates_for(camp), rows, sender, channels, test, tracking, lits)
     groups: dict[str, list[asyncpg.Record]] = {v["id"]: [] for v in vs}
     won = camp["winner_variant"] if camp["winner_variant"] in groups else None  # everyone after the test
     pick = variants.chooser(camp["id"], vs)
@@ -115,7 +118,7 @@ async def _render(
         cv = {**dict(camp), "message_template": mt}
         tpl = TEMPLATE_CACHE.get((camp["app_id"], camp["id"], v["id"]), camp["updated_at"], mt,
                                  camp["channel_template"])
-        b, sh = await _render_one(conn, cv, tpl, groups[v["id"]], sender, channels, test, tracking)
+        b, sh = await _render_one(conn, cv, tpl, groups[v["id"]], sender, channels, test, tracking, lits)
         parts.append((str(v["id"]), b, sh))
     return variants.merge(parts)
 
