@@ -44,23 +44,30 @@ def test_wall_clock_instants_per_zone_and_the_earliest() -> None:
     assert policy.zone_of("Asia/Tokyo", ny) == tokyo
 
 
-async def test_caps_count_sends_inside_each_sliding_period(pool: Any) -> None:
-    """store/policy.take_sends: who is under every cap gets a send recorded, older sends than
-    the longest period are dropped."""
+async def test_caps_count_the_ledgers_counted_sends_inside_each_sliding_period(pool: Any) -> None:
+    """store/policy.capped: a user is capped when some cap already has `max` counted sends
+    (ledger rows' capped_at, and kept ones of deleted campaigns) within its period."""
     caps = [(1, 12 * 3600.0), (3, 7 * 86400.0)]
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
-    rows = {"a": [now - timedelta(hours=13)], "b": [now - timedelta(hours=11)],
-            "c": [now - timedelta(days=d) for d in (1, 2, 3)],
-            "d": [now - timedelta(days=8), now - timedelta(days=1), now - timedelta(days=2)]}
-    await pool.executemany("INSERT INTO policy_sends (app_id, user_id, sends) VALUES (7, $1, $2)", list(rows.items()))
+    sends = {"a": [now - timedelta(hours=13)], "b": [now - timedelta(hours=11)],
+             "c": [now - timedelta(days=d) for d in (1, 2, 3)],
+             "d": [now - timedelta(days=8), now - timedelta(days=1), now - timedelta(days=2)]}
+    rows = [(f"k{n}", u, at) for u, ats in sends.items() for n, at in enumerate(ats)]
+    await pool.executemany(
+        "INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, status, sent_at, capped_at)"
+        " VALUES (7, $1, $2, $2, 'sent', $3, $3)", rows)
+    # an uncounted send (made while the app had no caps) and another app's sends count for nothing
+    await pool.execute("INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, status, sent_at)"
+                       " VALUES (7, 'k9', 'a', 'a', 'sent', $1)", now - timedelta(hours=1))
+    await pool.execute("INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, status, sent_at,"
+                       " capped_at) VALUES (8, 'k0', 'new', 'new', 'sent', $1, $1)", now - timedelta(hours=1))
     async with pool.acquire() as conn, conn.transaction():
-        ok = await store.take_sends(conn, 7, ["a", "b", "c", "d", "new"], now, caps, True, 7 * 86400.0)
-    assert ok == {"a", "d", "new"}
-    got = {r[0]: list(r[1]) for r in await pool.fetch("SELECT user_id, sends FROM policy_sends WHERE app_id = 7")}
-    assert got["d"] == [now - timedelta(days=2), now - timedelta(days=1), now]  # the 8-day-old one is gone
-    assert got["b"] == rows["b"] and got["c"] == rows["c"] and got["new"] == [now]
-    async with pool.acquire() as conn, conn.transaction():  # ignore_frequency_caps: counted, never capped
-        assert await store.take_sends(conn, 7, ["b"], now, caps, False, 7 * 86400.0) == {"b"}
+        assert await store.capped(conn, 7, ["a", "b", "c", "d", "new"], now, caps) == {"b", "c"}
+    # a deleted campaign's counted sends keep counting
+    await pool.execute("INSERT INTO policy_kept (app_id, user_id, at) VALUES (7, 'a', $1)", now - timedelta(hours=2))
+    async with pool.acquire() as conn, conn.transaction():
+        assert await store.capped(conn, 7, ["a", "d", "new"], now, caps) == {"a"}
+        assert await store.capped(conn, 7, ["a", "d", "new"], now, [(3, 7 * 86400.0)]) == set()
 
 
 @pytest.mark.parametrize("raw", [{"start": "7:00", "end": "08:00"}, {"start": "07:00"}, {"start": "07:00", "end": "07:00"},

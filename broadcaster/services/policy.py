@@ -2,9 +2,10 @@
 held (local time, quiet hours deferred) or skipped (quiet_hours, frequency_capped); the
 release of held recipients when they are due; the start of a local-time campaign.
 
-Everything is decided in the batch's own transaction with set-based statements: one upsert
-locks and reads the batch's users' send instants (frequency caps), one statement records who
-is held, one writes the new send instants. Zones are resolved in Python, once per distinct
+Everything is decided in the batch's own transaction with set-based statements: one records
+who is held; with frequency caps one claims the batch's range of user ids (a concurrent
+batch sharing users waits for this one's commit) and one counts the users' sends in the
+ledger, where the batch's own ledger rows then count them (capped_at). Zones are resolved in Python, once per distinct
 zone name of the batch; nothing is a round trip per recipient.
 """
 
@@ -32,8 +33,7 @@ class Gate:
     # the renderer skips those with their own reasons)
     skipped: list[list[str | None]] = field(default_factory=list)  # ledger rows, render.Batch.other's shape
     held: int = 0
-    counted: set[str] = field(default_factory=set)  # users whose send take_sends recorded...
-    at: datetime | None = None  # ...at this instant
+    at: datetime | None = None  # caps in force: the sent ones count at this instant
 
 
 def _zone_name(r: asyncpg.Record) -> Any:
@@ -80,27 +80,22 @@ async def before(
         await store.hold(conn, camp["app_id"], camp["id"], bounds, held)
     gate.held = len(held)
     if rules.caps and candidates:
-        caps = [(c.max, c.period.total_seconds()) for c in rules.caps]
-        ok = await store.take_sends(conn, camp["app_id"], [r["id"] for r in candidates], now, caps,
-                                    rules.check_caps, max(c[1] for c in caps))
-        gate.counted, gate.at = ok, now
+        # the range first: a concurrent batch sharing users commits before the counts are read
+        await store.claim(conn, camp["app_id"], bounds)
+        out: set[str] = set()
+        if rules.check_caps:
+            out = await store.capped(conn, camp["app_id"], [r["id"] for r in candidates], now,
+                                     [(c.max, c.period.total_seconds()) for c in rules.caps])
+        gate.at = now  # the sent ones' ledger rows count at this instant (fanwrite capped_at)
         for r in candidates:
-            if r["id"] in ok:
-                gate.rows.append(r)
-            else:
+            if r["id"] in out:
                 gate.skipped.append([r["id"], r["id"], None, "skipped", "frequency_capped"])
+            else:
+                gate.rows.append(r)
     else:
         gate.rows.extend(candidates)
     gate.rows.sort(key=lambda r: r["id"])
     return gate
-
-
-async def after(conn: Tx, camp: asyncpg.Record, gate: Gate, sent: list[str]) -> None:
-    """After rendering: a user counted against the caps but not sent (a render error) does
-    not count."""
-    unsent = gate.counted.difference(sent)
-    if unsent and gate.at is not None:
-        await store.untake_sends(conn, camp["app_id"], sorted(unsent), gate.at)
 
 
 async def release(conn: Tx) -> list[tuple[int, str, int]]:

@@ -154,11 +154,10 @@ async def write_batch(
         rows, pre, n = gate.rows, max(pre, 0), n - gate.held  # held ones are neither counted nor done
     batch, sh = await _render(conn, camp, rows, sender, channels=channels, test=False, tracking=tracking)
     if gate is not None:
-        await policy.after(conn, camp, gate, batch.targets)
         batch.other.extend(gate.skipped)
     sent, errored, skipped, created, others, _ = await fanwrite.write(
         conn, camp, no, sh, batch, n, events, sender,
-        timefmt.fmt(timefmt.now()) or "", pre=pre)
+        timefmt.fmt(timefmt.now()) or "", pre=pre, capped_at=gate.at if gate is not None else None)
     return sent, errored, skipped, created, others
 
 

@@ -12,6 +12,7 @@ from broadcaster.analytics import funnel_stats
 from broadcaster.domain import policy, series, variants
 from broadcaster.errors import conflict, not_found
 from broadcaster.store import campaign_view, ledger, outbox, recipients
+from broadcaster.store import policy as policy_store
 from broadcaster.store.ledger import Conn, Tx
 
 # A queued batch job not started by then is presumed lost (its worker died after arq handed
@@ -82,6 +83,7 @@ async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
 
 
 async def delete(conn: Tx, app_id: int, cid: str) -> None:
+    await policy_store.keep_sends(conn, app_id, cid)
     for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience",
                   "campaign_converters", "campaign_revenue", "campaign_clicks", "campaign_click_counts",
                   "campaign_held", "campaign_variant_counts"):

@@ -19,6 +19,7 @@ channels used (ON CONFLICT DO NOTHING there, counting only real additions).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -100,7 +101,8 @@ async def live_cids(conn: Tx, app_id: int, cids: list[str]) -> set[str]:
 # $26 the batch run's message id prefix, $27 receivers (channel audiences), $28 channel
 # audience, $29 include the sender, $30 test send (no ledger), $31 recipients that already had
 # a ledger row (excluded ones: counted as skipped), $32 per-row attachments (tracked links), $33 per-row variant ids,
-# $34 1:1 distinct channels (found by member pair, new ones get the time-ordered id)
+# $34 1:1 distinct channels (found by member pair, new ones get the time-ordered id), $35 the
+# instant the sent rows count against frequency caps (NULL: not counted; services/policy)
 _WRITE = f"""
 WITH x AS MATERIALIZED (
   SELECT r.tg, CASE WHEN $28 THEN r.rc ELSE r.tg END AS u, r.ch,
@@ -171,10 +173,10 @@ WITH x AS MATERIALIZED (
   SELECT $1, z.mid, z.cid, $4, z.t, z.att, z.cu, $2 FROM z ORDER BY z.cid
 ), led AS (
   INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, channel_cid,
-                                   message_id, status, error, sent_at, variant_id)
-  SELECT $1, $2, z.tg, z.u, z.cid, z.mid, 'sent', NULL, now(), z.vr FROM z WHERE NOT $30
+                                   message_id, status, error, sent_at, variant_id, capped_at)
+  SELECT $1, $2, z.tg, z.u, z.cid, z.mid, 'sent', NULL, now(), z.vr, $35::timestamptz FROM z WHERE NOT $30
   UNION ALL
-  SELECT $1, $2, o->>0, o->>1, o->>2, NULL, o->>3, o->>4, NULL, NULL FROM json_array_elements($19::json) o
+  SELECT $1, $2, o->>0, o->>1, o->>2, NULL, o->>3, o->>4, NULL, NULL, NULL FROM json_array_elements($19::json) o
   WHERE NOT $30
 ), vc AS (
   {variant_counts.upsert("sent", "z", "$3", campaign="$2", variant="z.vr", where="NOT $30")}
@@ -204,7 +206,7 @@ SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created,
 
 async def write(
     conn: Tx, camp: asyncpg.Record, no: int, sh: Shape, b: Batch, n: int, events: bool,
-    sender: dict[str, Any], ts: str, *, pre: int = 0, test: bool = False,
+    sender: dict[str, Any], ts: str, *, pre: int = 0, test: bool = False, capped_at: datetime | None = None,
 ) -> tuple[int, int, int, int, int, Any]:
     """Write a rendered batch in one statement; returns (sent, errored, skipped, created,
     other open batches of the campaign as this transaction saw them, the sent rows of a test
@@ -217,7 +219,7 @@ async def write(
         sh.team, [m[0] for m in sh.members], [m[1] for m in sh.members], [m[2] for m in sh.members],
         b.other, n, b.errored, bool(camp["create_channels"]) and not b.channel_mode, events, user, ts,
         idgen.message_id_prefix(), b.receivers, b.channel_mode, sh.include_sender, test, pre,
-        b.attachments, b.variants, sh.distinct and not b.channel_mode,
+        b.attachments, b.variants, sh.distinct and not b.channel_mode, capped_at,
     )
     assert r is not None
     sent, created = int(r["sent"]), int(r["created"])

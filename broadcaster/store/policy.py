@@ -1,5 +1,6 @@
 """Delivery policy rows (SPEC 5B): recipients held back by a batch (campaign_held) and the
-per-user send instants that frequency caps count (policy_sends). See 0100_policy.sql."""
+range claims that keep frequency caps exact (the counted sends are ledger rows' capped_at).
+See 0100_policy.sql and 0170_caps_from_ledger.sql."""
 
 from __future__ import annotations
 
@@ -89,32 +90,35 @@ async def add_release_batch(
     return int(no) if no is not None else None
 
 
-async def take_sends(
+async def claim(conn: Tx, app_id: int, bounds: tuple[str | None, str]) -> None:
+    """In the batch's transaction, before counting: hold its range of user ids until it
+    commits; a batch of another campaign over an overlapping range waits here for this one's
+    commit, then sees its sends (0170_caps_from_ledger.sql)."""
+    await conn.execute("SELECT policy_claim($1, $2, $3)", app_id, bounds[0], bounds[1])
+
+
+async def capped(
     conn: Tx, app_id: int, user_ids: list[str], now: datetime, caps: Sequence[tuple[int, float]],
-    check: bool, keep_s: float,
 ) -> set[str]:
-    """In the batch's transaction, one statement: the users (of these) under every cap get a
-    send at `now` recorded (older sends than keep_s dropped) and are returned; the others are
-    capped. Every row is locked until the batch commits, in id order (ON CONFLICT DO UPDATE
-    locks a conflicting row even when its WHERE is false), so concurrent batches see each
-    other's sends and two never wait on each other in a cycle. check false: nobody is capped
-    (ignore_frequency_caps), the sends still count."""
+    """Of these users, the ones some cap (max, period in seconds) already has `max` counted
+    sends for within the period ending `now`: one index scan each over the ledger's counted
+    sends and the kept ones of deleted campaigns, within the longest period."""
     rows = await conn.fetch(
-        "INSERT INTO policy_sends AS p (app_id, user_id, sends)"
-        " SELECT $1, u, ARRAY[$3::timestamptz] FROM unnest($2::text[]) AS u ORDER BY u"
-        " ON CONFLICT (app_id, user_id) DO UPDATE SET sends = ARRAY(SELECT s FROM unnest(p.sends) s"
-        "  WHERE s > $3 - make_interval(secs => $7) ORDER BY s) || $3::timestamptz"
-        " WHERE NOT $6 OR NOT EXISTS (SELECT 1 FROM unnest($4::int[], $5::float8[]) AS c(m, secs)"
-        "  WHERE (SELECT count(*) FROM unnest(p.sends) s WHERE s > $3 - make_interval(secs => c.secs)) >= c.m)"
-        " RETURNING user_id",
-        app_id, sorted(user_ids), now, [c[0] for c in caps], [c[1] for c in caps], check, float(keep_s))
+        "WITH s AS (SELECT r.user_id AS u, r.capped_at AS at FROM campaign_recipients r"
+        "   WHERE r.app_id = $1 AND r.user_id = ANY($2::text[]) AND r.capped_at > $3::timestamptz - make_interval(secs => $6)"
+        "  UNION ALL SELECT k.user_id, k.at FROM policy_kept k"
+        "   WHERE k.app_id = $1 AND k.user_id = ANY($2::text[]) AND k.at > $3::timestamptz - make_interval(secs => $6))"
+        " SELECT DISTINCT s.u FROM s JOIN unnest($4::int[], $5::float8[]) AS c(m, secs)"
+        "  ON s.at > $3::timestamptz - make_interval(secs => c.secs) GROUP BY s.u, c.m, c.secs HAVING count(*) >= c.m",
+        app_id, user_ids, now, [c[0] for c in caps], [c[1] for c in caps], max(c[1] for c in caps))
     return {r[0] for r in rows}
 
 
-async def untake_sends(conn: Tx, app_id: int, user_ids: list[str], at: datetime) -> None:
-    """In the batch's transaction, after take_sends: these users were counted at `at` but not
-    sent (a render error): their last instant, that one (their rows are locked by
-    take_sends until the batch commits, so it is still this batch's), goes."""
+async def keep_sends(conn: Tx, app_id: int, cid: str) -> None:
+    """In a campaign's delete, before its ledger goes: its counted sends keep counting (the
+    messages stay in their channels). Kept sends older than the longest period a cap can
+    have go meanwhile."""
     await conn.execute(
-        "UPDATE policy_sends SET sends = sends[1:cardinality(sends) - 1] WHERE app_id = $1"
-        " AND user_id = ANY($2::text[]) AND sends[cardinality(sends)] = $3", app_id, user_ids, at)
+        "WITH old AS (DELETE FROM policy_kept WHERE app_id = $1 AND at < now() - interval '367 days')"
+        " INSERT INTO policy_kept (app_id, user_id, at) SELECT app_id, user_id, capped_at FROM campaign_recipients"
+        " WHERE app_id = $1 AND campaign_id = $2 AND capped_at IS NOT NULL", app_id, cid)
