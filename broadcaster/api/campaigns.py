@@ -20,6 +20,7 @@ from broadcaster.services import campaigns as use_cases
 from broadcaster.services import policy as policy_use_cases
 from broadcaster.services import recurring
 from broadcaster.store import campaign_view, campaigns, fanout, interactions, ledger, recipients
+from broadcaster.store import occurrence_views as family_views
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, obj, str_list, string
 
@@ -267,6 +268,10 @@ async def query_recipients(request: web.Request) -> web.Response:
     status = req.query.get("status")
     if status is not None and status not in ledger.STATUSES:
         raise bad_request(f"status must be one of {', '.join(ledger.STATUSES)}, got {str(status)[:40]!r}")
+    fam = await family_views.family(request.app[POOL], app.id, camp)
+    if fam is not None:  # a repeating campaign lists its occurrences' recipients too
+        return ok(request, await series_api.family_recipients(request.app[POOL], app.id, camp, fam, req, status,
+                                                                     secret))
     pos = cursors.typed_position(req, ["text"])
     key = pos[0] if pos is not None else None
     rows = await ledger.page(request.app[POOL], app.id, camp["id"], status, planned=bool(camp["planned"]),
@@ -291,6 +296,8 @@ async def get_stats(request: web.Request) -> web.Response:
     app = current_app(request)
     r = await campaigns.get(request.app[POOL], app.id, request.match_info["id"])
     view = await campaign_out.view(request, r)
-    timeline = await interactions.timeline(request.app[POOL], app.id, r["id"], analytics.granularity(request.query))
+    fam = await family_views.family(request.app[POOL], app.id, r)
+    timeline = await interactions.timeline(request.app[POOL], app.id, r["id"], analytics.granularity(request.query),
+                                           fam)
     return ok(request, {"stats": view["stats"], "timeline": timeline, "status": r["status"]})
 

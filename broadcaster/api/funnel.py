@@ -10,7 +10,7 @@ from broadcaster.errors import not_found
 from broadcaster.http import ok, read_json
 from broadcaster.keys import CLICK_PIPE, POOL, SETTINGS
 from broadcaster.middleware import current_app
-from broadcaster.store import campaigns, conversions, interactions
+from broadcaster.store import campaigns, conversions, interactions, occurrence_views
 
 routes = web.RouteTableDef()
 
@@ -59,8 +59,9 @@ async def query_interactions(request: web.Request) -> web.Response:
     scope = ["interactions", app.id, camp["id"]]
     req = cursors.begin(q, scope, {"type": q.get("type")}, secret, limit=limit)
     kind = analytics.interaction_type(req.query.get("type"))
-    pos = cursors.typed_position(req, interactions.KINDS[kind])
-    rows = await interactions.page(pool, app.id, camp["id"], kind, pos, req.backwards, limit + 1)
+    fam = await occurrence_views.family(pool, app.id, camp)  # a repeating campaign's occurrences too
+    pos = cursors.typed_position(req, interactions.kinds(kind, fam))
+    rows = await interactions.page(pool, app.id, camp["id"], kind, pos, req.backwards, limit + 1, fam)
     page, more = cursors.finish(req, rows, lambda r: r["pos"], secret)
     for r in page:
         del r["pos"]

@@ -18,6 +18,7 @@ from broadcaster.middleware import current_app
 from broadcaster.services import recurring
 from broadcaster.services import triggers as triggered
 from broadcaster.store import campaign_view, campaigns, events, ledger, occurrences, runs
+from broadcaster.store import occurrence_views as family_views
 from broadcaster.store.ledger import Tx
 
 routes = web.RouteTableDef()
@@ -133,3 +134,16 @@ async def query_runs(request: web.Request) -> web.Response:
     rel = await campaign_view.related(pool, app.id, page, user_limit=None)
     out: dict[str, Any] = {"runs": [campaigns.view(r, stats.get(r["id"]), **rel[r["id"]]) for r in page], **links}
     return ok(request, out)
+
+
+async def family_recipients(
+    pool: Any, app_id: int, camp: asyncpg.Record, fam: list[str], req: cursors.PageRequest, status: str | None,
+    secret: str,
+) -> dict[str, Any]:
+    """GET /campaigns/{id}/recipients of a repeating triggered campaign: its occurrences' rows
+    too, each with its campaign_id, paged by (target, occurrence)."""
+    pos = cursors.typed_position(req, ["text", "text"])
+    rows = await family_views.recipients(pool, app_id, fam, status, planned=bool(camp["planned"]),
+                                             position=pos, backwards=req.backwards, limit=req.limit + 1)
+    page, links = cursors.finish(req, rows, lambda r: [r["target_id"], r["campaign_id"]], secret)
+    return {"recipients": [{**ledger.row_view(r), "campaign_id": r["campaign_id"]} for r in page], **links}

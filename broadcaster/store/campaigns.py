@@ -218,6 +218,7 @@ def view(
     s = stats or {}
     now = timefmt.now()
     sent = int(s.get("sent", 0))
+    users_sent = int(s.get("users_sent", sent))  # distinct over a repeating campaign's occurrences
     related: dict[str, Any] = {}
     if segments is not None:
         related["segments"] = segments
@@ -243,13 +244,13 @@ def view(
             "stats_completed_at": timefmt.fmt(r["completed_at"]),
             "stats_messages_sent": sent,
             "stats_channels_created": int(s.get("channels_created", 0)),
-            "stats_users_sent": sent,
+            "stats_users_sent": users_sent,
             "stats_users_read": int(s.get("read", 0)),
             "stats_messages_errored": int(s.get("errored", 0)),
             "stats_recipients_skipped": int(s.get("skipped", 0)),
             "stats_recipients_total": int(s.get("recipients_total", r["recipients_total"])),
             "stats_send_rate": lifecycle.send_rate(sent, r["started_at"], r["completed_at"] or now),
-            **funnel_stats(s, sent), **series.stats_fields(r),
+            **funnel_stats(s, users_sent), **series.stats_fields(r),
             **variants.winner_stats(r["winner"], r["winner_phase"], r["winner_variant"]),
         },
     }

@@ -13,7 +13,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from broadcaster import timefmt
 from broadcaster.errors import bad_request, not_found
-from broadcaster.store import variant_counts
+from broadcaster.store import occurrence_views, variant_counts
 
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 Tx = asyncpg.Connection | PoolConnectionProxy  # something that can open a transaction
@@ -24,9 +24,10 @@ FUNNEL_COUNTERS = ("read", "conversions", "users_converted")
 
 async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Counters per campaign; a recurring series' are the sums over its runs, a triggered
-    campaign's its own plus its occurrences' (SPEC 5A)."""
+    campaign's its own plus its occurrences', except that its users counters count distinct
+    users (SPEC 5A; store/occurrence_views.py)."""
     rows = await conn.fetch(
-        "SELECT id, parent_id, recipients_total FROM campaigns WHERE app_id = $1 AND parent_id = ANY($2::text[])",
+        "SELECT id, parent_id, recipients_total, type FROM campaigns WHERE app_id = $1 AND parent_id = ANY($2::text[])",
         app_id, ids) if ids else []
     if not rows:
         return await _stats_direct(conn, app_id, ids)
@@ -41,6 +42,9 @@ async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[
         parent = out[r["parent_id"]]
         parent["recipients_total"] = (parent.get("recipients_total", own.get(r["parent_id"], 0))
                                       + int(r["recipients_total"]))
+    users = ("users_sent", "read", "users_clicked", "users_converted")
+    own_users = {p: {k: int(out[p].get("sent" if k == "users_sent" else k, 0)) for k in users}
+                 for p in {r["parent_id"] for r in rows if r["type"] == "triggered"}}
     for kid, parent_id in kids.items():
         mine, parent = (out[kid] if kid in asked else out.pop(kid)), out[parent_id]
         for k, v in mine.items():
@@ -49,6 +53,10 @@ async def stats_many(conn: Conn, app_id: int, ids: list[str]) -> dict[str, dict[
                     parent["revenue"][cur] = parent["revenue"].get(cur, 0.0) + amount
             elif isinstance(v, int):
                 parent[k] = parent.get(k, 0) + v
+    for p, own in own_users.items():
+        extra = await occurrence_views.distinct_users(
+            conn, app_id, p, [r["id"] for r in rows if r["parent_id"] == p])
+        out[p].update({k: own[k] + extra[k] for k in users})
     return out
 
 
