@@ -22,7 +22,8 @@ SCHEMAS.update({
         "user_id": nullable(STR), "type": {"enum": ["sent", "read", "clicked", "converted"]},
         "at": TIME, "message_id": nullable(STR), "variant": STR,
         "data": {"type": "object", "description": "clicked: {link, url, first}; converted: {id, event, value?, "
-                 "currency?}; channel_cid when there is one"},
+                 "currency?}; channel_cid when there is one; sent and read of a triggered campaign "
+                 "with once_per_user false: campaign_id, the occurrence"},
     }, "user_id", "type", "at", "message_id"),
     "ConversionResult": obj({
         "id": STR, "user_id": STR, "event": STR, "campaign_id": nullable(STR),

@@ -183,7 +183,9 @@ SCHEMAS: J = {
     "Recipient": obj({
         "target_id": STR, "user_id": STR, "channel_cid": STR, "message_id": STR,
         "status": {"enum": ["pending", "sent", "skipped", "errored", "read"]},
-        "error": STR, "sent_at": TIME, "read_at": TIME}, "target_id", "status"),
+        "error": STR, "sent_at": TIME, "read_at": TIME,
+        "campaign_id": {"type": "string", "description": "a triggered campaign with once_per_user false: the "
+                        "occurrence the row belongs to (the campaign itself or <id>-occ-<n>)"}}, "target_id", "status"),
     "FailedWebhook": obj({"id": {"type": "string", "format": "uuid"}, "event_type": STR,
                           "receiver": STR, "campaign_id": nullable(STR), "series": INT,
                           "webhook_url": STR, "attempts": INT, "last_status": nullable(INT),
