@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from broadcaster import db, keyring, metrics, middleware, ratelimit, secretbox
 from broadcaster.api import setup_routes
 from broadcaster.dashboard import setup_dashboard
-from broadcaster.keys import CLICK_PIPE, HTTP, POOL, REDIS, SETTINGS
+from broadcaster.keys import CLICK_PIPE, HTTP, PLANNERS, POOL, REDIS, SETTINGS
 from broadcaster.logs import log
 from broadcaster.services import clickpipe
 from broadcaster.settings import Settings
@@ -40,7 +40,7 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     secretbox.configure(s.secret_key)
     try:
-        app[POOL] = await db.create_pool(s.database_url, s.pool_min, s.pool_max)
+        app[POOL] = await db.create_pool(s.database_url, s.pool_min, s.pool_max, s.api_command_timeout_s)
     except Exception as e:
         if not db.unavailable(e):
             raise
@@ -48,7 +48,7 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
         # pool connects on demand (nothing to restart).
         log(logger, logging.WARNING, "PostgreSQL unreachable at startup; answering 503 until it is back",
             error=f"{type(e).__name__}: {e}")
-        app[POOL] = await db.create_pool(s.database_url, 0, s.pool_max)
+        app[POOL] = await db.create_pool(s.database_url, 0, s.pool_max, s.api_command_timeout_s)
     try:
         await keyring.load(s, app[POOL])
     except Exception as e:
@@ -111,6 +111,22 @@ def queue_client(rs: RedisSettings, queue_name: str) -> ApiQueue:
     return pool
 
 
+PLANNER_GRACE_S = 5.0
+
+
+async def _planners_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Audience copies still running at shutdown get a few seconds, then are cancelled (rolled
+    back): the workers' tick redoes them (services/planning.reap)."""
+    app[PLANNERS] = set()
+    yield
+    live: set[asyncio.Task[object]] = app[PLANNERS]
+    if live:
+        _, pending = await asyncio.wait(list(live), timeout=PLANNER_GRACE_S)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = aiohttp.ClientSession()
     yield
@@ -138,7 +154,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_pool_ctx, _redis_ctx, _http_ctx, _clickpipe_ctx])
+    app.cleanup_ctx.extend([_pool_ctx, _redis_ctx, _planners_ctx, _http_ctx, _clickpipe_ctx])
     setup_routes(app)
     setup_dashboard(app)
     return app

@@ -72,12 +72,14 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=_encode, decoder=orjson.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10,
+                      command_timeout: float = 120.0) -> asyncpg.Pool:
     """A pool that heals by itself: asyncpg replaces a connection the server closed (crash,
     restart) on its next acquire, and one that breaks mid-query is terminated on release.
-    min_size=0 connects nothing up front (the API starting while PostgreSQL is down)."""
+    min_size=0 connects nothing up front (the API starting while PostgreSQL is down).
+    command_timeout: how long one statement may take before the client gives up on it."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=120,
+        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=command_timeout,
         timeout=CONNECT_TIMEOUT_S,
     )
     assert pool is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import asyncpg
 from aiohttp import web
@@ -15,6 +17,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 CLICK_PIPE = web.AppKey("click_pipe", ClickPipe)
+# The API process's audience copies in flight (services/planning.py).
+PLANNERS = web.AppKey("planners", set[asyncio.Task[object]])
 
 # Per-request storage.
 T0 = web.RequestKey("t0", float)

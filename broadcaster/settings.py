@@ -69,6 +69,13 @@ class Settings:
     # click_drainer off: this API process appends clicks but leaves applying them to others.
     click_drain_s: float = 1.0
     click_drainer: bool = True
+    # How long a start call waits for its audience to be fixed before answering the campaign
+    # in progress with its audience still being copied (services/planning.py); below the
+    # stream-chat SDKs' 6 s client timeout.
+    start_wait_s: float = 3.0
+    # The API's per-statement client timeout: no request copies an audience any more, so a
+    # hung PostgreSQL fails a request after this instead of after 120 s.
+    api_command_timeout_s: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -106,6 +113,8 @@ class Settings:
             webhook_retention_days=float(_env("WEBHOOK_RETENTION_DAYS", str(d.webhook_retention_days))),
             click_drain_s=max(0.01, float(_env("CLICK_DRAIN_S", str(d.click_drain_s)))),
             click_drainer=_env("CLICK_DRAINER", "1").strip().lower() in ("1", "true", "yes"),
+            start_wait_s=max(0.0, float(_env("START_WAIT_S", str(d.start_wait_s)))),
+            api_command_timeout_s=max(1.0, float(_env("API_COMMAND_TIMEOUT_S", str(d.api_command_timeout_s)))),
         )
 
     @property
@@ -153,4 +162,6 @@ class Settings:
             "BROADCASTER_LOG_LEVEL": self.log_level,
             "BROADCASTER_CLICK_DRAIN_S": str(self.click_drain_s),
             "BROADCASTER_CLICK_DRAINER": "1" if self.click_drainer else "0",
+            "BROADCASTER_START_WAIT_S": str(self.start_wait_s),
+            "BROADCASTER_API_COMMAND_TIMEOUT_S": str(self.api_command_timeout_s),
         }

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from broadcaster import analytics, cursors, filters, lifecycle, timefmt
@@ -14,13 +15,13 @@ from broadcaster.api import series as series_api
 from broadcaster.domain import policy, variants
 from broadcaster.errors import ApiError, bad_request
 from broadcaster.http import ok, read_json
-from broadcaster.keys import POOL, REDIS, SETTINGS
+from broadcaster.keys import PLANNERS, POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.services import campaigns as use_cases
-from broadcaster.services import policy as policy_use_cases
-from broadcaster.services import recurring
-from broadcaster.store import campaign_view, campaigns, fanout, interactions, ledger, recipients
+from broadcaster.services import planning, recurring
+from broadcaster.store import campaign_view, campaigns, interactions, ledger, recipients
 from broadcaster.store import occurrence_views as family_views
+from broadcaster.store.ledger import Tx
 from broadcaster.templating import compile_campaign
 from broadcaster.validate import ID_RE, TYPE_RE, boolean, ident, obj, str_list, string
 
@@ -193,22 +194,16 @@ async def start_campaign(request: web.Request) -> web.Response:
     sched = timefmt.parse(body["scheduled_for"], "scheduled_for") if body.get("scheduled_for") is not None else None
     stop_at = timefmt.parse(body["stop_at"], "stop_at") if body.get("stop_at") is not None else None
     lifecycle.check_start_times(timefmt.now(), sched, stop_at)
-    pool = request.app[POOL]
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
-            if row["type"] != "one_time":
-                r = await series_api.start(conn, row, sched, stop_at)
-            else:
-                lifecycle.check("start", row["status"])
-                kind = "user"
-                if row["segment_ids"]:
-                    kind = (await recipients.load_audience(conn, app.id, row["segment_ids"], row["sender_id"])).kind
-                sched, wall = await policy_use_cases.local_start(
-                    conn, app.id, row, await fanout.app_settings(conn, app.id), sched)
-                r = await campaigns.start(conn, row, kind, sched, stop_at, request.app[SETTINGS].batch_size, wall)
-        if r["status"] == "in_progress":
-            await use_cases.kick(request.app[REDIS], conn, app.id, r["id"], all_open=True)
+    s = request.app[SETTINGS]
+
+    async def flip(conn: Tx, row: asyncpg.Record) -> asyncpg.Record:
+        if row["type"] != "one_time":
+            return await series_api.start(conn, row, sched, stop_at)
+        return await use_cases.flip_start(conn, row, sched, stop_at, s.batch_size)
+
+    r = await planning.start(request.app[POOL], request.app[REDIS], s.database_url, app.id,
+                             request.match_info["id"], flip, batch_size=s.batch_size,
+                             wait_s=s.start_wait_s, tasks=request.app[PLANNERS])
     return await campaign_out.answer(request, r)
 
 

@@ -1,4 +1,4 @@
-"""Campaign use cases: create, update, delete, start (fixing the audience), stop, pause,
+"""Campaign use cases: create, update, delete, start (its audience: services/planning.py), stop, pause,
 resume, test, exclude a recipient, kick (enqueue open batches), complete, and the tick's
 scheduled work. Called by api/campaigns.py and jobs/campaigns.py; the store holds the SQL."""
 
@@ -65,25 +65,17 @@ async def delete(pool: asyncpg.Pool, app_id: int, cid: str) -> None:
         await campaigns.delete(conn, app_id, row["id"])
 
 
-async def start(
-    pool: asyncpg.Pool, redis: ArqRedis, app_id: int, cid: str, scheduled_for: datetime | None,
-    stop_at: datetime | None, batch_size: int,
-) -> asyncpg.Record:
-    """Start now (the audience is fixed in this transaction, then its batches are enqueued) or
-    schedule it."""
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
-            lifecycle.check("start", row["status"])
-            kind = "user"
-            if row["segment_ids"]:
-                kind = (await recipients.load_audience(conn, app_id, row["segment_ids"], row["sender_id"])).kind
-            scheduled_for, wall = await policy.local_start(
-                conn, app_id, row, await fanout.app_settings(conn, app_id), scheduled_for)
-            r = await campaigns.start(conn, row, kind, scheduled_for, stop_at, batch_size, wall)
-        if r["status"] == "in_progress":
-            await kick(redis, conn, app_id, r["id"], all_open=True)
-    return r
+async def flip_start(conn: Tx, row: asyncpg.Record, scheduled_for: datetime | None,
+                     stop_at: datetime | None, batch_size: int) -> asyncpg.Record:
+    """Start now or schedule a one-time draft locked FOR UPDATE, leaving its audience to the
+    planner that took its snapshot before (services/planning.start)."""
+    lifecycle.check("start", row["status"])
+    kind = "user"
+    if row["segment_ids"]:
+        kind = (await recipients.load_audience(conn, row["app_id"], row["segment_ids"], row["sender_id"])).kind
+    scheduled_for, wall = await policy.local_start(
+        conn, row["app_id"], row, await fanout.app_settings(conn, row["app_id"]), scheduled_for)
+    return await campaigns.start(conn, row, kind, scheduled_for, stop_at, batch_size, wall, fix=False)
 
 
 async def transition(pool: asyncpg.Pool, redis: ArqRedis, app_id: int, cid: str, action: str) -> asyncpg.Record:
@@ -161,6 +153,10 @@ async def tick(pool: asyncpg.Pool, redis: ArqRedis, batch_size: int) -> None:
                     await stop(conn, app_id, cid)
                 elif r["status"] == "scheduled" and r["start_due"]:
                     await fire(redis, conn, app_id, cid, batch_size)
+                elif r["status"] in ("in_progress", "paused") and not r["planned"] and r["type"] != "triggered":
+                    from broadcaster.services import planning  # it imports this module
+
+                    await planning.reap(pool, conn, redis, app_id, cid, batch_size)
                 elif r["status"] == "in_progress":
                     await kick(redis, conn, app_id, cid, all_open=False)
                     await complete(conn, app_id, cid)

@@ -86,7 +86,7 @@ async def delete(conn: Tx, app_id: int, cid: str) -> None:
     await policy_store.keep_sends(conn, app_id, cid)
     for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience",
                   "campaign_converters", "campaign_revenue", "campaign_clicks", "campaign_click_counts",
-                  "campaign_held", "campaign_variant_counts"):
+                  "campaign_held", "campaign_variant_counts", "campaign_plans"):
         await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
     # the tenant's conversions stay (their ids still de-duplicate), unattributed: a later
     # campaign of the same id must not inherit them
@@ -136,10 +136,12 @@ async def add_event(conn: Tx, r: asyncpg.Record, event: str) -> None:
 
 async def start(
     conn: Tx, row: asyncpg.Record, kind: str, scheduled_for: datetime | None,
-    stop_at: datetime | None, batch_size: int, local_send_at: datetime | None = None,
+    stop_at: datetime | None, batch_size: int, local_send_at: datetime | None = None, *, fix: bool = True,
 ) -> asyncpg.Record:
-    """Start (or schedule) a draft locked FOR UPDATE; starting now fixes the audience.
-    local_send_at: send_in_local_time's wall-clock time (services/policy.local_start)."""
+    """Start (or schedule) a draft locked FOR UPDATE; starting now fixes the audience here,
+    or leaves it to the planner that took its snapshot before this (fix=False,
+    services/planning.py). local_send_at: send_in_local_time's wall-clock time
+    (services/policy.local_start)."""
     lifecycle.check("start", row["status"])
     status = lifecycle.start_status(timefmt.now(), scheduled_for)
     r = await set_status(
@@ -149,7 +151,8 @@ async def start(
         extra=(kind, scheduled_for, stop_at, local_send_at),
     )
     if status == "in_progress":
-        r = await _fix_audience(conn, r, batch_size)
+        if fix:
+            r = await _fix_audience(conn, r, batch_size)
         await add_event(conn, r, "campaign.started")
     return r
 
@@ -202,7 +205,7 @@ async def live_apps(conn: Conn) -> set[int]:
 async def due(conn: Conn) -> list[asyncpg.Record]:
     """Live campaigns for the 1 s tick: scheduled starts and stop_at that are due, and runs."""
     return await conn.fetch(
-        "SELECT app_id, id, status, planned, scheduled_for <= now() AS start_due,"
+        "SELECT app_id, id, status, type, planned, scheduled_for <= now() AS start_due,"
         " stop_at <= now() AS stop_due FROM campaigns"
         " WHERE status IN ('scheduled', 'in_progress', 'paused')"
     )

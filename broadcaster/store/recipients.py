@@ -148,12 +148,18 @@ SELECT (SELECT n FROM total) AS recipients, (SELECT count(*) FROM b) AS batches
 async def fix(
     conn: Tx, app_id: int, campaign_id: str, *, kind: str, segment_ids: Sequence[str],
     user_ids: Sequence[str], sender_id: str, batch_size: int, lease_s: float,
+    snapshot: bool = False, timeout: float | None = None,
 ) -> tuple[int, int]:
     """Fix a starting campaign's audience and its batch boundaries, inside the caller's
-    transaction (the one that makes it in_progress); returns (recipients, batches).
+    transaction; returns (recipients, batches).
 
-    The segments are locked FOR SHARE first: target additions and removals (which update
-    their segment row) wait for this transaction, so the audience is one consistent state."""
+    snapshot: the caller's transaction is REPEATABLE READ with its snapshot taken before
+    the start (services/planning.py): that snapshot is the consistent state, nothing is
+    locked (and nothing could be: a segment row changed since would refuse the lock).
+    Otherwise (the transaction that makes the campaign in_progress) the segments are locked
+    FOR SHARE first: target additions and removals (which update their segment row) wait
+    for this transaction, so the audience is one consistent state. timeout: the copy's own
+    bound in seconds instead of the connection's command timeout."""
     from broadcaster import filters
 
     params = filters.Params([app_id, campaign_id, batch_size, float(lease_s)])
@@ -161,9 +167,10 @@ async def fix(
         source = (f"SELECT DISTINCT u AS id FROM unnest({params.add(list(user_ids))}::text[]) u"
                   f" WHERE u <> {params.add(sender_id)}")
     else:
-        await conn.execute(
-            "SELECT 1 FROM segments WHERE app_id = $1 AND id = ANY($2::text[]) FOR SHARE",
-            app_id, list(segment_ids))
+        if not snapshot:
+            await conn.execute(
+                "SELECT 1 FROM segments WHERE app_id = $1 AND id = ANY($2::text[]) FOR SHARE",
+                app_id, list(segment_ids))
         rows = await segments.get_many(conn, app_id, list(segment_ids))
         aud = Audience(app_id, "user" if kind == "user" else "channel", tuple(segment_ids), sender_id)
         sql = _union_sql(rows, aud, params, None, None, None)
@@ -176,7 +183,7 @@ async def fix(
                 "SELECT current_setting('enable_sort') AS s, current_setting('enable_bitmapscan') AS b,"
                 " set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)")
             assert prev is not None
-            r = await conn.fetchrow(_FIX.format(source=source), *params.values)
+            r = await conn.fetchrow(_FIX.format(source=source), *params.values, timeout=timeout)
             assert r is not None
             await conn.execute("SELECT set_config('enable_sort', $1, true), set_config('enable_bitmapscan', $2, true)",
                                prev["s"], prev["b"])
