@@ -22,6 +22,10 @@ async def test_campaign_tables_vacuum_every_200k_inserted_rows_and_analyze_at_ha
         assert got.get((t, "autovacuum_vacuum_insert_threshold")) == "200000", (t, got)
         assert got.get((t, "autovacuum_vacuum_insert_scale_factor")) == "0.01", (t, got)
         assert got.get((t, "autovacuum_analyze_scale_factor")) == "0.5", (t, got)
+    # the audience, copied once and read once, is not vacuumed for its inserts (0181)
+    assert await pool.fetchval(
+        "SELECT o.option_value FROM pg_class c, pg_options_to_table(c.reloptions) o WHERE c.relname = 'campaign_audience'"
+        " AND c.relkind = 'r' AND o.option_name = 'autovacuum_vacuum_insert_threshold'") == "-1"
     # the other tables keep the server's defaults
     assert not await pool.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'users' AND relkind = 'r'")
 

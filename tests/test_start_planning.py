@@ -16,7 +16,7 @@ from broadcaster.services import campaigns as use_cases
 from broadcaster.services import planning
 from broadcaster.settings import Settings
 from broadcaster.store import campaigns
-from tests.helpers import Api, await_for
+from tests.helpers import Api, assert_error, await_for
 from tests.test_audience import N, campaign, complete, ledger, setup
 from tests.test_click_outbox import serve  # noqa: F401  (the fixture: `broadcaster serve` processes)
 
@@ -136,3 +136,23 @@ async def test_a_copy_committed_but_not_marked_is_marked_by_the_tick(
     assert done["stats"]["stats_recipients_total"] == N and done["stats"]["stats_messages_sent"] == N, done
     assert set(await ledger(pool, "mark")) == set(ids)
     assert not await pool.fetchval("SELECT count(*) FROM campaign_plans")
+
+
+async def test_a_campaign_still_being_planned_cannot_be_deleted(api: Api, pool: Any, settings: Settings) -> None:
+    await setup(api, pool, "gone", RATE)
+    blocker = await Blocker.take(settings.database_url)
+    st, body = await api.post("/campaigns/gone/start")
+    assert st == 200 and body["campaign"]["stats"]["stats_recipients_total"] == 0, body
+    st, body = await api.post("/campaigns/gone/stop")
+    assert st == 200 and body["campaign"]["status"] == "stopped", body
+    st, body = await api.delete("/campaigns/gone")
+    assert_error(st, body, 400, 4, "still fixing its audience")
+    await blocker.release()
+
+    async def planned() -> bool:
+        return (await campaign(api, "gone"))["stats"]["stats_recipients_total"] == N
+    await await_for(planned, timeout=60)
+    st, body = await api.delete("/campaigns/gone")
+    assert st == 200, body
+    for table in ("campaign_audience", "campaign_batches", "campaign_plans"):
+        assert not await pool.fetchval(f"SELECT count(*) FROM {table} WHERE campaign_id = 'gone'"), table

@@ -19,7 +19,14 @@ from broadcaster.keys import PLANNERS, POOL, REDIS, SETTINGS
 from broadcaster.middleware import current_app
 from broadcaster.services import campaigns as use_cases
 from broadcaster.services import planning, recurring
-from broadcaster.store import campaign_view, campaigns, interactions, ledger, recipients
+from broadcaster.store import (
+    audience_plans,
+    campaign_view,
+    campaigns,
+    interactions,
+    ledger,
+    recipients,
+)
 from broadcaster.store import occurrence_views as family_views
 from broadcaster.store.ledger import Tx
 from broadcaster.templating import compile_campaign
@@ -158,6 +165,7 @@ async def delete_campaign(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await campaigns.get(conn, app.id, request.match_info["id"], lock="UPDATE")
         lifecycle.check("delete", row["status"])
+        await audience_plans.check_idle(conn, app.id, row["id"])
         await series_api.on_delete(conn, row)
         await campaigns.delete(conn, app.id, row["id"])
     return ok(request, {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from broadcaster.errors import bad_request
 from broadcaster.store.campaigns import COLUMNS
 from broadcaster.store.ledger import Conn, Tx
 
@@ -23,6 +24,13 @@ async def hold(conn: Tx, app_id: int, cid: str) -> None:
 async def try_hold(conn: Tx, app_id: int, cid: str) -> bool:
     """Take the planning lock until the transaction ends, False when a planner holds it."""
     return bool(await conn.fetchval(f"SELECT pg_try_advisory_xact_lock({_KEY})", app_id, cid))
+
+
+async def check_idle(conn: Tx, app_id: int, cid: str) -> None:
+    """Refuse to delete a campaign (stopped while) still being planned: its planner would
+    commit an audience and batches for a campaign that is gone, under an id reusable later."""
+    if not await try_hold(conn, app_id, cid):
+        raise bad_request(f"campaign {cid!r} is still fixing its audience: delete it once that is done")
 
 
 async def record(conn: Tx, app_id: int, cid: str, recipients: int, batches: int) -> None:

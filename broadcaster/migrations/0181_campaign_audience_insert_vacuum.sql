@@ -1,0 +1,12 @@
+-- campaign_audience is written once per campaign, by the copy that fixes its audience, and
+-- read once, by the batch that sends to each range; never updated. Its insert-triggered
+-- vacuum (1,000 rows + 20 %) therefore ran right after every copy, over the whole of it: in
+-- the 5M runs (docs/scaling.md) it was vacuuming and analyzing the fresh 525 MB audience in
+-- 15 % of the first tenth's samples, and its all-visible marking logged most of that tenth's
+-- 0.075 full-page images per recipient (data checksums on, the checkpoint the import and the
+-- copy had requested just begun). What it bought: the visibility map for index-only scans of
+-- ranges read once, whose 20-odd heap pages per batch of 2,000 are sequential. Freezing is
+-- not lost: the anti-wraparound vacuum still comes at autovacuum_freeze_max_age, and it would
+-- have had to freeze these rows anyway (an insert vacuum leaves young rows unfrozen).
+-- -1 turns insert-triggered vacuums off for this table; analyze keeps its default.
+ALTER TABLE campaign_audience SET (autovacuum_vacuum_insert_threshold = -1);
