@@ -30,11 +30,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logs.setup(settings.log_level)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, loop=_event_loop(),
                 access_log=None, print=None, shutdown_timeout=10,
                 # GET /users carries its query as ?payload=<json>: allow long request lines.
                 max_line_size=65536, max_field_size=65536)
     return 0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop | None:
+    """uvloop's loop where it is installed (the `fast` extra) unless BROADCASTER_UVLOOP=0:
+    the API's per-request CPU is mostly the event loop's and aiohttp's, not ours."""
+    if os.environ.get("BROADCASTER_UVLOOP", "1").strip().lower() in ("0", "false", "no"):
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -74,9 +74,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     try:
         resp = await handler(request)
         resp.headers["X-Request-Id"] = rid
-        log(logger, logging.INFO, "request", method=request.method, path=request.path,
-            status=resp.status, op=operation(request),
-            ms=round((time.perf_counter() - request[T0]) * 1000, 2), **extra)
+        if logger.isEnabledFor(logging.INFO):  # its fields are not worked out for nothing
+            log(logger, logging.INFO, "request", method=request.method, path=request.path,
+                status=resp.status, op=operation(request),
+                ms=round((time.perf_counter() - request[T0]) * 1000, 2), **extra)
         return resp
     finally:
         request_id.reset(token)
