@@ -279,8 +279,8 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
             return await fanout_run(client, cid, ctype, n, sampler(), skip_webhook=True, extra=extra, where=fwhere)
         out["funnel"] = await benchfunnel.run(client, dsn, n, fan["recipients_per_s"], funnel_fanout)
     if "triggers_and_policy" in todo:  # issue 16: events, policy (broadcaster/benchauto.py)
-        async def plain_fanout(cid: str) -> dict[str, Any]:
-            return await fanout_run(client, cid, "messaging", n, sampler(), skip_webhook=True)
+        async def plain_fanout(cid: str, **kw: Any) -> dict[str, Any]:
+            return await fanout_run(client, cid, "messaging", n, sampler(), skip_webhook=True, **kw)
         out["triggers_and_policy"] = await benchauto.run(client, dsn, app_id, n, plain_fanout)
     if "hooks_fanout" in todo:
         await client.ok("PATCH", "/app", {"webhook_url": sink.url, "webhook_rate_limit": 0})

@@ -8,7 +8,10 @@ bench` against its API and workers, on the users u000000000.. it created:
   its ledger row (sent_at: the start of the batch transaction that wrote the message);
 - policy: the same campaign with frequency caps, quiet hours (not covering now: every check
   is paid, nobody deferred) and 1 % of users opted out, against the plain campaign run just
-  after it (both into the channels an earlier run created), as a rate ratio.
+  after it (both into the channels an earlier run created), as a rate ratio;
+- local time: the same campaign with send_in_local_time at a wall-clock time just past in
+  every zone its users have (UTC, and 1 % each in Europe/Amsterdam and Asia/Tokyo): every
+  recipient's timing is decided and all are due, against the same plain run.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import asyncpg
 
 from broadcaster.benchparts import Client, progress
 
-Fanout = Callable[[str], Awaitable[dict[str, Any]]]
+Fanout = Callable[..., Awaitable[dict[str, Any]]]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -129,8 +132,17 @@ async def event_to_message(client: Client, dsn: str, app_id: int, n: int, rate: 
 
 
 async def policy(client: Client, dsn: str, app_id: int, fanout: Fanout) -> dict[str, Any]:
-    # the first plain run creates the 1:1 channels when no earlier part did; the policy run
-    # and the second plain run both send into existing channels, back to back
+    # the first plain run creates the 1:1 channels when no earlier part did; the policy run,
+    # the local-time run and the second plain run all send into existing channels, back to
+    # back; the zones are set before the first, so every run reads the same users table
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE users SET custom = custom || jsonb_build_object('timezone', CASE WHEN id LIKE 'u%01'"
+            " THEN 'Europe/Amsterdam' ELSE 'Asia/Tokyo' END) WHERE app_id = $1 AND (id LIKE 'u%01' OR id LIKE 'u%02')",
+            app_id)
+    finally:
+        await conn.close()
     first = await fanout("bench-pol-plain")
     now = datetime.now(UTC)
     quiet = {"start": (now + timedelta(hours=6)).strftime("%H:%M"), "end": (now + timedelta(hours=7)).strftime("%H:%M")}
@@ -148,11 +160,15 @@ async def policy(client: Client, dsn: str, app_id: int, fanout: Fanout) -> dict[
             await client.ok("PATCH", "/app", {"quiet_hours": None, "frequency_caps": None, "default_timezone": None})
     finally:
         await conn.close()
+    wall = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    local = await fanout("bench-pol-local", extra={"send_in_local_time": True}, start={"scheduled_for": wall})
     plain = await fanout("bench-pol-plain2")
     out = {"first_plain_recipients_per_s": round(first["recipients_per_s"]),
            "plain_recipients_per_s": round(plain["recipients_per_s"]),
            "policy_recipients_per_s": round(pol["recipients_per_s"]),
-           "ratio": round(pol["recipients_per_s"] / plain["recipients_per_s"], 3)}
+           "ratio": round(pol["recipients_per_s"] / plain["recipients_per_s"], 3),
+           "local_time_recipients_per_s": round(local["recipients_per_s"]),
+           "local_time_ratio": round(local["recipients_per_s"] / plain["recipients_per_s"], 3)}
     progress(f"caps + quiet hours + opt-out vs plain {out}")
     return out
 

@@ -31,7 +31,8 @@ async def targets_query(client: Client) -> dict[str, float]:
 
 
 async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: RssSampler,
-                  *, skip_webhook: bool, extra: dict[str, Any] | None = None, where: Any = None) -> dict[str, Any]:
+                  *, skip_webhook: bool, extra: dict[str, Any] | None = None, where: Any = None,
+                  start: dict[str, Any] | None = None) -> dict[str, Any]:
     body = {
         "id": cid, "name": cid, "segment_ids": ["bench"], "sender_id": "sender",
         "create_channels": True, "channel_template": {"type": channel_type},
@@ -43,7 +44,7 @@ async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: R
     t0 = time.perf_counter()
     if where is not None:  # benchwhere.Where: sampled from the start call to completed
         where.start(t0)
-    await client.ok("POST", f"/campaigns/{cid}/start", {})
+    await client.ok("POST", f"/campaigns/{cid}/start", start or {})
     timeline: list[tuple[float, int]] = []
     rss_at_10 = 0.0
     last_print = 0.0
