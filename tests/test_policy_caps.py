@@ -138,3 +138,31 @@ async def test_a_render_error_after_the_cap_check_does_not_count_against_the_cap
         (u, "sent", None) if first[u][0] == "errored" else (u, "skipped", "frequency_capped") for u in sorted(first)]
     sends = await pool.fetch("SELECT user_id, count(capped_at) AS n FROM campaign_recipients GROUP BY user_id")
     assert {r[0]: r[1] for r in sends} == {f"e{i}": 1 for i in range(6)}
+
+
+async def test_a_deleted_campaigns_messages_still_count_against_the_cap(
+    api: Api, pool: Any, start_worker: Any,
+) -> None:
+    users = {f"d{i}": {"id": f"d{i}"} for i in range(4)}
+    st, body = await api.post("/users", {"users": {"boss": {"id": "boss"}, **users}})
+    assert st in (200, 201), body
+    assert (await api.patch("/app", {"frequency_caps": [{"max": 1, "period": "1d"}]}))[0] == 200
+    for cid in ("old", "new"):
+        st, body = await api.post("/campaigns", {
+            "id": cid, "sender_id": "boss", "user_ids": sorted(users)[:3] if cid == "old" else sorted(users),
+            "skip_webhook": True, "create_channels": True, "channel_template": {"type": "messaging"},
+            "message_template": {"text": cid}})
+        assert st == 201, body
+    start_worker()
+    assert (await api.post("/campaigns/old/start"))[0] == 200
+    assert (await _done(api, "old"))["stats"]["stats_messages_sent"] == 3
+    assert (await api.delete("/campaigns/old"))[0] == 200
+    assert not await pool.fetchval("SELECT count(*) FROM campaign_recipients WHERE campaign_id = 'old'")
+    kept = await pool.fetch("SELECT user_id FROM policy_kept ORDER BY user_id")
+    assert [r[0] for r in kept] == ["d0", "d1", "d2"]
+    assert (await api.post("/campaigns/new/start"))[0] == 200
+    await _done(api, "new")
+    rows = await pool.fetch("SELECT target_id, status, error FROM campaign_recipients WHERE campaign_id = 'new'"
+                            " ORDER BY target_id")
+    assert [tuple(r) for r in rows] == [("d0", "skipped", "frequency_capped"), ("d1", "skipped", "frequency_capped"),
+                                        ("d2", "skipped", "frequency_capped"), ("d3", "sent", None)]
