@@ -68,7 +68,7 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert auto["events_post_1000"]["settled"] and auto["events_post_1000"]["p50_ms"] > 0
     e2m = auto["event_to_message"]
     assert e2m["settled"] and e2m["messages"] == e2m["events"] == 2000 and e2m["p99_ms"] > 0, e2m
-    assert auto["policy"]["ratio"] > 0
+    assert auto["policy"]["ratio"] > 0 and auto["policy"]["local_time_ratio"] > 0
 
 
 async def test_ceilings_write_the_keys_they_name(pool: Any) -> None:
