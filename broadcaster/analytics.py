@@ -53,7 +53,6 @@ def _one(i: int, c: Any, now: datetime) -> Conversion:
     p = f"conversions[{i}]"
     if not isinstance(c, dict):
         raise bad_request(f"{p} must be an object")
-    no_nul(c, p)
     cid = c.get("id")
     cid = ident(cid, f"{p}.id") if cid is not None else uuid.uuid4().hex
     uid = ident(c.get("user_id"), f"{p}.user_id") if c.get("user_id") is not None else None
@@ -62,6 +61,9 @@ def _one(i: int, c: Any, now: datetime) -> Conversion:
     event = c.get("event")
     if not isinstance(event, str) or not 1 <= len(event) <= 255:
         raise bad_request(f"{p}.event is required: a string of 1-255 characters")
+    # the one free-text field stored (ids and currency are patterns without NUL, created_at
+    # a parsed time, other keys are not stored)
+    no_nul(event, f"{p}.event")
     value: Decimal | None = None
     if c.get("value") is not None:
         v = c["value"]

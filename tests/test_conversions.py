@@ -140,6 +140,8 @@ async def test_validation_is_all_or_nothing(api: Api, pool: Any) -> None:
         ({"conversions": [{**ok_item, "currency": "EURO"}]}, ("conversions[0].currency",)),
         ({"conversions": [{**ok_item, "created_at": "yesterday"}]}, ("conversions[0].created_at",)),
         ({"conversions": [{**ok_item, "id": ""}]}, ("conversions[0].id",)),
+        ({"conversions": [ok_item, {**ok_item, "event": "buy\u0000"}]}, ("conversions[1].event", "NUL")),
+        ({"conversions": [{**ok_item, "user_id": "u\u00001"}]}, ("conversions[0].user_id",)),
     ]:
         st, body = await api.post("/conversions", bad)
         assert_error(st, body, 400, 4, *words)
