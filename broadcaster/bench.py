@@ -182,7 +182,7 @@ async def _addtargets(client: Client) -> dict[str, float]:
 
 
 def _rates(fan: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    keys = ("planning_s", "tenths_recipients_per_s", "first_tenth_recipients_per_s",
+    keys = ("start_call_s", "planning_s", "tenths_recipients_per_s", "first_tenth_recipients_per_s",
             "last_tenth_recipients_per_s", "last_to_first_tenth")
     return {f"{prefix}recipients_per_s": round(fan["recipients_per_s"]), f"{prefix}seconds": round(fan["seconds"], 2),
             **{prefix + k: fan[k] for k in keys}}

@@ -45,6 +45,7 @@ async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: R
     if where is not None:  # benchwhere.Where: sampled from the start call to completed
         where.start(t0)
     await client.ok("POST", f"/campaigns/{cid}/start", start or {})
+    start_call_s = time.perf_counter() - t0  # the request answers within start_wait_s (planning.py)
     timeline: list[tuple[float, int]] = []
     rss_at_10 = 0.0
     last_print = 0.0
@@ -70,7 +71,8 @@ async def fanout(client: Client, cid: str, channel_type: str, n: int, sampler: R
     per = tenths(timeline, n)
     marks = per.pop("marks")
     prof = await where.stop(seconds, marks, per["tenths_recipients_per_s"], n) if where is not None else None
-    return {"recipients_per_s": n / seconds, "seconds": seconds, "timeline": timeline, **per,
+    return {"recipients_per_s": n / seconds, "seconds": seconds, "start_call_s": round(start_call_s, 2),
+            "timeline": timeline, **per,
             **({"where": prof} if prof else {}),
             "rss_at_10": rss_at_10 or round(sampler.peak, 1), "rss_at_100": round(sampler.peak, 1)}
 
