@@ -36,7 +36,7 @@ async def follow_link(request: web.Request) -> web.Response:
     secret, tok = request.app[SETTINGS].click_secret, request.match_info["token"]
     pipe = request.app[CLICK_PIPE]
     got = links.open_token(secret, tok)
-    click = await pipe.resolve(secret, tok, got) if isinstance(got, links.Ref) else got
+    click = await pipe.resolve(got) if isinstance(got, links.Ref) else got
     if click is None:
         raise not_found("link")
     # HEAD is what link-preview bots send: it redirects but is not a click

@@ -3,12 +3,13 @@ keyed hash and one base64 per link.
 
 v3 tokens, for the links written literally in the campaign's message template (the same for
 every recipient): payload = version byte 3 (bit 7: a test send), app id (4 bytes), campaign
-and target (1-byte lengths), link number, and the link's index in `literals(template)`; the
-MAC (keyed BLAKE2b, 12 bytes) covers the payload followed by the URL itself. The URL is not
-in the token: the redirect finds it in the campaign's template (immutable once the campaign
-starts) and checks the MAC against it, so a token opens only to the exact URL it was signed
-for, and a template that no longer has it makes the token a 404. Links that differ per
-recipient (templated) keep v2 tokens, which carry their URL (domain/linktoken).
+and target (1-byte lengths), link number, the link's index in `literals(template)` and 2
+bytes of a hash of its URL; the MAC (keyed BLAKE2b, 12 bytes) covers the payload. The URL is
+not in the token: the redirect finds it in the campaign's template (immutable once the
+campaign starts). So a forged or altered token is refused before anything is read from the
+database (the MAC), and one whose campaign's template no longer has that URL at that index
+(a campaign deleted and made again under its id) is refused too (the URL hash). Links that
+differ per recipient (templated) keep v2 tokens, which carry their URL (domain/linktoken).
 
 Per batch, each distinct (link number, URL) is prepared once: the keyed state fed the
 campaign's part, the bytes after the recipient's; per recipient only the target's bytes are
@@ -75,6 +76,10 @@ def _base(secret: str) -> Any:
     return h
 
 
+def url_hash(url: str) -> bytes:
+    return hashlib.blake2b(url.encode(), digest_size=2, person=b"click:url").digest()
+
+
 def b64(raw: bytes) -> str:
     return binascii.b2a_base64(raw, newline=False).translate(B64_TABLE).decode().rstrip("=")
 
@@ -110,8 +115,8 @@ class BatchSigner:
             return None, None, b"", b""
         idx = self.index.get(url)
         if idx is not None:
-            mid = bytes((no, idx))
-            return self.v3, mid, mid + url.encode(), self.head3
+            mid = bytes((no, idx)) + url_hash(url)
+            return self.v3, mid, mid, self.head3
         bit, rest = 0, url
         for b, prefix in linktoken.SCHEMES:
             if url.startswith(prefix):
@@ -148,13 +153,17 @@ class Ref:
     link_no: int
     index: int
     test: bool
-    mac: bytes
-    payload: bytes
+    url_hash: bytes
 
 
-def parse(raw: bytes) -> Ref | None:
+def parse(secret: str, raw: bytes) -> Ref | None:
+    """A v3 token we signed, taken apart (None for anything else)."""
     mac, payload = raw[:linktoken.V2_MAC], raw[linktoken.V2_MAC:]
-    if len(payload) < 9 or payload[0] & ~linktoken.TEST_BIT != V3:
+    if len(payload) < 11 or payload[0] & ~linktoken.TEST_BIT != V3:
+        return None
+    h = _base(secret).copy()
+    h.update(payload)
+    if not hmac.compare_digest(mac, h.digest()):
         return None
     try:
         app_id, lc = struct.unpack_from(">IB", payload, 1)
@@ -164,20 +173,17 @@ def parse(raw: bytes) -> Ref | None:
         lt = payload[pos]
         target = payload[pos + 1:pos + 1 + lt].decode()
         pos += 1 + lt
-        if len(payload) != pos + 2 or len(camp.encode()) != lc or len(target.encode()) != lt:
+        if len(payload) != pos + 4 or len(camp.encode()) != lc or len(target.encode()) != lt:
             return None
         no, idx = payload[pos], payload[pos + 1]
     except (IndexError, UnicodeDecodeError, struct.error):
         return None
-    return Ref(app_id, camp, target, no, idx, bool(payload[0] & linktoken.TEST_BIT), mac, payload)
+    return Ref(app_id, camp, target, no, idx, bool(payload[0] & linktoken.TEST_BIT), payload[pos + 2:])
 
 
-def verify(secret: str, ref: Ref, lits: Sequence[str]) -> str | None:
+def url_of(ref: Ref, lits: Sequence[str]) -> str | None:
     """The URL a v3 token was signed for, if the campaign's literals still have it."""
     if ref.index >= len(lits):
         return None
     url = lits[ref.index]
-    h = _base(secret).copy()
-    h.update(ref.payload)
-    h.update(url.encode())
-    return url if hmac.compare_digest(ref.mac, h.digest()) else None
+    return url if hmac.compare_digest(ref.url_hash, url_hash(url)) else None

@@ -54,18 +54,16 @@ def open_token(secret: str, tok: str) -> Click | Ref | None:
     raw = _raw(tok)
     if raw is None:
         return None
-    ref = linkbatch.parse(raw)
-    return ref if ref is not None else _opened(secret, raw)
+    return linkbatch.parse(secret, raw) or _opened(secret, raw)
 
 
-def resolve(secret: str, tok: str, ref: Ref, lits: tuple[str, ...]) -> Click | None:
-    """A v3 token's click, its URL taken from the campaign's literal links (None: not signed
-    for any of them; a v1 token whose bytes happen to parse as v3 is tried as one)."""
-    url = linkbatch.verify(secret, ref, lits)
-    if url is None:
-        raw = _raw(tok)
-        return _opened(secret, raw) if raw is not None else None
-    return Click(ref.app_id, ref.campaign_id, ref.target_id, ref.link_no, url, ref.test) if is_link(url) else None
+def resolve(ref: Ref, lits: tuple[str, ...]) -> Click | None:
+    """A v3 token's click, its URL taken from the campaign's literal links (None: they do
+    not have it any more)."""
+    url = linkbatch.url_of(ref, lits)
+    if url is None or not is_link(url):
+        return None
+    return Click(ref.app_id, ref.campaign_id, ref.target_id, ref.link_no, url, ref.test)
 
 
 def literals(message_template: object) -> tuple[str, ...]:

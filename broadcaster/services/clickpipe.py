@@ -67,12 +67,12 @@ class ClickPipe:
             self._literals.popitem(last=False)
         return got
 
-    async def resolve(self, secret: str, tok: str, ref: Ref) -> Click | None:
+    async def resolve(self, ref: Ref) -> Click | None:
         """The click of a v3 token (a literal link of its campaign's template), or None."""
         lits, at = await self._lits(ref.app_id, ref.campaign_id, False)
-        click = links.resolve(secret, tok, ref, lits)
+        click = links.resolve(ref, lits)
         if click is None and time.monotonic() - at > LITERAL_RELOAD_S:  # a campaign deleted and made again
-            click = links.resolve(secret, tok, ref, (await self._lits(ref.app_id, ref.campaign_id, True))[0])
+            click = links.resolve(ref, (await self._lits(ref.app_id, ref.campaign_id, True))[0])
         return click
 
     async def record(self, click: Click) -> bool:
