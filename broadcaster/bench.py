@@ -285,8 +285,12 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
     if "hooks_fanout" in todo:
         await client.ok("PATCH", "/app", {"webhook_url": sink.url, "webhook_rate_limit": 0})
         hwhere = Where(dsn, await pids(dsn, workers), batch) if args.where else None
+        delivered0 = sink.count
         fan2 = await fanout_run(client, "bench-2", "bench2", n, sampler(), skip_webhook=False, where=hwhere)
-        progress(f"fan-out with webhooks {fan2['recipients_per_s']:,.0f} recipients/s")
+        # the pump's share beside the fan-out: events delivered before the campaign completed
+        fanout["with_webhooks_delivered_during"] = sink.count - delivered0
+        progress(f"fan-out with webhooks {fan2['recipients_per_s']:,.0f} recipients/s,"
+                 f" {sink.count - delivered0} of {2 * n} events delivered meanwhile")
         if "where" in fan2:  # the same profile with webhooks on (routing and delivery beside)
             out["where_hooks_fanout"] = fan2["where"]
         fanout["with_webhooks_recipients_per_s"] = round(fan2["recipients_per_s"])

@@ -17,7 +17,9 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-MARK_MS = 1500  # a batch writing marks its app busy this long
+MARK_MS = 1500  # a mark without a batch to end it (mark_busy with no batch) lasts this long
+WRITING_MS = 60_000  # a batch's mark until its end (if its worker dies: at most this long)
+TAIL_MS = 300  # after a batch ends: its next batch marks again within this
 _CACHE_S = 0.1
 
 
@@ -25,13 +27,24 @@ def _key(queue: str) -> str:
     return f"bc:fanout:busy:{queue}"
 
 
-async def mark_busy(redis: Redis, queue: str, app_id: int) -> None:
-    """Mark the app busy (a sorted set of app ids scored by when the mark ends): only its
-    own webhooks trickle (webhooks/fairness.py)."""
+async def mark_busy(redis: Redis, queue: str, app_id: int, batch: str = "") -> None:
+    """Mark the app busy (a sorted set of "app_id:batch" scored by when the mark ends): only
+    its own webhooks trickle (webhooks/fairness.py). A batch's mark lasts until mark_done:
+    a fixed 1.5 s lapsed under load while batches still wrote (a batch of 2,000 can take
+    longer), and the pump went to full speed beside the fan-out."""
     try:
-        await redis.zadd(_key(queue), {str(app_id): time.time() * 1000 + MARK_MS})
+        ms = WRITING_MS if batch else MARK_MS
+        await redis.zadd(_key(queue), {f"{app_id}:{batch}": time.time() * 1000 + ms})
     except (RedisError, OSError):
         pass  # only a hint: without it the pump runs at full speed
+
+
+async def mark_done(redis: Redis, queue: str, app_id: int, batch: str) -> None:
+    """The batch ended: its mark lapses shortly (if it marked at all)."""
+    try:
+        await redis.zadd(_key(queue), {f"{app_id}:{batch}": time.time() * 1000 + TAIL_MS}, xx=True)
+    except (RedisError, OSError):
+        pass  # it lapses after WRITING_MS
 
 
 class Busy:
@@ -50,7 +63,8 @@ class Busy:
                     p.zremrangebyscore(self.key, "-inf", ms)
                     p.zrangebyscore(self.key, ms, "+inf")
                     _, members = await p.execute()
-                self._value = frozenset(int(m) for m in members)
+                self._value = frozenset(int(m.split(b":", 1)[0] if isinstance(m, bytes) else m.split(":", 1)[0])
+                                        for m in members)
             except (RedisError, OSError, ValueError):
                 self._value = frozenset()
             self._at = now

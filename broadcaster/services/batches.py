@@ -68,6 +68,7 @@ async def run(pool: Any, redis: ArqRedis, settings: Any, app_id: int, cid: str, 
                                                      settings.max_send_rate, settings.tracking)
         finally:
             SLOTS.running[app_id] -= 1
+            await pressure.mark_done(redis, settings.queue_name, app_id, f"{cid}:{no}")
         if follow is not None:  # a triggered campaign's next batch is dispatched by this one's end
             await triggers.dispatch(conn, redis, app_id, follow, settings.batch_size)
         # Only a batch that saw no other open batch tries to complete the campaign (3 round
@@ -101,7 +102,7 @@ async def _run(
         if wait > 0:  # the tokens are ours from then on: come back at that time, holding no slot
             return await _defer(redis, conn, app_id, cid, no, wait, True), False, None
     events = fanout.webhooks_enabled(camp, app_settings)
-    await pressure.mark_busy(redis, queue, app_id)
+    await pressure.mark_busy(redis, queue, app_id, f"{cid}:{no}")
     async with conn.transaction():
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")
         if camp["status"] != "in_progress":

@@ -35,6 +35,7 @@ PUMP_SECONDS = 50.0
 SLOT_TTL_MS = 15_000
 TICK_S = 0.01  # claims at most this often: completions in between are claimed for together
 IDLE_EXIT_S = 0.5
+TRICKLES: dict[str, fairness.Trickle] = {}  # per pump slot, in this process
 
 
 async def route(pool: asyncpg.Pool, limit: int = ROUTE_BATCH) -> int:
@@ -143,6 +144,11 @@ async def pump(ctx: dict[str, Any]) -> int:
             break
     if slot_key is None:
         return 0
+    # One pace per slot for the pump's router and its deliverer, a share of the app's, kept
+    # by the process (a pump replaced mid-campaign must not start with a fresh burst): two
+    # paces, one per pump, each new, gave a busy app ~4x its trickle beside its fan-out.
+    trickle = TRICKLES.setdefault(slot_key, fairness.Trickle(fairness.TRICKLE_RATE / SLOTS,
+                                                             fairness.TRICKLE_EVENTS // SLOTS))
     sender = Sender(settings.webhook_timeout_s, settings.webhook_allow_private)
     d = Deliverer(ctx["pool"], redis, sender, settings.webhook_timeout_s, settings.webhook_retry_hours)
     deadline = time.monotonic() + PUMP_SECONDS
@@ -150,8 +156,9 @@ async def pump(ctx: dict[str, Any]) -> int:
     stop = asyncio.Event()
     busy = pressure.Busy(redis, settings.queue_name)
 
+    d.trickle = trickle
+
     async def router() -> None:
-        trickle = fairness.Trickle()
         try:
             while not stop.is_set() and time.monotonic() < deadline:
                 marked = await busy()

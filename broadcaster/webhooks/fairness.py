@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-TRICKLE_RATE = 250.0  # events/s per app while its fan-out writes
-TRICKLE_EVENTS = 250  # at most this many per round for such an app
+TRICKLE_RATE = 250.0  # events/s per app while its fan-out writes, all pumps together
+TRICKLE_EVENTS = 250  # at most this many per round for such an app (a batch row is never split)
 
 
 class Trickle:
