@@ -6,9 +6,11 @@ down for 5 minutes: tests/test_webhook_outage.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
+import psutil
 import pytest
 from aiohttp import web
 
@@ -26,13 +28,32 @@ async def _users(api: Api, n: int) -> list[str]:
     return ids
 
 
-async def test_plain_http_server_gets_a_10k_campaign_on_first_attempts(api: Api, start_worker) -> None:
+def _cpu(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return float(t.user + t.system)
+
+
+async def _rows(pool: Any) -> list[dict[str, Any]]:
+    """What is left in the delivery table, grouped: the diagnosis when an event is late."""
+    rows = await pool.fetch(
+        "SELECT state, held, attempt, last_error, count(*) AS n, min(next_at - now()) AS due_in"
+        " FROM webhook_deliveries GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 20")
+    outbox_n = await pool.fetchval("SELECT count(*) FROM outbox")
+    return [{"outbox": outbox_n}, *[dict(r) for r in rows]]
+
+
+# A bound the issue names (campaign.completed within 60 s of completion): run alone. Nearly
+# every event is delivered after completion (fan-out first), and the drain is CPU-bound in
+# both the receiver (this process, ~0.55 ms of CPU a request) and the worker: beside other
+# test processes (load 9.9) each got 0.29 cores and 20,002 events drained at 531/s.
+@pytest.mark.exclusive
+async def test_plain_http_server_gets_a_10k_campaign_on_first_attempts(api: Api, pool, start_worker) -> None:
     recv = PlainReceiver().start()
     try:
         st, body = await api.patch("/app", {"webhook_url": recv.url, "webhook_rate_limit": 0})
         assert st == 200, body
         ids = await _users(api, 10_000)
-        start_worker()
+        worker = psutil.Process(start_worker().pid)
         st, body = await api.post("/campaigns", {
             "id": "big", "sender_id": "boss", "user_ids": ids, "message_template": {"text": "Hi"},
             "create_channels": True, "channel_template": {"type": "messaging"}})
@@ -46,15 +67,32 @@ async def test_plain_http_server_gets_a_10k_campaign_on_first_attempts(api: Api,
 
         await await_for(completed, timeout=120, interval=0.2)
         done_at = time.monotonic()
+        at_done = len(recv.snapshot())
+        cpu0 = _cpu(worker), _cpu(psutil.Process())
 
         async def all_in() -> bool:
             return any(h.type == "campaign.completed" for h in recv.snapshot())
 
-        await await_for(all_in, timeout=90, interval=0.2)
+        try:
+            await await_for(all_in, timeout=90, interval=0.2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}: receiver {recv.summary()}, rows {await _rows(pool)}") from None
         hits = recv.snapshot()
         last = hits[-1]
+        # the drain after completion, the figure to look at when the bound is missed
+        cpu1 = _cpu(worker), _cpu(psutil.Process())
+        wall = max(0.001, last.at - done_at)
+        drain = {"at_completion": at_done, "load": round(os.getloadavg()[0], 1),
+                 "worker_cores": round((cpu1[0] - cpu0[0]) / wall, 2),  # sending, routing, recording
+                 "receiver_cores": round((cpu1[1] - cpu0[1]) / wall, 2),  # this process: the receiver
+ "after": len(hits) - at_done,
+                 "per_s": round((len(hits) - at_done) / max(0.001, last.at - done_at)),
+                 "first_hit_s_before_completion": round(done_at - hits[0].at, 1),
+                 "row_updates": await pool.fetchval(
+                     "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'webhook_deliveries'")}
+        print("plain receiver drain", drain)
         assert last.type == "campaign.completed"
-        assert last.at - done_at <= 60, last.at - done_at
+        assert last.at - done_at <= 60, (last.at - done_at, drain)
         assert len(hits) == 20_002, recv.summary()  # started, 10,000 x (channel, message), completed
         assert {h.attempt for h in hits} == {1}, recv.summary()
         assert len({h.webhook_id for h in hits}) == 20_002
