@@ -54,7 +54,9 @@ async def before(
         if not fresh:  # settings removed while some were held: they go now
             await store.hold(conn, camp["app_id"], camp["id"], bounds, [])
         return Gate(rows)
-    now = await store.now(conn)
+    # with caps, the batch's range is claimed first, in the round trip that reads the clock:
+    # a concurrent batch sharing users commits before the counts are read
+    now = await (store.claim(conn, camp["app_id"], bounds) if rules.caps and rows else store.now(conn))
     # a recipient's timing depends on its zone only: decided once per distinct zone name
     zones: dict[Any, tuple[str, datetime | None, str | None]] = {}
     gate = Gate([])
@@ -80,8 +82,6 @@ async def before(
         await store.hold(conn, camp["app_id"], camp["id"], bounds, held)
     gate.held = len(held)
     if rules.caps and candidates:
-        # the range first: a concurrent batch sharing users commits before the counts are read
-        await store.claim(conn, camp["app_id"], bounds)
         out: set[str] = set()
         if rules.check_caps:
             out = await store.capped(conn, camp["app_id"], [r["id"] for r in candidates], now,

@@ -90,11 +90,14 @@ async def add_release_batch(
     return int(no) if no is not None else None
 
 
-async def claim(conn: Tx, app_id: int, bounds: tuple[str | None, str]) -> None:
+async def claim(conn: Tx, app_id: int, bounds: tuple[str | None, str]) -> datetime:
     """In the batch's transaction, before counting: hold its range of user ids until it
     commits; a batch of another campaign over an overlapping range waits here for this one's
-    commit, then sees its sends (0170_caps_from_ledger.sql)."""
-    await conn.execute("SELECT policy_claim($1, $2, $3)", app_id, bounds[0], bounds[1])
+    commit, then sees its sends (0170_caps_from_ledger.sql). Returns the policy clock (the
+    transaction's: one round trip for both)."""
+    r = await conn.fetchrow(f"SELECT policy_claim($1, $2, $3), {NOW} AS now", app_id, bounds[0], bounds[1])
+    assert r is not None
+    return r["now"]  # type: ignore[no-any-return]
 
 
 async def capped(
@@ -106,8 +109,10 @@ async def capped(
     rows = await conn.fetch(
         "WITH s AS (SELECT r.user_id AS u, r.capped_at AS at FROM campaign_recipients r"
         "   WHERE r.app_id = $1 AND r.user_id = ANY($2::text[]) AND r.capped_at > $3::timestamptz - make_interval(secs => $6)"
+        # kept sends are rare: the scan only runs when the app has any (a one-time filter)
         "  UNION ALL SELECT k.user_id, k.at FROM policy_kept k"
-        "   WHERE k.app_id = $1 AND k.user_id = ANY($2::text[]) AND k.at > $3::timestamptz - make_interval(secs => $6))"
+        "   WHERE EXISTS (SELECT 1 FROM policy_kept e WHERE e.app_id = $1) AND k.app_id = $1"
+        "   AND k.user_id = ANY($2::text[]) AND k.at > $3::timestamptz - make_interval(secs => $6))"
         " SELECT DISTINCT s.u FROM s JOIN unnest($4::int[], $5::float8[]) AS c(m, secs)"
         "  ON s.at > $3::timestamptz - make_interval(secs => c.secs) GROUP BY s.u, c.m, c.secs HAVING count(*) >= c.m",
         app_id, user_ids, now, [c[0] for c in caps], [c[1] for c in caps], max(c[1] for c in caps))
