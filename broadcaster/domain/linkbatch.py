@@ -165,20 +165,12 @@ def parse(secret: str, raw: bytes) -> Ref | None:
     h.update(payload)
     if not hmac.compare_digest(mac, h.digest()):
         return None
-    try:
-        app_id, lc = struct.unpack_from(">IB", payload, 1)
-        pos = 6
-        camp = payload[pos:pos + lc].decode()
-        pos += lc
-        lt = payload[pos]
-        target = payload[pos + 1:pos + 1 + lt].decode()
-        pos += 1 + lt
-        if len(payload) != pos + 4 or len(camp.encode()) != lc or len(target.encode()) != lt:
-            return None
-        no, idx = payload[pos], payload[pos + 1]
-    except (IndexError, UnicodeDecodeError, struct.error):
+    names = linktoken.read_names(payload)
+    if names is None or len(payload) != names[3] + 4:
         return None
-    return Ref(app_id, camp, target, no, idx, bool(payload[0] & linktoken.TEST_BIT), payload[pos + 2:])
+    app_id, camp, target, pos = names
+    return Ref(app_id, camp, target, payload[pos], payload[pos + 1], bool(payload[0] & linktoken.TEST_BIT),
+               payload[pos + 2:])
 
 
 def url_of(ref: Ref, lits: Sequence[str]) -> str | None:

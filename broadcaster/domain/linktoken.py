@@ -98,6 +98,24 @@ def make(secret: str, app_id: int, campaign_id: str, target: str, no: int, url: 
     return signer(secret, app_id, campaign_id, test=test)(target, no, url)
 
 
+def read_names(payload: bytes) -> tuple[int, str, str, int] | None:
+    """App id, campaign and target of a v2/v3 payload (after its version byte), and where
+    the rest starts; None when it does not hold them."""
+    try:
+        app_id, lc = struct.unpack_from(">IB", payload, 1)
+        pos = 6
+        camp = payload[pos:pos + lc].decode()
+        pos += lc
+        lt = payload[pos]
+        target = payload[pos + 1:pos + 1 + lt].decode()
+        pos += 1 + lt
+    except (IndexError, UnicodeDecodeError, struct.error):
+        return None
+    if len(camp.encode()) != lc or len(target.encode()) != lt:
+        return None
+    return app_id, camp, target, pos
+
+
 def _open_v2(secret: str, raw: bytes) -> Opened | None:
     mac, payload = raw[:V2_MAC], raw[V2_MAC:]
     if len(payload) < 8 or payload[0] & ~(TEST_BIT | _SCHEME_BITS) != V2:
@@ -106,17 +124,14 @@ def _open_v2(secret: str, raw: bytes) -> Opened | None:
     h.update(payload)
     if not hmac.compare_digest(mac, h.digest()):
         return None
+    names = read_names(payload)
+    if names is None:
+        return None
+    app_id, camp, target, pos = names
     try:
-        _, app_id, lc = struct.unpack_from(">BIB", payload)
-        pos = 6
-        camp = payload[pos:pos + lc].decode()
-        pos += lc
-        lt = payload[pos]
-        target = payload[pos + 1:pos + 1 + lt].decode()
-        pos += 1 + lt
         no = payload[pos]
         url = payload[pos + 1:].decode()
-    except (IndexError, UnicodeDecodeError, struct.error):
+    except (IndexError, UnicodeDecodeError):
         return None
     scheme = payload[0] & _SCHEME_BITS
     if scheme:
