@@ -108,6 +108,16 @@ def _trim(link: str) -> str:
     return link
 
 
+def _link_in(whole: str, skip_prefix: str) -> str | None:
+    """The link a regex match holds (trailing punctuation trimmed), or None when it is not
+    one to track: nothing left after trimming, or already ours (starts with skip_prefix)."""
+    # most links end in neither punctuation nor a bracket: no trimming to do
+    link = _trim(whole) if whole[-1] in _ENDS else whole
+    if (link is not whole and not is_link(link)) or (skip_prefix and link.startswith(skip_prefix)):
+        return None
+    return link
+
+
 def rewrite_text(text: str, track: Callable[[int, str], str], start: int = 0, skip_prefix: str = "") -> tuple[str, int]:
     """Every http(s) link of `text` replaced by track(link_no, url), numbered from `start` in
     order of appearance; links that already start with `skip_prefix` (our own tracking
@@ -117,9 +127,8 @@ def rewrite_text(text: str, track: Callable[[int, str], str], start: int = 0, sk
     def one(m: re.Match[str]) -> str:
         nonlocal no
         whole = m.group(0)
-        # most links end in neither punctuation nor a bracket: no trimming to do
-        link = _trim(whole) if whole[-1] in _ENDS else whole
-        if (link is not whole and not is_link(link)) or (skip_prefix and link.startswith(skip_prefix)):
+        link = _link_in(whole, skip_prefix)
+        if link is None:
             return whole
         no += 1
         return track(no - 1, link) + whole[len(link):]
@@ -186,8 +195,8 @@ def rewrite(text: str, attachments: Any, track: Callable[[int, str], str], skip_
 def _prepared(prepare: Callable[[int, str], Any], skip: str, no: int, whole: str) -> Any:
     """(keyed state, token bytes after the target, MAC bytes after it, head, text after the
     link) for a matched link at this number, or None when it is not one to track."""
-    link = _trim(whole) if whole[-1] in _ENDS else whole
-    if (link is not whole and not is_link(link)) or link.startswith(skip):
+    link = _link_in(whole, skip)
+    if link is None:
         return None
     return (*prepare(no, link), whole[len(link):])
 
