@@ -201,7 +201,8 @@ OPERATIONS: list[tuple[str, str, J]] = [
                                   "scheduled)", CAMP, body=ref("CampaignInput"),
                                   body_required=True)),
     ("delete", "/campaigns/{id}", op("DeleteCampaign", "Campaigns",
-                                     "Delete (not while in progress)")),
+                                     "Delete (not while in progress); a large campaign's rows are purged"
+                                     " in the background, its id refused (409) until then")),
     ("post", "/campaigns/query", op("QueryCampaigns", "Campaigns", "Query campaigns",
                                     paged("campaigns", ref("Campaign")), errors="400",
                                     body=cursor_body(1000, 100, user_limit={

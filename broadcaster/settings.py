@@ -76,6 +76,9 @@ class Settings:
     # The API's per-statement client timeout: no request copies an audience any more, so a
     # hung PostgreSQL fails a request after this instead of after 120 s.
     api_command_timeout_s: float = 30.0
+    # A campaign with more ledger or audience rows than this is deleted in the background
+    # (store/purges.py) so that its delete answers within the statement timeout above.
+    delete_inline_max: int = 50_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -115,6 +118,7 @@ class Settings:
             click_drainer=_env("CLICK_DRAINER", "1").strip().lower() in ("1", "true", "yes"),
             start_wait_s=max(0.0, float(_env("START_WAIT_S", str(d.start_wait_s)))),
             api_command_timeout_s=max(1.0, float(_env("API_COMMAND_TIMEOUT_S", str(d.api_command_timeout_s)))),
+            delete_inline_max=max(0, int(_env("DELETE_INLINE_MAX", str(d.delete_inline_max)))),
         )
 
     @property
@@ -164,4 +168,5 @@ class Settings:
             "BROADCASTER_CLICK_DRAINER": "1" if self.click_drainer else "0",
             "BROADCASTER_START_WAIT_S": str(self.start_wait_s),
             "BROADCASTER_API_COMMAND_TIMEOUT_S": str(self.api_command_timeout_s),
+            "BROADCASTER_DELETE_INLINE_MAX": str(self.delete_inline_max),
         }

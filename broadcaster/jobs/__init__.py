@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from broadcaster.jobs import campaigns, recurring, segments, triggered, webhooks
+from broadcaster.jobs import campaigns, purges, recurring, segments, triggered, webhooks
 
-JOB_MODULES = (segments, campaigns, webhooks, recurring, triggered)
+JOB_MODULES = (segments, campaigns, webhooks, recurring, triggered, purges)
 
 
 def functions() -> list[Any]:

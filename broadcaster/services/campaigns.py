@@ -16,7 +16,7 @@ from broadcaster import lifecycle
 from broadcaster.domain.links import Tracking
 from broadcaster.errors import ApiError, bad_request, not_found
 from broadcaster.services import policy, sending, winner
-from broadcaster.store import audience_plans, campaigns, fanout, ledger, recipients
+from broadcaster.store import campaigns, fanout, ledger, recipients
 from broadcaster.store.ledger import Tx
 
 logger = logging.getLogger("broadcaster.services.campaigns")
@@ -56,14 +56,6 @@ async def update(pool: asyncpg.Pool, app_id: int, cid: str, data: dict[str, Any]
         row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
         lifecycle.check("update", row["status"])
         return await campaigns.update(conn, app_id, cid, data)
-
-
-async def delete(pool: asyncpg.Pool, app_id: int, cid: str) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
-        lifecycle.check("delete", row["status"])
-        await audience_plans.check_idle(conn, app_id, row["id"])
-        await campaigns.delete(conn, app_id, row["id"])
 
 
 async def flip_start(conn: Tx, row: asyncpg.Record, scheduled_for: datetime | None,

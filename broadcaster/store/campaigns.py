@@ -11,8 +11,7 @@ from broadcaster import lifecycle, timefmt
 from broadcaster.analytics import funnel_stats
 from broadcaster.domain import policy, series, variants
 from broadcaster.errors import conflict, not_found
-from broadcaster.store import campaign_view, ledger, outbox, recipients
-from broadcaster.store import policy as policy_store
+from broadcaster.store import campaign_view, ledger, outbox, purges, recipients
 from broadcaster.store.ledger import Conn, Tx
 
 # A queued batch job not started by then is presumed lost (its worker died after arq handed
@@ -57,6 +56,11 @@ async def create(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
         return r
     except asyncpg.UniqueViolationError:
         raise conflict(f"campaign {cid!r} already exists") from None
+    except asyncpg.PostgresError as e:
+        if e.sqlstate == purges.PURGING:
+            raise conflict(f"campaign {cid!r} was deleted and its recipients are still being removed:"
+                           " retry in a moment or use another id") from None
+        raise
 
 
 async def get(conn: Conn, app_id: int, cid: str, *, lock: str = "") -> asyncpg.Record:
@@ -82,17 +86,20 @@ async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
     return r
 
 
-async def delete(conn: Tx, app_id: int, cid: str) -> None:
-    await policy_store.keep_sends(conn, app_id, cid)
-    for table in ("campaign_batches", "campaign_recipients", "campaign_minutes", "campaign_audience",
-                  "campaign_converters", "campaign_revenue", "campaign_clicks", "campaign_click_counts",
-                  "campaign_held", "campaign_variant_counts", "campaign_plans"):
-        await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
+async def delete(conn: Tx, app_id: int, cid: str, inline_max: int = purges.INLINE_MAX) -> bool:
+    """Delete a campaign locked FOR UPDATE; True when its rows went with it, False when a
+    large campaign's per-recipient rows are left to the worker's purge job (store/purges.py)."""
+    large = await purges.is_large(conn, app_id, cid, inline_max)
+    if large:
+        await purges.queue(conn, app_id, cid)
+    else:
+        await purges.delete_inline(conn, app_id, cid)
     # the tenant's conversions stay (their ids still de-duplicate), unattributed: a later
     # campaign of the same id must not inherit them
     await conn.execute("UPDATE conversions SET campaign_id = NULL, message_id = NULL"
                        " WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
     await conn.execute("DELETE FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)
+    return not large
 
 
 async def query(

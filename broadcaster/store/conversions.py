@@ -15,7 +15,8 @@ from broadcaster.store.ledger import Tx
 # the campaign's ledger row for that message (primary key; a test send has none, and a member
 # the campaign did not address, e.g. a members_template agent, is not its recipient): the
 # user's row first, the channel's (channel audiences) only when there is none, so a user
-# audience's message costs one probe (LIMIT 1 stops the UNION ALL at the first row). No
+# audience's message costs one probe (LIMIT 1 stops the UNION ALL at the first row). A deleted
+# campaign whose ledger is still being purged (store/purges.py) is not attributed. No
 # index of the fan-out's tables is added for this: the batch write stays as fast as it was.
 _ATTRIBUTION = """
   SELECT m.campaign_id, m.id, m.created_at, m.variant_id FROM members mb
@@ -30,6 +31,7 @@ _ATTRIBUTION = """
       LIMIT 1) r
     WHERE m.app_id = $1 AND m.cid = mb.cid AND m.created_at <= c.at AND m.created_at > c.at - $3::interval
       AND m.campaign_id IS NOT NULL AND m.user_id <> c.user_id
+      AND EXISTS (SELECT 1 FROM campaigns k WHERE k.app_id = $1 AND k.id = m.campaign_id)
     ORDER BY m.created_at DESC, m.id DESC LIMIT 1
   ) m
   WHERE mb.app_id = $1 AND mb.user_id = c.user_id

@@ -117,13 +117,3 @@ async def capped(
         "  ON s.at > $3::timestamptz - make_interval(secs => c.secs) GROUP BY s.u, c.m, c.secs HAVING count(*) >= c.m",
         app_id, user_ids, now, [c[0] for c in caps], [c[1] for c in caps], max(c[1] for c in caps))
     return {r[0] for r in rows}
-
-
-async def keep_sends(conn: Tx, app_id: int, cid: str) -> None:
-    """In a campaign's delete, before its ledger goes: its counted sends keep counting (the
-    messages stay in their channels). Kept sends older than the longest period a cap can
-    have go meanwhile."""
-    await conn.execute(
-        "WITH old AS (DELETE FROM policy_kept WHERE app_id = $1 AND at < now() - interval '367 days')"
-        " INSERT INTO policy_kept (app_id, user_id, at) SELECT app_id, user_id, capped_at FROM campaign_recipients"
-        " WHERE app_id = $1 AND campaign_id = $2 AND capped_at IS NOT NULL", app_id, cid)
