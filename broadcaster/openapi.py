@@ -9,6 +9,7 @@ fields a client reads and leave room for more (the hosted API adds fields over t
 from __future__ import annotations
 
 from broadcaster import (
+    openapi_campaigns,
     openapi_funnel,
     openapi_policy,  # noqa: F401  (adds its schemas when imported)
     openapi_series,
@@ -18,7 +19,6 @@ from broadcaster.openapi_ops import ERRORS, RL_HEADERS, error, error_response, o
 from broadcaster.openapi_schemas import (
     ANY_OBJ,
     BOOL,
-    CAMP,
     CHANNELS_QUERY,
     CID,
     CTYPE,
@@ -185,54 +185,7 @@ OPERATIONS: list[tuple[str, str, J]] = [
                   "sort": {**ref("Sort"), "description": "one of target_id (default, ascending) "
                            "or created_at"},
                   "limit": limit(10_000, 100), "next": CURSOR, "prev": CURSOR}))),
-    ("post", "/campaigns", op("CreateCampaign", "Campaigns", "Create a draft campaign", CAMP,
-                              status="201", errors="400 404 409", body=ref("CampaignInput"),
-                              body_required=True)),
-    ("get", "/campaigns/{id}", op(
-        "GetCampaign", "Campaigns", "Get a campaign with a page of campaign.users; the pager is "
-        "the top-level users {next, prev}", CAMP, params=(
-            q("limit", limit(1000, 100), "campaign users per page"), q("next", CURSOR),
-            q("prev", CURSOR),
-            {"name": "payload", "in": "query", "required": False,
-             "description": "the same as {\"users\": {limit, next, prev}}",
-             "content": {"application/json": {"schema": obj({"users": obj({
-                 "limit": limit(1000, 100), "next": STR, "prev": STR})})}}},))),
-    ("put", "/campaigns/{id}", op("UpdateCampaign", "Campaigns", "Full update (draft or "
-                                  "scheduled)", CAMP, body=ref("CampaignInput"),
-                                  body_required=True)),
-    ("delete", "/campaigns/{id}", op("DeleteCampaign", "Campaigns",
-                                     "Delete (not while in progress); a large campaign's rows are purged"
-                                     " in the background, its id refused (409) until then")),
-    ("post", "/campaigns/query", op("QueryCampaigns", "Campaigns", "Query campaigns",
-                                    paged("campaigns", ref("Campaign")), errors="400",
-                                    body=cursor_body(1000, 100, user_limit={
-                                        **limit(1000, 100),
-                                        "description": "campaign.users per campaign"}))),
-    ("post", "/campaigns/{id}/start", op(
-        "StartCampaign", "Campaigns", "Start now or at scheduled_for; stop at stop_at", CAMP,
-        body=obj({"scheduled_for": nullable(TIME), "stop_at": nullable(TIME)}))),
-    ("post", "/campaigns/{id}/stop", op("StopCampaign", "Campaigns", "Stop at once", CAMP)),
-    ("post", "/campaigns/{id}/pause", op("PauseCampaign", "Campaigns", "Pause (extension)",
-                                         CAMP)),
-    ("post", "/campaigns/{id}/resume", op("ResumeCampaign", "Campaigns", "Resume (extension)",
-                                          CAMP)),
-    ("post", "/campaigns/{id}/test", op(
-        "TestCampaign", "Campaigns", "Send the rendered message to up to 100 users now",
-        obj({"campaign": ref("Campaign"), "sent": arr(ANY_OBJ), "duration": STR}), body_required=True, body=obj({"users": arr(ID, 1, 100)}, "users"))),
-    ("get", "/campaigns/{id}/recipients", op(
-        "QueryCampaignRecipients", "Campaigns", "The per-recipient ledger (extension)",
-        paged("recipients", ref("Recipient")), params=(
-            q("status", {"enum": ["pending", "sent", "skipped", "errored", "read"]}),
-            q("limit", limit(1000, 100)), q("next", STR), q("prev", STR)))),
-    ("delete", "/campaigns/{id}/recipients/{target_id}", op(
-        "DeleteCampaignRecipient", "Campaigns", "Exclude a recipient not yet sent")),
-    ("get", "/campaigns/{id}/stats", op(
-        "GetCampaignStats", "Campaigns", "Stats and the funnel timeline (extension)",
-        obj({"status": STR, "stats": ref("CampaignStats"), "timeline": arr(obj({
-            "at": TIME, **{k: INT for k in ("sent", "read", "clicked", "clicks", "converted",
-                                           "conversions", "errored")}})), "duration": STR}),
-        params=(q("granularity", {"enum": ["minute", "hour", "day"], "default": "minute"},
-                  "bucket size of the timeline (UTC)"),))),
+    *openapi_campaigns.operations(op, q),
     ("get", "/webhooks/failed", op(
         "QueryFailedWebhooks", "Webhooks", "Events that exhausted their retries",
         paged("webhooks", ref("FailedWebhook")), errors="400",
