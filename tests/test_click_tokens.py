@@ -52,11 +52,25 @@ def test_literal_links_get_short_tokens_that_open_to_the_exact_url() -> None:
         assert isinstance(literal, Ref) and isinstance(attached, Ref)
         assert _open(toks[1], lits) == Click(7, "spring", target, 1, "https://shop.example/b", False)
         assert _open(toks[2], lits) == Click(7, "spring", target, 2, "https://att.example/a", False)
-        assert len(toks[1]) < len(linktoken.make(SECRET, 7, "spring", target, 1, "https://shop.example/b", False))
+        assert len(toks[1]) < len(links.token(SECRET, Click(7, "spring", target, 1, "https://shop.example/b", False)))
     # the same text without the literals (a test send, or older code): v2 tokens carrying the URL
     v2, _ = links.track_rows(TRACKING, 7, "spring", ["al"], texts[:1], "", None, lits=lits, test=True)
     assert v2 is not None
     assert all(isinstance(links.open_token(SECRET, t), Click) for t in TOKEN.findall(v2[0]))
+
+
+def test_several_literal_links_of_a_row_each_open_to_their_own_url() -> None:
+    lits = links.literals(TEMPLATE)
+    texts = ["https://shop.example/faq, https://shop.example/b and again https://shop.example/faq"] * 2
+    out, _ = links.track_rows(TRACKING, 7, "spring", ["al", "bo"], texts, "", None, lits=lits)
+    assert out is not None
+    for target, text in zip(["al", "bo"], out, strict=True):
+        toks = TOKEN.findall(text)
+        assert all(isinstance(links.open_token(SECRET, t), Ref) for t in toks)
+        assert [_open(t, lits) for t in toks] == [
+            Click(7, "spring", target, 0, "https://shop.example/faq", False),
+            Click(7, "spring", target, 1, "https://shop.example/b", False),
+            Click(7, "spring", target, 2, "https://shop.example/faq", False)]
 
 
 def test_v3_tokens_refuse_anything_altered_and_a_changed_template() -> None:
@@ -82,7 +96,7 @@ def test_v3_tokens_refuse_anything_altered_and_a_changed_template() -> None:
 
 
 def test_earlier_tokens_still_open() -> None:
-    v2 = linktoken.make(SECRET, 7, "spring", "al", 1, "https://shop.example/b", False)
+    v2 = links.token(SECRET, Click(7, "spring", "al", 1, "https://shop.example/b", False))
     v1 = linktoken._v1(SECRET, 7, "spring", "al", 1, "https://shop.example/b", False)
     for tok in (v2, v1):
         assert links.open_token(SECRET, tok) == Click(7, "spring", "al", 1, "https://shop.example/b", False)

@@ -1,35 +1,60 @@
-"""domain/links.py: which links a message's text and attachments have, how they are rewritten,
-and that only tokens we signed, unaltered, open."""
+"""domain/links.py: which links a message's text and attachments have, how a batch's links are
+tracked (links.track_rows, the one path that makes tokens), and that only tokens we signed,
+unaltered, open."""
 
 from __future__ import annotations
 
 import base64
+import re
+from typing import Any
 
 from broadcaster.domain import links, linktoken
 from broadcaster.domain.links import Click
 
 SECRET = "s3cret"
+TRACKING = links.Tracking("https://go.example/", SECRET)
+TOKEN = re.compile(r"https://go\.example/c/([A-Za-z0-9_-]+)")
 
 
 def numbered(no: int, url: str) -> str:
     return f"<{no}:{url}>"
 
 
+def _opened(tok: str) -> str:
+    c = links.open_token(SECRET, tok)
+    assert isinstance(c, Click), tok
+    assert (c.app_id, c.campaign_id, c.target_id, c.test) == (7, "spring", "alice", False)
+    return numbered(c.link_no, c.url)
+
+
+def tracked(text: str, attachments: Any = None) -> tuple[str, Any]:
+    """One recipient's text and attachments as the batch path tracks them, each token
+    replaced by <link number:URL> it opens to."""
+    texts, atts = links.track_rows(TRACKING, 7, "spring", ["alice"], [text], "", attachments)
+    assert texts is not None
+    att = atts[0] if atts is not None else attachments
+    for a in att or []:
+        for k, v in a.items():
+            if isinstance(v, str):
+                a[k] = TOKEN.sub(lambda m: _opened(m.group(1)), v)
+    return TOKEN.sub(lambda m: _opened(m.group(1)), texts[0]), att
+
+
 def test_text_links_are_found_and_trimmed() -> None:
     text = ("See https://shop.example/sale?x=1&y=2. Or (http://a.example/b_(c)) and "
             "https://b.example/path, then ftp://no.example and mailto:x@y.z; https://c.example!")
-    out, n = links.rewrite_text(text, numbered)
-    assert n == 4
-    assert out == ("See <0:https://shop.example/sale?x=1&y=2>. Or (<1:http://a.example/b_(c)>) and "
-                   "<2:https://b.example/path>, then ftp://no.example and mailto:x@y.z; <3:https://c.example>!")
+    assert tracked(text)[0] == (
+        "See <0:https://shop.example/sale?x=1&y=2>. Or (<1:http://a.example/b_(c)>) and "
+        "<2:https://b.example/path>, then ftp://no.example and mailto:x@y.z; <3:https://c.example>!")
 
 
 def test_text_without_links_and_our_own_links_are_left_alone() -> None:
-    assert links.rewrite_text("no links here, http:// nor https://", numbered) == (
-        "no links here, http:// nor https://", 0)
-    own = "go https://t.example/c/abc and https://x.example"
-    assert links.rewrite_text(own, numbered, skip_prefix="https://t.example/c/") == (
-        "go https://t.example/c/abc and <0:https://x.example>", 1)
+    assert tracked("no links here, http:// nor https://")[0] == "no links here, http:// nor https://"
+    assert links.track_rows(TRACKING, 7, "spring", ["alice"], None, "no links", []) == (None, None)
+    own = "go https://go.example/c/abc and https://x.example"
+    texts, _ = links.track_rows(TRACKING, 7, "spring", ["alice"], [own], "", None)
+    assert texts is not None and texts[0].startswith("go https://go.example/c/abc and https://go.example/c/")
+    assert _opened(TOKEN.findall(texts[0])[1]) == "<0:https://x.example>"
 
 
 def test_attachment_link_fields_tracked_images_not() -> None:
@@ -47,21 +72,28 @@ def test_attachment_link_fields_tracked_images_not() -> None:
     assert att[0]["title_link"] == "https://p.example/1"  # the template is not modified
 
 
-def test_rewrite_numbers_text_then_attachments_and_has_links() -> None:
-    text, att = links.rewrite("a https://x.example b https://y.example", [{"title_link": "https://z.example"}], numbered)
+def test_text_links_numbered_first_then_attachments_and_has_links() -> None:
+    text, att = tracked("a https://x.example b https://y.example", [{"title_link": "https://z.example"}])
     assert text == "a <0:https://x.example> b <1:https://y.example>"
     assert att == [{"title_link": "<2:https://z.example>"}]
+    # a constant text is tracked per recipient too, each with its own tokens
+    texts, atts = links.track_rows(TRACKING, 7, "spring", ["alice", "bob"], None, "x https://a.example",
+                                   [{"url": "https://b.example"}])
+    assert texts is not None and atts is not None and texts[0] != texts[1]
+    for row, who in ((0, "alice"), (1, "bob")):
+        toks = TOKEN.findall(texts[row]) + TOKEN.findall(atts[row][0]["url"])
+        assert [links.open_token(SECRET, t) for t in toks] == [
+            Click(7, "spring", who, 0, "https://a.example", False), Click(7, "spring", who, 1, "https://b.example", False)]
     assert links.has_links("x https://a.example", [])
     assert links.has_links("none", [{"title_link": "https://a.example"}])
     assert not links.has_links("none", [{"image_url": "https://a.example/i.png"}])
 
 
 def test_tokens_round_trip_and_refuse_anything_altered() -> None:
-    c = Click(7, "spring", "alice", 2, "https://shop.example/a?b=c&d=%20#frag", False)
-    track = links.tracker("https://go.example/", SECRET, 7, "spring", "alice")
-    url = track(2, c.url)
-    assert url.startswith("https://go.example/c/")
-    tok = url.rsplit("/", 1)[1]
+    c = Click(7, "spring", "alice", 0, "https://shop.example/a?b=c&d=%20#frag", False)
+    texts, _ = links.track_rows(TRACKING, 7, "spring", ["alice"], [f"go {c.url}"], "", None)
+    assert texts is not None and texts[0].startswith("go https://go.example/c/")
+    tok = TOKEN.findall(texts[0])[0]
     assert links.open_token(SECRET, tok) == c
     assert links.open_token("other-secret", tok) is None
     for i in range(len(tok)):  # every single-character change is refused
@@ -73,10 +105,12 @@ def test_tokens_round_trip_and_refuse_anything_altered() -> None:
         assert links.open_token(SECRET, junk) is None
     test_tok = links.token(SECRET, Click(7, "spring", "alice", 0, "https://a.example", True))
     assert links.open_token(SECRET, test_tok).test  # type: ignore[union-attr]
+    # the batch path signs a link exactly as links.token does
+    assert links.token(SECRET, c) == tok
 
 
 def test_a_signed_non_http_url_is_refused() -> None:
-    # Only rewrite() makes tokens, and only of http(s) links; even if one were signed for
+    # Only track_rows() makes tokens, and only of http(s) links; even if one were signed for
     # another scheme the redirect refuses it.
     tok = links.token(SECRET, Click(1, "c", "u", 0, "javascript:alert(1)", False))
     assert links.open_token(SECRET, tok) is None

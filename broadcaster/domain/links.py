@@ -1,11 +1,12 @@
-"""Click tracking (SPEC 5C), pure: link rewriting of a rendered message and its signed tokens.
+"""Click tracking (SPEC 5C), pure: the tracked links of a rendered batch and their signed tokens.
 
-A token names the app, campaign, recipient (target id), link number and the exact original
-URL, and is signed with the server's link key (domain/linktoken). The URL is inside the token because with
-templated text the links differ per recipient: nothing has to be stored per message at
-fan-out time, and the redirect needs no lookup to find where to go. Only a token we signed
-opens (a forged, altered or truncated one is None: the caller answers 404), so /c/ is
-never an open redirect.
+A token names the app, campaign, recipient (target id) and link number, and is signed with
+the server's link key. A link written literally in the campaign's template gets a short v3
+token holding its place among the template's literal links (domain/linkbatch): the redirect
+finds the URL in the stored template. A link that differs per recipient (templated) gets a v2
+token carrying its URL (domain/linktoken), so nothing is stored per message at fan-out time.
+Only a token we signed opens (a forged, altered or truncated one is None: the caller answers
+404), so /c/ is never an open redirect.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class Click:
 
 
 def token(secret: str, c: Click) -> str:
-    return linktoken.make(secret, c.app_id, c.campaign_id, c.target_id, c.link_no, c.url, c.test)
+    """The v2 token of one click (v1 where the ids do not fit), as a batch signs it."""
+    s = linkbatch.BatchSigner(secret, c.app_id, c.campaign_id, (), test=c.test)
+    return s.sign(s.target(c.target_id), c.target_id, c.link_no, c.url)
 
 
 def open_token(secret: str, tok: str) -> Click | Ref | None:
@@ -118,24 +121,6 @@ def _link_in(whole: str, skip_prefix: str) -> str | None:
     return link
 
 
-def rewrite_text(text: str, track: Callable[[int, str], str], start: int = 0, skip_prefix: str = "") -> tuple[str, int]:
-    """Every http(s) link of `text` replaced by track(link_no, url), numbered from `start` in
-    order of appearance; links that already start with `skip_prefix` (our own tracking
-    links) are left alone. Returns the text and the next link number."""
-    no = start
-
-    def one(m: re.Match[str]) -> str:
-        nonlocal no
-        whole = m.group(0)
-        link = _link_in(whole, skip_prefix)
-        if link is None:
-            return whole
-        no += 1
-        return track(no - 1, link) + whole[len(link):]
-
-    return _LINK_RE.sub(one, text), no
-
-
 def rewrite_attachments(
     attachments: Any, track: Callable[[int, str], str], start: int = 0, skip_prefix: str = "",
 ) -> tuple[Any, int]:
@@ -175,21 +160,12 @@ def has_links(text: str, attachments: Any) -> bool:
     return n > 0
 
 
-def tracker(public_url: str, secret: str, app_id: int, campaign_id: str, target_id: str,
-            *, test: bool = False) -> Callable[[int, str], str]:
-    """track(link_no, url) for one recipient's message: <public_url>/c/<token>."""
-    return _tracker(public_url.rstrip("/") + "/c/", linktoken.signer(secret, app_id, campaign_id, test=test), target_id)
+@dataclass(frozen=True)
+class Tracking:
+    """Where tracked links point (BROADCASTER_PUBLIC_URL) and the key that signs them."""
 
-
-def _tracker(base: str, sign: Callable[[str, int, str], str], target_id: str) -> Callable[[int, str], str]:
-    return lambda no, url: base + sign(target_id, no, url)
-
-
-def rewrite(text: str, attachments: Any, track: Callable[[int, str], str], skip_prefix: str = "") -> tuple[str, Any]:
-    """A rendered message with every link tracked: text links first, then attachments."""
-    new_text, no = rewrite_text(text, track, 0, skip_prefix)
-    new_att, _ = rewrite_attachments(attachments, track, no, skip_prefix)
-    return new_text, new_att
+    base: str
+    secret: str
 
 
 def _prepared(prepare: Callable[[int, str], Any], skip: str, no: int, whole: str) -> Any:
@@ -201,55 +177,64 @@ def _prepared(prepare: Callable[[int, str], Any], skip: str, no: int, whole: str
     return (*prepare(no, link), whole[len(link):])
 
 
-@dataclass(frozen=True)
-class Tracking:
-    """Where tracked links point (BROADCASTER_PUBLIC_URL) and the key that signs them."""
-
-    base: str
-    secret: str
-
-
 def track_rows(
     tracking: Tracking, app_id: int, campaign_id: str, targets: list[str], texts: list[str] | None,
     const_text: str, attachments: Any, *, test: bool = False, lits: tuple[str, ...] = (),
 ) -> tuple[list[str] | None, list[Any] | None]:
     """A rendered batch's texts and attachments with each recipient's links tracked, as
     per-row lists (None: unchanged, nothing to track). texts None = const_text for all.
-    lits: the campaign's literal links (literals(message_template)), signed as v3 tokens;
-    test sends sign none so (their draft template may still change)."""
+    Links are numbered in order of appearance, text first, then attachments; links already
+    ours (under the tracking base) are left alone. lits: the campaign's literal links
+    (literals(message_template)), signed as v3 tokens; test sends sign none so (their draft
+    template may still change)."""
     if texts is None and not has_links(const_text, attachments):
         return None, None
     att_links = rewrite_attachments(attachments, lambda i, u: u)[1] > 0
     skip = tracking.base.rstrip("/") + "/c/"
     signer = linkbatch.BatchSigner(tracking.secret, app_id, campaign_id, () if test else lits, test=test)
-    prepare, sign = signer.prepare, signer.sign
+    prepare, sign, v3, head3 = signer.prepare, signer.sign, signer.v3, signer.head3
     b2a, tr = binascii.b2a_base64, linkbatch.B64_TABLE
-    # (link number, matched text) -> how to sign it (None: not a link to track), made once per
-    # batch: most links repeat over its recipients, each then costs one hash and one base64
-    prep: dict[tuple[int, str], Any] = {}
+    split = _SPLIT_RE.split
+    # per link number: matched text -> how to sign it (None: not a link to track), made once
+    # per batch: most links repeat over its recipients, each then costs one hash and one base64
+    prep: list[dict[str, Any]] = []
     out_t: list[str] = []
     out_a: list[Any] = []
     for i, target in enumerate(targets):
+        parts = split(texts[i] if texts is not None else const_text)
         tb = signer.target(target)
-        parts = _SPLIT_RE.split(texts[i] if texts is not None else const_text)
         no = 0
+        # the v3 MAC state fed this recipient's bytes, and their token bytes: once per
+        # recipient, not per link
+        r3: Any = None
+        h3 = b""
         for j in range(1, len(parts), 2):
             whole = parts[j]
-            k = (no, whole)
-            p = prep.get(k, False)
+            if no == len(prep):
+                prep.append({})
+            p = prep[no].get(whole, False)
             if p is False:
-                p = prep[k] = _prepared(prepare, skip, no, whole)
+                p = prep[no][whole] = _prepared(prepare, skip, no, whole)
             if p is None:
                 continue
             keyed, mid, after, head, rest = p
             no += 1
             if tb is None or mid is None:
-                parts[j] = skip + sign(tb, target, no - 1, whole[:len(whole) - len(rest)]) + rest
-                continue
-            h = keyed.copy()
-            h.update(tb)
-            h.update(after)
-            parts[j] = skip + b2a(h.digest() + head + tb + mid, newline=False).translate(tr).decode().rstrip("=") + rest
+                tok = sign(tb, target, no - 1, whole[:len(whole) - len(rest)])
+            elif keyed is v3:
+                if r3 is None:
+                    r3 = v3.copy()
+                    r3.update(tb)
+                    h3 = head3 + tb
+                h = r3.copy()
+                h.update(mid)
+                tok = b2a(h.digest() + h3 + mid, newline=False).translate(tr).decode().rstrip("=")
+            else:
+                h = keyed.copy()
+                h.update(tb)
+                h.update(after)
+                tok = b2a(h.digest() + head + tb + mid, newline=False).translate(tr).decode().rstrip("=")
+            parts[j] = skip + tok + rest if rest else skip + tok
         out_t.append("".join(parts))
         if att_links:
 

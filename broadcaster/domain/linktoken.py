@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import struct
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -62,40 +61,6 @@ def _v1(secret: str, app_id: int, camp: str, target: str, no: int, url: str, tes
     payload = orjson.dumps([app_id, camp, target, no, url, int(test)])
     mac = hmac.new(secret.encode(), b"click:" + payload, hashlib.sha256).digest()[:V1_MAC]
     return _b64(mac + payload)
-
-
-def signer(secret: str, app_id: int, campaign_id: str, *, test: bool = False) -> Callable[[str, int, str], str]:
-    """sign(target, link_no, url) for one campaign: the keyed state fed the campaign's part
-    once, copied per link."""
-    camp = campaign_id.encode()
-    if len(camp) > 255 or not 0 <= app_id < 2**32:
-        return lambda target, no, url: _v1(secret, app_id, campaign_id, target, no, url, test)
-    flags = V2 | (TEST_BIT if test else 0)
-    tail = struct.pack(">IB", app_id, len(camp)) + camp
-    keyed = {}
-    for bit, _ in ((0, ""), *SCHEMES):
-        keyed[bit] = _base(secret).copy()
-        keyed[bit].update(bytes((flags | bit,)) + tail)
-
-    def sign(target: str, no: int, url: str) -> str:
-        t = target.encode()
-        if len(t) > 255 or not 0 <= no < 256:
-            return _v1(secret, app_id, campaign_id, target, no, url, test)
-        bit = 0
-        for b, prefix in SCHEMES:
-            if url.startswith(prefix):
-                bit, url = b, url[len(prefix):]
-                break
-        rest = bytes((len(t),)) + t + bytes((no,)) + url.encode()
-        h = keyed[bit].copy()
-        h.update(rest)
-        return _b64(h.digest() + bytes((flags | bit,)) + tail + rest)
-
-    return sign
-
-
-def make(secret: str, app_id: int, campaign_id: str, target: str, no: int, url: str, test: bool) -> str:
-    return signer(secret, app_id, campaign_id, test=test)(target, no, url)
 
 
 def read_names(payload: bytes) -> tuple[int, str, str, int] | None:

@@ -43,6 +43,9 @@ class Batch:
     ccustoms: list[Any] | None = None
     attachments: list[Any] | None = None  # per row (tracked links); None: Shape.attachments
     variants: list[str] | None = None  # per row: the A/B variant (domain/variants)
+    # with variants whose custom is the same for all their rows: that custom of each variant
+    # (the write picks it by the row's variant) instead of a custom per row
+    variant_customs: dict[str, Any] | None = None
     # skipped/errored: [target, user, cid, status, error]
     other: list[list[str | None]] = field(default_factory=list)
     errored: int = 0

@@ -101,6 +101,8 @@ def merge(parts: list[tuple[str, Batch, Shape]]) -> tuple[Batch, Shape]:
     first = parts[0][2]
     out = Batch(channel_mode=parts[0][1].channel_mode, receivers=None if not parts[0][1].channel_mode else [],
                 texts=[], customs=[], attachments=[], variants=[])
+    if all(b.customs is None for _, b, _ in parts):  # untemplated custom: one per variant, not per row
+        out.customs, out.variant_customs = None, {vid: sh.custom for vid, _, sh in parts}
     any_chid = any(b.chids is not None for _, b, _ in parts)
     any_cc = any(b.ccustoms is not None for _, b, _ in parts)
     out.chids = [] if any_chid else None
@@ -116,7 +118,8 @@ def merge(parts: list[tuple[str, Batch, Shape]]) -> tuple[Batch, Shape]:
         if out.chids is not None:
             out.chids += b.chids if b.chids is not None else [None] * n  # the 1:1 channel, found in SQL
         out.texts += b.texts if b.texts is not None else [sh.text] * n  # type: ignore[operator]
-        out.customs += b.customs if b.customs is not None else [sh.custom] * n  # type: ignore[operator]
+        if out.customs is not None:
+            out.customs += b.customs if b.customs is not None else [sh.custom] * n
         if out.ccustoms is not None:
             out.ccustoms += b.ccustoms if b.ccustoms is not None else [sh.ccustom] * n
         if out.attachments is not None:

@@ -102,14 +102,15 @@ async def live_cids(conn: Tx, app_id: int, cids: list[str]) -> set[str]:
 # audience, $29 include the sender, $30 test send (no ledger), $31 recipients that already had
 # a ledger row (excluded ones: counted as skipped), $32 per-row attachments (tracked links), $33 per-row variant ids,
 # $34 1:1 distinct channels (found by member pair, new ones get the time-ordered id), $35 the
-# instant the sent rows count against frequency caps (NULL: not counted; services/policy)
+# instant the sent rows count against frequency caps (NULL: not counted; services/policy), $36
+# each variant's custom {variant id: custom} (rows without their own)
 _WRITE = f"""
 WITH x AS MATERIALIZED (
   SELECT r.tg, CASE WHEN $28 THEN r.rc ELSE r.tg END AS u, r.ch,
          CASE WHEN $34 THEN {LO.format(r="r.tg", s="$4")} END AS lo,
          CASE WHEN $34 THEN {HI.format(r="r.tg", s="$4")} END AS hi,
          CASE WHEN $34 AND $22 THEN {probe("r.tg", "$4", "$1", "$10::text")} END AS ex,
-         coalesce(r.t, $11) AS t, coalesce(r.cu::jsonb, $12::jsonb) AS cu, coalesce(r.ccu::jsonb, $13::jsonb) AS ccu,
+         coalesce(r.t, $11) AS t, coalesce(r.cu::jsonb, $36::jsonb -> r.vr, $12::jsonb) AS cu, coalesce(r.ccu::jsonb, $13::jsonb) AS ccu,
          coalesce(r.att::jsonb, $14::jsonb) AS att, r.vr,
          $26 || lpad(to_hex(r.ord), 5, '0') AS mid,
          r.ord
@@ -219,7 +220,7 @@ async def write(
         sh.team, [m[0] for m in sh.members], [m[1] for m in sh.members], [m[2] for m in sh.members],
         b.other, n, b.errored, bool(camp["create_channels"]) and not b.channel_mode, events, user, ts,
         idgen.message_id_prefix(), b.receivers, b.channel_mode, sh.include_sender, test, pre,
-        b.attachments, b.variants, sh.distinct and not b.channel_mode, capped_at,
+        b.attachments, b.variants, sh.distinct and not b.channel_mode, capped_at, b.variant_customs,
     )
     assert r is not None
     sent, created = int(r["sent"]), int(r["created"])
