@@ -74,7 +74,7 @@ async def test_a_large_campaign_is_deleted_at_once_and_purged_by_the_worker(
 
     # one chunk in process: the ledger goes first, each send it counted moves to policy_kept
     async with pool.acquire() as conn, conn.transaction():
-        n, done = await purges.purge_chunk(conn, await _app_id(pool), "big", 12)
+        n, done = await purges.purge_chunk(conn, await _app_id(pool), ["big"], 12)
     assert (n, done) == (12, False)
     assert (await _rows(pool, "big"))["campaign_recipients"] == 18
     assert await pool.fetchval("SELECT count(*) FROM policy_kept") == 12
@@ -113,6 +113,36 @@ async def test_a_small_campaign_goes_inside_the_request(api: Api, pool: Any) -> 
     assert set((await _rows(pool, "small")).values()) == {0}
     assert not await purges.pending(pool, await _app_id(pool))
     await _campaign(api, "small", USERS[:1])
+
+
+async def test_two_apps_purges_take_turns(api: Api, other_api: Api, pool: Any) -> None:
+    """A chunk that leaves rows behind goes to the back: one app's huge delete does not hold up
+    another app's purge."""
+    for client, cid in ((api, "huge"), (other_api, "other")):
+        st, body = await client.post("/users", {"users": {"boss": {"id": "boss"}}})
+        assert st in (200, 201), body
+        st, body = await client.post("/campaigns", {"id": cid, "sender_id": "boss", "user_ids": ["boss"],
+                                                    "message_template": {"text": "x"}})
+        assert st == 201, body
+    # a finished campaign's ledger, written as the fan-out would have (30 and 20 rows)
+    await pool.execute(
+        "INSERT INTO campaign_recipients (app_id, campaign_id, target_id, user_id, status)"
+        " SELECT c.app_id, c.id, 't' || g, 't' || g, 'sent' FROM campaigns c"
+        " CROSS JOIN generate_series(1, CASE c.id WHEN 'huge' THEN 30 ELSE 20 END) g")
+    await pool.execute("UPDATE campaigns SET status = 'completed'")
+    assert (await api.delete("/campaigns/huge"))[0] == 200
+    assert (await other_api.delete("/campaigns/other"))[0] == 200
+    order = []
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            got = await purges.next_purges(conn)
+            if got is None:
+                break
+            n, done = await purges.purge_chunk(conn, got[0], got[1], 10)
+        order.append((got[1], n, done))
+    assert order == [(["huge"], 10, False), (["other"], 10, False), (["huge"], 10, False),
+                     (["other"], 10, False), (["huge"], 10, False), (["other"], 0, True), (["huge"], 0, True)]
+    assert not await pool.fetchval("SELECT count(*) FROM campaign_recipients")
 
 
 async def _app_id(pool: Any) -> int:

@@ -88,6 +88,9 @@ async def test_three_events_of_one_user_send_three_messages_and_reposts_send_not
     assert {r[0] for r in await pool.fetch("SELECT status FROM campaigns WHERE parent_id = 'every'")} == {"stopped"}
     assert (await api.delete("/campaigns/every"))[0] == 200
     assert not await pool.fetchval("SELECT count(*) FROM campaigns WHERE parent_id = 'every'")
+    # the family's rows go with it in one set-based delete (store/purges.py)
+    assert not await pool.fetchval("SELECT count(*) FROM campaign_recipients WHERE campaign_id LIKE 'every%'")
+    assert not await pool.fetchval("SELECT count(*) FROM campaign_purges")
 
 
 async def test_worker_sigkill_mid_stream_loses_and_doubles_no_repeated_send(

@@ -167,7 +167,7 @@ async def delete_campaign(request: web.Request) -> web.Response:
         lifecycle.check("delete", row["status"])
         await audience_plans.check_idle(conn, app.id, row["id"])
         await series_api.on_delete(conn, row)
-        await campaigns.delete(conn, app.id, row["id"], request.app[SETTINGS].delete_inline_max)
+        await campaigns.delete(conn, app.id, [row["id"]], request.app[SETTINGS].delete_inline_max)
     return ok(request, {})
 
 

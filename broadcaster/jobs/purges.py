@@ -30,14 +30,15 @@ async def campaign_purge(ctx: dict[str, Any], chunk: int = CHUNK) -> int:
     total = 0
     while time.monotonic() < deadline:
         async with pool.acquire() as conn, conn.transaction():
-            row = await purges.next_purge(conn)
-            if row is None:
+            got = await purges.next_purges(conn)
+            if got is None:
                 break
-            n, done = await purges.purge_chunk(conn, row["app_id"], row["campaign_id"], chunk)
+            app_id, ids = got
+            n, done = await purges.purge_chunk(conn, app_id, ids, chunk)
         total += n
         if done:
-            logger.info("deleted campaign %s of app %s purged: %d rows", row["campaign_id"], row["app_id"],
-                        row["rows_deleted"] + n)
+            logger.info("deleted campaigns of app %s purged: %s", app_id, ", ".join(ids[:5]) +
+                        (f" and {len(ids) - 5} more" if len(ids) > 5 else ""))
         await asyncio.sleep(PAUSE_S)
     return total
 

@@ -5,7 +5,7 @@
 CREATE TABLE campaign_purges (
     app_id       bigint NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
     campaign_id  text NOT NULL,
-    queued_at    timestamptz NOT NULL DEFAULT now(),
+    queued_at    timestamptz NOT NULL DEFAULT now(),  -- or last worked on: apps take turns
     rows_deleted bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (app_id, campaign_id)
 );

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,19 +87,20 @@ async def update(conn: Conn, app_id: int, cid: str, data: dict[str, Any]) -> asy
     return r
 
 
-async def delete(conn: Tx, app_id: int, cid: str, inline_max: int = purges.INLINE_MAX) -> bool:
-    """Delete a campaign locked FOR UPDATE; True when its rows went with it, False when a
-    large campaign's per-recipient rows are left to the worker's purge job (store/purges.py)."""
-    large = await purges.is_large(conn, app_id, cid, inline_max)
+async def delete(conn: Tx, app_id: int, ids: Sequence[str], inline_max: int = purges.INLINE_MAX) -> bool:
+    """Delete campaigns locked FOR UPDATE (one, or a family's runs or occurrences in one go);
+    True when their rows went with them, False when a large set's per-recipient rows are left
+    to the worker's purge job (store/purges.py)."""
+    large = await purges.is_large(conn, app_id, ids, inline_max)
     if large:
-        await purges.queue(conn, app_id, cid)
+        await purges.queue(conn, app_id, ids)
     else:
-        await purges.delete_inline(conn, app_id, cid)
+        await purges.delete_inline(conn, app_id, ids)
     # the tenant's conversions stay (their ids still de-duplicate), unattributed: a later
     # campaign of the same id must not inherit them
     await conn.execute("UPDATE conversions SET campaign_id = NULL, message_id = NULL"
-                       " WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
-    await conn.execute("DELETE FROM campaigns WHERE app_id = $1 AND id = $2", app_id, cid)
+                       " WHERE app_id = $1 AND campaign_id = ANY($2::text[])", app_id, list(ids))
+    await conn.execute("DELETE FROM campaigns WHERE app_id = $1 AND id = ANY($2::text[])", app_id, list(ids))
     return not large
 
 

@@ -3,9 +3,8 @@ large one (migration 0240: the purge row, and no campaign of that id until it is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
-
-import asyncpg
 
 from broadcaster.store.ledger import Conn, Tx
 
@@ -23,12 +22,12 @@ SMALL = ("campaign_batches", "campaign_minutes", "campaign_converters", "campaig
          "campaign_click_counts", "campaign_variant_counts", "campaign_plans")
 
 # A counted send keeps counting against the caps once its ledger row goes (the message stays
-# in its channel): the ledger's chunk and its kept sends move in one statement.
+# in its channel): the ledger's chunk and its kept sends move in one statement. A row a read
+# updates meanwhile is skipped by its ctid and taken by the next chunk, kept sends with it.
 _KEEP_CHUNK = """
 WITH gone AS (
-  DELETE FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2 AND target_id = ANY(ARRAY(
-    SELECT target_id FROM campaign_recipients WHERE app_id = $1 AND campaign_id = $2
-    ORDER BY target_id LIMIT $3))
+  DELETE FROM campaign_recipients WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM campaign_recipients WHERE app_id = $1 AND campaign_id = ANY($2::text[]) LIMIT $3))
   RETURNING user_id, capped_at
 ), kept AS (
   INSERT INTO policy_kept (app_id, user_id, at) SELECT $1, user_id, capped_at FROM gone WHERE capped_at IS NOT NULL
@@ -36,60 +35,68 @@ WITH gone AS (
 SELECT count(*) FROM gone
 """
 _CHUNK = ("DELETE FROM {t} WHERE ctid = ANY(ARRAY("
-          "SELECT ctid FROM {t} WHERE app_id = $1 AND campaign_id = $2 LIMIT $3))")
+          "SELECT ctid FROM {t} WHERE app_id = $1 AND campaign_id = ANY($2::text[]) LIMIT $3))")
+_ALL = "DELETE FROM {t} WHERE app_id = $1 AND campaign_id = ANY($2::text[])"
 
 
-async def is_large(conn: Conn, app_id: int, cid: str, inline_max: int) -> bool:
-    """More than inline_max rows in one of the per-recipient tables (each probe stops there)."""
+async def is_large(conn: Conn, app_id: int, ids: Sequence[str], inline_max: int) -> bool:
+    """More than inline_max rows in the ledger or the audience (each probe stops there)."""
     for table in LARGE[:2]:
         n = await conn.fetchval(
-            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE app_id = $1 AND campaign_id = $2"
-            " LIMIT $3) t", app_id, cid, inline_max + 1)
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE app_id = $1 AND campaign_id = ANY($2::text[])"
+            " LIMIT $3) t", app_id, list(ids), inline_max + 1)
         if n > inline_max:
             return True
     return False
 
 
-async def delete_inline(conn: Tx, app_id: int, cid: str) -> None:
+async def delete_inline(conn: Tx, app_id: int, ids: Sequence[str]) -> None:
     await _expire_kept(conn, app_id)
     await conn.execute(
         "INSERT INTO policy_kept (app_id, user_id, at) SELECT app_id, user_id, capped_at FROM campaign_recipients"
-        " WHERE app_id = $1 AND campaign_id = $2 AND capped_at IS NOT NULL", app_id, cid)
+        " WHERE app_id = $1 AND campaign_id = ANY($2::text[]) AND capped_at IS NOT NULL", app_id, list(ids))
     for table in (*LARGE, *SMALL):
-        await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
+        await conn.execute(_ALL.format(t=table), app_id, list(ids))
 
 
-async def queue(conn: Tx, app_id: int, cid: str) -> None:
-    """The large tables are left to purge_chunk; the campaign row goes with the caller's delete."""
+async def queue(conn: Tx, app_id: int, ids: Sequence[str]) -> None:
+    """The large tables are left to purge_chunk; the campaign rows go with the caller's delete."""
     for table in SMALL:
-        await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
-    await conn.execute("INSERT INTO campaign_purges (app_id, campaign_id) VALUES ($1, $2)"
-                       " ON CONFLICT DO NOTHING", app_id, cid)
+        await conn.execute(_ALL.format(t=table), app_id, list(ids))
+    await conn.execute("INSERT INTO campaign_purges (app_id, campaign_id) SELECT $1, unnest($2::text[])"
+                       " ON CONFLICT DO NOTHING", app_id, list(ids))
 
 
-async def next_purge(conn: Tx) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT app_id, campaign_id, rows_deleted FROM campaign_purges ORDER BY queued_at"
-        " LIMIT 1 FOR UPDATE SKIP LOCKED")
+async def next_purges(conn: Tx, limit: int = 100) -> tuple[int, list[str]] | None:
+    """The oldest purge not being worked on by another worker, with more of its app's (up to
+    limit), locked to the caller. A chunk that leaves rows behind moves them to the back
+    (queued_at), so apps take turns and one app's huge delete does not hold up another's."""
+    rows = await conn.fetch(
+        "WITH first AS (SELECT app_id FROM campaign_purges ORDER BY queued_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " SELECT app_id, campaign_id FROM campaign_purges WHERE app_id = (SELECT app_id FROM first)"
+        " ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
+    return (rows[0]["app_id"], [r["campaign_id"] for r in rows]) if rows else None
 
 
-async def purge_chunk(conn: Tx, app_id: int, cid: str, chunk: int) -> tuple[int, bool]:
-    """Delete up to `chunk` rows of one campaign's large tables (ledger first); returns the
-    rows deleted and whether the campaign is gone entirely (its purge row then too)."""
-    n = int(await conn.fetchval(_KEEP_CHUNK, app_id, cid, chunk))
+async def purge_chunk(conn: Tx, app_id: int, ids: Sequence[str], chunk: int) -> tuple[int, bool]:
+    """Delete up to `chunk` rows of these campaigns' large tables (ledger first); returns the
+    rows deleted and whether they are gone entirely (their purge rows then too)."""
+    n = int(await conn.fetchval(_KEEP_CHUNK, app_id, list(ids), chunk))
     for table in LARGE[1:]:
         if n >= chunk:
             break
-        n += _count(await conn.execute(_CHUNK.format(t=table), app_id, cid, chunk - n))
+        n += _count(await conn.execute(_CHUNK.format(t=table), app_id, list(ids), chunk - n))
     if n >= chunk:
-        await conn.execute("UPDATE campaign_purges SET rows_deleted = rows_deleted + $3"
-                           " WHERE app_id = $1 AND campaign_id = $2", app_id, cid, n)
+        await conn.execute("UPDATE campaign_purges SET queued_at = clock_timestamp(),"
+                           " rows_deleted = rows_deleted + CASE WHEN campaign_id = ($2::text[])[1] THEN $3 ELSE 0 END"
+                           " WHERE app_id = $1 AND campaign_id = ANY($2::text[])", app_id, list(ids), n)
         return n, False
     # a click or read that found the last ledger rows may have added a counter row meanwhile
     for table in SMALL:
-        await conn.execute(f"DELETE FROM {table} WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
+        await conn.execute(_ALL.format(t=table), app_id, list(ids))
     await _expire_kept(conn, app_id)
-    await conn.execute("DELETE FROM campaign_purges WHERE app_id = $1 AND campaign_id = $2", app_id, cid)
+    await conn.execute("DELETE FROM campaign_purges WHERE app_id = $1 AND campaign_id = ANY($2::text[])",
+                       app_id, list(ids))
     return n, True
 
 

@@ -93,8 +93,11 @@ async def page(
 
 
 async def delete_runs(conn: Tx, app_id: int, parent_id: str) -> None:
-    for r in await conn.fetch("SELECT id FROM campaigns WHERE app_id = $1 AND parent_id = $2", app_id, parent_id):
-        await campaigns.delete(conn, app_id, r["id"])
+    # one set-based delete however many runs or occurrences (a triggered family can have one per event)
+    ids = [r["id"] for r in await conn.fetch(
+        "SELECT id FROM campaigns WHERE app_id = $1 AND parent_id = $2 FOR UPDATE", app_id, parent_id)]
+    if ids:
+        await campaigns.delete(conn, app_id, ids)
     await conn.execute("DELETE FROM campaign_occurrences WHERE app_id = $1 AND campaign_id = $2", app_id, parent_id)
 
 
