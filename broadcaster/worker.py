@@ -48,7 +48,8 @@ def build_periodic_worker(settings: Settings, shared: dict[str, Any], redis: Arq
         cron_jobs=supervise.calm_during_outages(metrics.instrument(jobs.cron_jobs())),
         redis_pool=redis,
         queue_name=periodic_queue(settings),
-        ctx={"settings": settings, "pool": shared["pool"], "http": shared["http"]},
+        ctx={"settings": settings, "pool": shared["pool"], "http": shared["http"],
+             "planners": shared.setdefault("planners", set())},
         # the tick, the size sweep and the webhook pump's lanes, with room for overlap
         max_jobs=8,
         poll_delay=0.05,
@@ -108,6 +109,12 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+    # Audience copies of the tick (services/planning.py): cancelled, so rolled back; another
+    # worker's tick redoes them.
+    planners: set[asyncio.Task[object]] = ctx.get("planners", set())
+    for t in list(planners):
+        t.cancel()
+    await asyncio.gather(*planners, return_exceptions=True)
     if "http" in ctx:
         await ctx["http"].close()
     if "pool" in ctx:

@@ -124,7 +124,7 @@ async def test_a_copy_committed_but_not_marked_is_marked_by_the_tick(
     planner = await planning.Planner.open(settings.database_url, app_id, "mark")
     async with pool.acquire() as conn, conn.transaction():
         row = await campaigns.get(conn, app_id, "mark", lock="UPDATE")
-        r = await use_cases.flip_start(conn, row, None, None, settings.batch_size)
+        r = await use_cases.flip_start(conn, row, None, None)
     await planner.copy(r, settings.batch_size)
     planner.close()
     c = await campaign(api, "mark")

@@ -207,7 +207,7 @@ async def start_campaign(request: web.Request) -> web.Response:
     async def flip(conn: Tx, row: asyncpg.Record) -> asyncpg.Record:
         if row["type"] != "one_time":
             return await series_api.start(conn, row, sched, stop_at)
-        return await use_cases.flip_start(conn, row, sched, stop_at, s.batch_size)
+        return await use_cases.flip_start(conn, row, sched, stop_at)
 
     r = await planning.start(request.app[POOL], request.app[REDIS], s.database_url, app.id,
                              request.match_info["id"], flip, batch_size=s.batch_size,

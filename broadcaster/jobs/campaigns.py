@@ -7,6 +7,7 @@ by the tick through its expired lease and enqueued again under a new job id.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from arq import cron
@@ -22,7 +23,14 @@ async def campaign_batch(
 
 
 async def campaign_tick(ctx: dict[str, Any]) -> None:
-    await use_cases.tick(ctx["pool"], ctx["redis"], ctx["settings"].batch_size)
+    s = ctx["settings"]
+    await use_cases.tick(ctx["pool"], ctx["redis"], s.batch_size, s.database_url, planners(ctx))
+
+
+def planners(ctx: dict[str, Any]) -> set[asyncio.Task[object]]:
+    """The audience copies this worker process runs in the background (worker.py cancels
+    them at shutdown: rolled back, redone by the next tick's reap)."""
+    return ctx.setdefault("planners", set())  # type: ignore[no-any-return]
 
 
 FUNCTIONS = [campaign_batch]

@@ -9,21 +9,22 @@ from typing import Any
 from arq import cron
 
 from broadcaster.errors import ApiError
-from broadcaster.services.recurring import complete_ended, handle_due, kick
+from broadcaster.jobs.campaigns import planners
+from broadcaster.services import planning
+from broadcaster.services.recurring import complete_ended, handle_due
 from broadcaster.store import runs
 
 logger = logging.getLogger("broadcaster.jobs.recurring")
 
 
 async def series_tick(ctx: dict[str, Any]) -> None:
-    pool, redis = ctx["pool"], ctx["redis"]
-    batch_size = ctx["settings"].batch_size
+    pool, redis, s = ctx["pool"], ctx["redis"], ctx["settings"]
     async with pool.acquire() as conn:
         for r in await runs.due_series(conn):
             try:
-                run = await handle_due(conn, r["app_id"], r["id"], batch_size)
-                if run is not None:
-                    await kick(redis, conn, r["app_id"], run)
+                started = await handle_due(conn, r["app_id"], r["id"], s.database_url)
+                if started is not None:
+                    planning.begin(started.planner, pool, redis, started.run, s.batch_size, planners(ctx))
             except ApiError:
                 continue  # deleted meanwhile
             except Exception:

@@ -59,7 +59,7 @@ async def update(pool: asyncpg.Pool, app_id: int, cid: str, data: dict[str, Any]
 
 
 async def flip_start(conn: Tx, row: asyncpg.Record, scheduled_for: datetime | None,
-                     stop_at: datetime | None, batch_size: int) -> asyncpg.Record:
+                     stop_at: datetime | None) -> asyncpg.Record:
     """Start now or schedule a one-time draft locked FOR UPDATE, leaving its audience to the
     planner that took its snapshot before (services/planning.start)."""
     lifecycle.check("start", row["status"])
@@ -68,7 +68,7 @@ async def flip_start(conn: Tx, row: asyncpg.Record, scheduled_for: datetime | No
         kind = (await recipients.load_audience(conn, row["app_id"], row["segment_ids"], row["sender_id"])).kind
     scheduled_for, wall = await policy.local_start(
         conn, row["app_id"], row, await fanout.app_settings(conn, row["app_id"]), scheduled_for)
-    return await campaigns.start(conn, row, kind, scheduled_for, stop_at, batch_size, wall, fix=False)
+    return await campaigns.start(conn, row, kind, scheduled_for, stop_at, wall)
 
 
 async def transition(pool: asyncpg.Pool, redis: ArqRedis, app_id: int, cid: str, action: str) -> asyncpg.Record:
@@ -114,28 +114,13 @@ async def exclude(pool: asyncpg.Pool, app_id: int, cid: str, target: str) -> Non
         await ledger.exclude(conn, app_id, row["id"], target)
 
 
-async def fire(redis: ArqRedis, conn: Tx, app_id: int, cid: str, batch_size: int) -> None:
-    """A scheduled start that is due: in_progress with its audience fixed, batches enqueued.
-    An audience that cannot be fixed (a segment's filter PostgreSQL cannot evaluate) stops the
-    campaign rather than failing every second."""
-    try:
-        async with conn.transaction():
-            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
-            if row["status"] != "scheduled":
-                return
-            await campaigns.fire(conn, row, batch_size)
-    except ApiError as e:
-        if e.status == 404:
-            raise
-        logger.warning("scheduled campaign stopped: its audience cannot be fixed",
-                       extra={"fields": {"campaign": cid, "error": e.message}})
-        await stop(conn, app_id, cid)
-        return
-    await kick(redis, conn, app_id, cid, all_open=True)
+async def tick(pool: asyncpg.Pool, redis: ArqRedis, batch_size: int, dsn: str,
+               planners: set[asyncio.Task[object]]) -> None:
+    """Every second: scheduled starts and stop_at that are due, lost batches, stuck completions.
+    No audience is copied here: a due start and a lost copy are planned in the background
+    (services/planning.py, its tasks in `planners`), so the tick stays a second long."""
+    from broadcaster.services import planning  # it imports this module
 
-
-async def tick(pool: asyncpg.Pool, redis: ArqRedis, batch_size: int) -> None:
-    """Every second: scheduled starts and stop_at that are due, lost batches, stuck completions."""
     async with pool.acquire() as conn:
         for app_id, cid, no in await policy.release(conn):  # held recipients now due
             await enqueue_batch(redis, app_id, cid, no, 0)
@@ -145,11 +130,9 @@ async def tick(pool: asyncpg.Pool, redis: ArqRedis, batch_size: int) -> None:
                 if r["stop_due"]:
                     await stop(conn, app_id, cid)
                 elif r["status"] == "scheduled" and r["start_due"]:
-                    await fire(redis, conn, app_id, cid, batch_size)
+                    await planning.fire(pool, conn, redis, dsn, app_id, cid, batch_size, planners)
                 elif r["status"] in ("in_progress", "paused") and not r["planned"] and r["type"] != "triggered":
-                    from broadcaster.services import planning  # it imports this module
-
-                    await planning.reap(pool, conn, redis, app_id, cid, batch_size)
+                    await planning.reap(pool, conn, redis, app_id, cid, batch_size, dsn, planners)
                 elif r["status"] == "in_progress":
                     await kick(redis, conn, app_id, cid, all_open=False)
                     await complete(conn, app_id, cid)

@@ -56,21 +56,38 @@ class Planner:
 
     @classmethod
     async def open(cls, dsn: str, app_id: int, cid: str) -> Planner:
+        """Waits for the campaign's planning lock (the start call: nobody else plans a draft)."""
+        planner = await cls._open(dsn, app_id, cid, wait=True)
+        assert planner is not None
+        return planner
+
+    @classmethod
+    async def try_open(cls, dsn: str, app_id: int, cid: str) -> Planner | None:
+        """None when another planner holds the lock (the tick never waits for one)."""
+        return await cls._open(dsn, app_id, cid, wait=False)
+
+    @classmethod
+    async def _open(cls, dsn: str, app_id: int, cid: str, *, wait: bool) -> Planner | None:
         conn = await db.connect(dsn)
         try:
-            # A planner whose API process died stops within a second, even mid-copy, instead of
+            # A planner whose process died stops within a second, even mid-copy, instead of
             # copying on for nobody (and holding the lock the tick's recovery waits for).
             await conn.execute("SET client_connection_check_interval = 1000")
             tr = conn.transaction(isolation="repeatable_read")
             await tr.start()
-            await audience_plans.hold(conn, app_id, cid)  # the first statement: the snapshot
+            # The first statement: it takes the snapshot.
+            if wait:
+                await audience_plans.hold(conn, app_id, cid)
+            elif not await audience_plans.try_hold(conn, app_id, cid):
+                conn.terminate()
+                return None
         except BaseException:
             conn.terminate()
             raise
         return cls(conn, tr)
 
     async def copy(self, r: asyncpg.Record, batch_size: int) -> None:
-        total, batches = await _fix(self.conn, r, batch_size, snapshot=True)
+        total, batches = await _fix(self.conn, r, batch_size)
         await audience_plans.record(self.conn, r["app_id"], r["id"], total, batches)
         await self.tr.commit()
 
@@ -79,20 +96,33 @@ class Planner:
         self.conn.terminate()
 
 
-async def _fix(conn: Tx, r: asyncpg.Record, batch_size: int, *, snapshot: bool) -> tuple[int, int]:
+async def _fix(conn: Tx, r: asyncpg.Record, batch_size: int) -> tuple[int, int]:
     return await recipients.fix(
         conn, r["app_id"], r["id"], kind=r["kind"] or "user", segment_ids=r["segment_ids"],
         user_ids=r["user_ids"], sender_id=r["sender_id"], batch_size=batch_size,
-        lease_s=campaigns.QUEUED_LEASE_S, snapshot=snapshot, timeout=PLAN_TIMEOUT_S)
+        lease_s=campaigns.QUEUED_LEASE_S, snapshot=True, timeout=PLAN_TIMEOUT_S)
 
 
 def _needs_plan(r: asyncpg.Record) -> bool:
     return r["type"] != "triggered" and r["status"] == "in_progress" and not r["planned"]
 
 
+Tasks = set[asyncio.Task[object]]
+
+
+def begin(planner: Planner, pool: asyncpg.Pool, redis: ArqRedis, r: asyncpg.Record, batch_size: int,
+          tasks: Tasks) -> asyncio.Task[object]:
+    """Copy campaign `r`'s audience under `planner` in a task of this process (kept in
+    `tasks`, which its process cancels at shutdown: rolled back, and redone by reap)."""
+    task: asyncio.Task[object] = asyncio.create_task(_plan(planner, pool, redis, r, batch_size))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
+
+
 async def start(
     pool: asyncpg.Pool, redis: ArqRedis, dsn: str, app_id: int, cid: str, flip: Flip, *,
-    batch_size: int, wait_s: float, tasks: set[asyncio.Task[object]],
+    batch_size: int, wait_s: float, tasks: Tasks,
 ) -> asyncpg.Record:
     """Start campaign `cid`: `flip` gets the row locked FOR UPDATE and changes its status
     (store/campaigns.start with fix=False, or a series' start). Returns the campaign as it
@@ -111,9 +141,7 @@ async def start(
     except BaseException:
         planner.close()
         raise
-    task: asyncio.Task[object] = asyncio.create_task(_plan(planner, pool, redis, r, batch_size))
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    task = begin(planner, pool, redis, r, batch_size, tasks)
     done, _ = await asyncio.wait({task}, timeout=wait_s)
     if task not in done:
         return r
@@ -121,6 +149,29 @@ async def start(
     if isinstance(out, ApiError):
         raise out
     return await campaigns.get(pool, app_id, cid)
+
+
+async def fire(pool: asyncpg.Pool, conn: Tx, redis: ArqRedis, dsn: str, app_id: int, cid: str,
+               batch_size: int, tasks: Tasks) -> None:
+    """From the tick: a scheduled start that is due. As the start call (snapshot, then the
+    status change, then the copy in the background), without waiting: the tick goes on to
+    the other campaigns while the copy runs. A planner of another worker's tick holding the
+    lock is starting it already; the status is re-checked under the row lock after the
+    snapshot, so two ticks never start it twice."""
+    planner = await Planner.try_open(dsn, app_id, cid)
+    if planner is None:
+        return
+    try:
+        async with conn.transaction():
+            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+            if row["status"] != "scheduled":
+                planner.close()
+                return
+            r = await campaigns.fire(conn, row)
+    except BaseException:
+        planner.close()
+        raise
+    begin(planner, pool, redis, r, batch_size, tasks)
 
 
 async def _plan(planner: Planner, pool: asyncpg.Pool, redis: ArqRedis, r: asyncpg.Record,
@@ -160,25 +211,39 @@ async def _refused(pool: asyncpg.Pool, app_id: int, cid: str, e: ApiError) -> No
             pass  # stopped or deleted meanwhile
 
 
-async def reap(pool: asyncpg.Pool, conn: Tx, redis: ArqRedis, app_id: int, cid: str, batch_size: int) -> None:
+def _unplanned(row: asyncpg.Record) -> bool:
+    return not row["planned"] and row["status"] in ("in_progress", "paused") and row["type"] != "triggered"
+
+
+async def reap(pool: asyncpg.Pool, conn: Tx, redis: ArqRedis, app_id: int, cid: str, batch_size: int,
+               dsn: str, tasks: Tasks) -> None:
     """From the tick, for a campaign in progress or paused and not planned: nothing while its
-    planner holds the lock; else finish what the planner left (see the module's docstring)."""
-    try:
-        async with conn.transaction():
-            if not await audience_plans.try_hold(conn, app_id, cid):
-                return
-            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
-            if row["planned"] or row["status"] not in ("in_progress", "paused") or row["type"] == "triggered":
-                return
-            if not await audience_plans.recorded(conn, app_id, cid):
-                logger.warning("audience copy interrupted (its API process died): fixing it again from"
-                               " the segments as they are now", extra={"fields": {"campaign": cid}})
-                total, batches = await _fix(conn, row, batch_size, snapshot=False)
-                await audience_plans.record(conn, app_id, cid, total, batches)
-            marked = await audience_plans.mark(conn, app_id, cid)
-    except ApiError as e:
-        if e.status != 400:
-            raise
-        await _refused(pool, app_id, cid, e)
+    planner holds the lock; else finish what the planner left (see the module's docstring):
+    a recorded plan is marked here, a copy is redone by a planner of this process in the
+    background, so the tick never copies an audience itself."""
+    async with conn.transaction():
+        if not await audience_plans.try_hold(conn, app_id, cid):
+            return
+        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+        if not _unplanned(row):
+            return
+        recorded = await audience_plans.recorded(conn, app_id, cid)
+        marked = await audience_plans.mark(conn, app_id, cid) if recorded else None
+    if recorded:
+        await _kick(conn, redis, marked)
         return
-    await _kick(conn, redis, marked)
+    planner = await Planner.try_open(dsn, app_id, cid)
+    if planner is None:
+        return
+    try:
+        # Under the planner's own snapshot: another tick's planner may have recorded it since.
+        row = await campaigns.get(planner.conn, app_id, cid)
+        if not _unplanned(row) or await audience_plans.recorded(planner.conn, app_id, cid):
+            planner.close()
+            return
+    except BaseException:
+        planner.close()
+        raise
+    logger.warning("audience copy interrupted (its process died): fixing it again from the segments"
+                   " as they are now", extra={"fields": {"campaign": cid}})
+    begin(planner, pool, redis, row, batch_size, tasks)

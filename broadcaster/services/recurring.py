@@ -4,24 +4,26 @@ the 1 s tick (jobs/recurring.py) that starts its runs.
 The tick reads "now" from PostgreSQL and each due series under its row lock (FOR UPDATE,
 re-checked after locking), so two workers never handle one occurrence twice, and the unique
 (app_id, parent_id, run_no) index makes a second run n impossible even if they did. A run is
-created by copying the parent and starting it through campaigns.start, the one start path
-(its audience fixed in that transaction, its own ledger, stats and campaign.* events); its
-batches are enqueued after the commit, and a worker killed before that leaves them to the
-campaign tick, which re-enqueues batches whose lease ended.
+created by copying the parent and starting it through campaigns.start, the one start path,
+with a planner (services/planning.py) opened before that transaction commits: its audience is
+the one of that instant, copied in the background after the commit (the tick does not wait
+for it), with its own ledger, stats and campaign.* events. A worker killed mid-copy leaves
+the run in progress, unplanned and its planning lock free: the campaign tick's reap redoes
+the copy, and re-enqueues batches whose lease ended.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
-from arq.connections import ArqRedis
 
 from broadcaster import lifecycle
 from broadcaster.domain import schedule, series
 from broadcaster.errors import ApiError
-from broadcaster.services import campaigns as use_cases
+from broadcaster.services import planning
 from broadcaster.store import campaigns, recipients, runs
 from broadcaster.store.ledger import Tx
 
@@ -60,8 +62,11 @@ async def transition(conn: Tx, row: asyncpg.Record, action: str) -> asyncpg.Reco
     return await runs.set_series_status(conn, row, new, EVENTS[action], nxt)
 
 
-async def _start_run(conn: Tx, parent: asyncpg.Record, run_no: int, batch_size: int) -> str | None:
-    """Run n, started now; None (and the occurrence skipped) when its audience cannot be fixed."""
+async def _start_run(conn: Tx, parent: asyncpg.Record, run_no: int, dsn: str) -> Started | None:
+    """Run n, started now with its planner open (its snapshot taken before this transaction
+    commits the start); None (and the occurrence skipped) when its audience's kind cannot be
+    read."""
+    planner: planning.Planner | None = None
     try:
         async with conn.transaction():  # a savepoint: a refused audience leaves no run row
             child = await runs.create_run(conn, parent, run_no)
@@ -69,42 +74,54 @@ async def _start_run(conn: Tx, parent: asyncpg.Record, run_no: int, batch_size: 
             if child["segment_ids"]:
                 kind = (await recipients.load_audience(conn, child["app_id"], child["segment_ids"],
                                                        child["sender_id"])).kind
-            await campaigns.start(conn, child, kind, None, None, batch_size)
-            return str(child["id"])
+            planner = await planning.Planner.open(dsn, child["app_id"], child["id"])
+            return Started(await campaigns.start(conn, child, kind, None, None), planner)
     except ApiError as e:
+        if planner is not None:
+            planner.close()
         logger.warning("recurring run not started: its audience cannot be fixed",
                        extra={"fields": {"campaign": parent["id"], "run_no": run_no, "error": e.message}})
         return None
+    except BaseException:
+        if planner is not None:
+            planner.close()
+        raise
 
 
-async def handle_due(conn: Tx, app_id: int, cid: str, batch_size: int) -> str | None:
-    """Handle the due occurrences of one series; returns the run started, if any. At most one
-    run per call: a later occurrence also due is handled by the next tick."""
-    async with conn.transaction():
-        row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
-        now = await db_now(conn)
-        if row["type"] != "recurring" or row["status"] not in ("scheduled", "paused"):
-            return None
-        s = schedule.parse(row["schedule"])
-        started_run: str | None = None
-        n = int(row["runs_started"])
-        due = row["next_run_at"]
-        for _ in range(MAX_OCCURRENCES_PER_TICK):
-            if due is None or due > now or started_run is not None:
-                break
-            outcome = series.occurrence_outcome(row["status"], due, now, s.catch_up)
-            if outcome == "start":
-                started_run = await _start_run(conn, row, n + 1, batch_size)
-                if started_run is not None:
-                    n += 1
-                    await runs.record(conn, row, due, "started", run_no=n)
+async def handle_due(conn: Tx, app_id: int, cid: str, dsn: str) -> Started | None:
+    """Handle the due occurrences of one series; returns the run started (committed), if any,
+    with the planner to hand to planning.begin. At most one run per call: a later occurrence
+    also due is handled by the next tick."""
+    started: Started | None = None
+    try:
+        async with conn.transaction():
+            row = await campaigns.get(conn, app_id, cid, lock="UPDATE")
+            now = await db_now(conn)
+            if row["type"] != "recurring" or row["status"] not in ("scheduled", "paused"):
+                return None
+            s = schedule.parse(row["schedule"])
+            n = int(row["runs_started"])
+            due = row["next_run_at"]
+            for _ in range(MAX_OCCURRENCES_PER_TICK):
+                if due is None or due > now or started is not None:
+                    break
+                outcome = series.occurrence_outcome(row["status"], due, now, s.catch_up)
+                if outcome == "start":
+                    started = await _start_run(conn, row, n + 1, dsn)
+                    if started is not None:
+                        n += 1
+                        await runs.record(conn, row, due, "started", run_no=n)
+                    else:
+                        await runs.record(conn, row, due, "skipped", reason="audience_error")
                 else:
-                    await runs.record(conn, row, due, "skipped", reason="audience_error")
-            else:
-                await runs.record(conn, row, due, "skipped", reason=outcome)
-            due = schedule.next_after(s, due, n)
-        await runs.advance(conn, row, due, n, started=started_run is not None)
-        return started_run
+                    await runs.record(conn, row, due, "skipped", reason=outcome)
+                due = schedule.next_after(s, due, n)
+            await runs.advance(conn, row, due, n, started=started is not None)
+    except BaseException:
+        if started is not None:
+            started.planner.close()
+        raise
+    return started
 
 
 async def complete_ended(conn: Tx, app_id: int, cid: str) -> None:
@@ -114,5 +131,6 @@ async def complete_ended(conn: Tx, app_id: int, cid: str) -> None:
             await runs.set_series_status(conn, row, "completed", "campaign.completed", None)
 
 
-async def kick(redis: ArqRedis, conn: Tx, app_id: int, run_id: str) -> None:
-    await use_cases.kick(redis, conn, app_id, run_id, all_open=True)
+class Started(NamedTuple):
+    run: asyncpg.Record
+    planner: planning.Planner

@@ -12,7 +12,7 @@ from broadcaster import lifecycle, timefmt
 from broadcaster.analytics import funnel_stats
 from broadcaster.domain import policy, series, variants
 from broadcaster.errors import conflict, not_found
-from broadcaster.store import campaign_view, ledger, outbox, purges, recipients
+from broadcaster.store import campaign_view, ledger, outbox, purges
 from broadcaster.store.ledger import Conn, Tx
 
 # A queued batch job not started by then is presumed lost (its worker died after arq handed
@@ -145,12 +145,11 @@ async def add_event(conn: Tx, r: asyncpg.Record, event: str) -> None:
 
 async def start(
     conn: Tx, row: asyncpg.Record, kind: str, scheduled_for: datetime | None,
-    stop_at: datetime | None, batch_size: int, local_send_at: datetime | None = None, *, fix: bool = True,
+    stop_at: datetime | None, local_send_at: datetime | None = None,
 ) -> asyncpg.Record:
-    """Start (or schedule) a draft locked FOR UPDATE; starting now fixes the audience here,
-    or leaves it to the planner that took its snapshot before this (fix=False,
-    services/planning.py). local_send_at: send_in_local_time's wall-clock time
-    (services/policy.local_start)."""
+    """Start (or schedule) a draft locked FOR UPDATE, leaving its audience to the planner that
+    took its snapshot before this (services/planning.py). local_send_at: send_in_local_time's
+    wall-clock time (services/policy.local_start)."""
     lifecycle.check("start", row["status"])
     status = lifecycle.start_status(timefmt.now(), scheduled_for)
     r = await set_status(
@@ -160,31 +159,16 @@ async def start(
         extra=(kind, scheduled_for, stop_at, local_send_at),
     )
     if status == "in_progress":
-        if fix:
-            r = await _fix_audience(conn, r, batch_size)
         await add_event(conn, r, "campaign.started")
     return r
 
 
-async def fire(conn: Tx, row: asyncpg.Record, batch_size: int) -> asyncpg.Record:
-    """A scheduled campaign whose time has come: in_progress, audience fixed now."""
+async def fire(conn: Tx, row: asyncpg.Record) -> asyncpg.Record:
+    """A scheduled campaign whose time has come: in_progress, its audience left to the planner
+    that took its snapshot before this (services/planning.fire)."""
     r = await set_status(conn, row, "fire", extra_sql=", started_at = now()")
-    r = await _fix_audience(conn, r, batch_size)
     await add_event(conn, r, "campaign.started")
     return r
-
-
-async def _fix_audience(conn: Tx, r: asyncpg.Record, batch_size: int) -> asyncpg.Record:
-    total, batches = await recipients.fix(
-        conn, r["app_id"], r["id"], kind=r["kind"] or "user", segment_ids=r["segment_ids"],
-        user_ids=r["user_ids"], sender_id=r["sender_id"], batch_size=batch_size, lease_s=QUEUED_LEASE_S,
-    )
-    out = await conn.fetchrow(
-        "UPDATE campaigns SET planned = true, recipients_total = $3, plan_batches = $4"
-        f" WHERE app_id = $1 AND id = $2 RETURNING {COLUMNS}", r["app_id"], r["id"], total, batches,
-    )
-    assert out is not None
-    return out
 
 
 async def try_complete(conn: Tx, app_id: int, cid: str) -> bool:
