@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -105,15 +106,21 @@ async def capped(
 ) -> set[str]:
     """Of these users, the ones some cap (max, period in seconds) already has `max` counted
     sends for within the period ending `now`: one index scan each over the ledger's counted
-    sends and the kept ones of deleted campaigns, within the longest period."""
+    sends and the kept ones of deleted campaigns, within the longest period, grouped once by
+    user with one filtered count per cap (a join of the sends to the caps, regrouped per
+    cap and made distinct, did the same work three times over)."""
+    params: list[Any] = [app_id, user_ids, now, max(c[1] for c in caps)]
+    having = []
+    for m, secs in caps:
+        params += [m, float(secs)]
+        having.append(f"count(*) FILTER (WHERE s.at > $3::timestamptz - make_interval(secs => ${len(params)}))"
+                      f" >= ${len(params) - 1}")
     rows = await conn.fetch(
         "WITH s AS (SELECT r.user_id AS u, r.capped_at AS at FROM campaign_recipients r"
-        "   WHERE r.app_id = $1 AND r.user_id = ANY($2::text[]) AND r.capped_at > $3::timestamptz - make_interval(secs => $6)"
+        "   WHERE r.app_id = $1 AND r.user_id = ANY($2::text[]) AND r.capped_at > $3::timestamptz - make_interval(secs => $4)"
         # kept sends are rare: the scan only runs when the app has any (a one-time filter)
         "  UNION ALL SELECT k.user_id, k.at FROM policy_kept k"
         "   WHERE EXISTS (SELECT 1 FROM policy_kept e WHERE e.app_id = $1) AND k.app_id = $1"
-        "   AND k.user_id = ANY($2::text[]) AND k.at > $3::timestamptz - make_interval(secs => $6))"
-        " SELECT DISTINCT s.u FROM s JOIN unnest($4::int[], $5::float8[]) AS c(m, secs)"
-        "  ON s.at > $3::timestamptz - make_interval(secs => c.secs) GROUP BY s.u, c.m, c.secs HAVING count(*) >= c.m",
-        app_id, user_ids, now, [c[0] for c in caps], [c[1] for c in caps], max(c[1] for c in caps))
+        "   AND k.user_id = ANY($2::text[]) AND k.at > $3::timestamptz - make_interval(secs => $4))"
+        " SELECT s.u FROM s GROUP BY s.u HAVING " + " OR ".join(having), *params)
     return {r[0] for r in rows}
