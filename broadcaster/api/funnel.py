@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from broadcaster import analytics, cursors, timefmt
@@ -60,6 +62,8 @@ async def query_interactions(request: web.Request) -> web.Response:
     req = cursors.begin(q, scope, {"type": q.get("type")}, secret, limit=limit)
     kind = analytics.interaction_type(req.query.get("type"))
     fam = await occurrence_views.family(pool, app.id, camp)  # a repeating campaign's occurrences too
+    if fam is not None and kind in ("sent", "read"):
+        req = dataclasses.replace(req, position=occurrence_views.widen(req.position, fam, req.backwards))
     pos = cursors.typed_position(req, interactions.kinds(kind, fam))
     rows = await interactions.page(pool, app.id, camp["id"], kind, pos, req.backwards, limit + 1, fam)
     page, more = cursors.finish(req, rows, lambda r: r["pos"], secret)

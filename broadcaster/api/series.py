@@ -3,6 +3,7 @@ the recurring hooks of start/stop/pause/resume/delete, and `GET /campaigns/{id}/
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -142,6 +143,7 @@ async def family_recipients(
 ) -> dict[str, Any]:
     """GET /campaigns/{id}/recipients of a repeating triggered campaign: its occurrences' rows
     too, each with its campaign_id, paged by (target, occurrence)."""
+    req = dataclasses.replace(req, position=family_views.widen(req.position, fam, req.backwards))
     pos = cursors.typed_position(req, ["text", "text"])
     rows = await family_views.recipients(pool, app_id, fam, status, planned=bool(camp["planned"]),
                                              position=pos, backwards=req.backwards, limit=req.limit + 1)

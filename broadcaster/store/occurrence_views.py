@@ -41,6 +41,17 @@ def _keyset(backwards: bool, col: str) -> str:
 _MEMBERS = "unnest($2::text[]) WITH ORDINALITY AS f(cid, n)"
 
 
+def widen(position: list[Any] | None, ids: list[str], backwards: bool) -> list[Any] | None:
+    """A cursor issued before a repeating campaign listed its occurrences (its recipients
+    and sent/read interactions were the parent's rows, one per target) holds [target_id]:
+    it goes on strictly past that target, as it did then, now with every member's rows.
+    The occurrences of the targets it had passed are not listed to it."""
+    if position is None or len(position) != 1:
+        return position
+    # past every member of the target going forwards, before the first going backwards
+    return [position[0], ids[0] if backwards else ids[-1]]
+
+
 def _member_no(ids: list[str], position: list[Any] | None) -> int:
     """The position's member as its number in the family (0 before the first)."""
     if position is None:
