@@ -31,25 +31,37 @@ async def open_batches(conn: Conn, app_id: int, cid: str) -> list[tuple[int, int
     or a queued one whose lease is over while no batch of the campaign got done for a queued
     lease's time (the queue is not draining: Redis lost it). A long campaign's queue drains
     for longer than one queued lease, and its batches are not lost meanwhile. Bumps tries;
-    returns (batch_no, tries)."""
+    returns (batch_no, tries).
+
+    A row locked by a live batch transaction (batch_row's FOR UPDATE) is skipped, not waited
+    for: its batch is running, so it is not lost. Waiting made every tick hang behind one slow
+    batch (a 1M bench run: a first batch stuck in its statement for the workers' 120 s bound,
+    and every tick meanwhile cancelled at its 30 s timeout, 8 at a time filling the periodic
+    worker's slots, with every other campaign's and app's tick work behind them)."""
     rows = await conn.fetch(
-        f"UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s',"
-        " started_at = NULL"
-        " WHERE app_id = $1 AND campaign_id = $2 AND NOT done AND lease_until < now()"
+        "WITH lost AS (SELECT batch_no FROM campaign_batches"
+        "  WHERE app_id = $1 AND campaign_id = $2 AND NOT done AND lease_until < now()"
         "   AND (started_at IS NOT NULL OR NOT EXISTS (SELECT 1 FROM campaign_batches d"
         "     WHERE d.app_id = $1 AND d.campaign_id = $2 AND d.done"
         f"     AND d.done_at > now() - interval '{QUEUED_LEASE_S} s'))"
-        " RETURNING batch_no, tries", app_id, cid,
+        "  FOR UPDATE SKIP LOCKED)"
+        f" UPDATE campaign_batches b SET tries = b.tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s',"
+        " started_at = NULL FROM lost WHERE b.app_id = $1 AND b.campaign_id = $2 AND b.batch_no = lost.batch_no"
+        " RETURNING b.batch_no, b.tries", app_id, cid,
     )
     return [(r[0], r[1]) for r in rows]
 
 
 async def requeue_open(conn: Tx, app_id: int, cid: str) -> list[tuple[int, int]]:
-    """Every batch not done (a start or resume enqueues them all): bump tries; (batch_no, tries)."""
+    """Every batch not done (a start or resume enqueues them all, and a worker finding Redis
+    empty): bump tries; (batch_no, tries). A row a live batch transaction holds is skipped,
+    as in open_batches: that batch is running (a worker starting beside it waited for it)."""
     rows = await conn.fetch(
-        f"UPDATE campaign_batches SET tries = tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s',"
-        " started_at = NULL WHERE app_id = $1 AND campaign_id = $2 AND NOT done RETURNING batch_no, tries",
-        app_id, cid,
+        "WITH open AS (SELECT batch_no FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2"
+        "  AND NOT done FOR UPDATE SKIP LOCKED)"
+        f" UPDATE campaign_batches b SET tries = b.tries + 1, lease_until = now() + interval '{QUEUED_LEASE_S} s',"
+        " started_at = NULL FROM open WHERE b.app_id = $1 AND b.campaign_id = $2 AND b.batch_no = open.batch_no"
+        " RETURNING b.batch_no, b.tries", app_id, cid,
     )
     return [(r[0], r[1]) for r in rows]
 
