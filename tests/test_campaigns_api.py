@@ -210,3 +210,21 @@ async def test_test_send_and_hostile_templates(api: Api, pool: Any, start_worker
         "SELECT target_id, error FROM campaign_recipients WHERE campaign_id = 'h' AND status = 'errored'")}
     assert "20000" in errs["u2"] and "range()" in errs["u3"]
 
+
+
+async def test_generated_ids_sort_in_creation_order(api: Api, pool: Any) -> None:
+    """A campaign created without an id gets a UUIDv7: each sorts after the ones made before,
+    so its audience and ledger rows go in at the right edge of their indexes."""
+    import uuid
+
+    await users(api, "boss", "u1", "u2")
+    made = []
+    for _ in range(5):
+        st, body = await api.post("/campaigns", campaign())
+        assert st == 201, body
+        made.append(body["campaign"]["id"])
+    assert all(uuid.UUID(i).version == 7 and str(uuid.UUID(i)) == i for i in made), made
+    assert len(set(made)) == 5
+    stored = await pool.fetch("SELECT id FROM campaigns WHERE id = ANY($1::text[]) ORDER BY created_at, id", made)
+    assert [r["id"] for r in stored] == sorted(made)
+    assert made == sorted(made)

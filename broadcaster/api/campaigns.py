@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from broadcaster import analytics, cursors, filters, lifecycle, timefmt
+from broadcaster import analytics, cursors, filters, ids, lifecycle, timefmt
 from broadcaster.api import campaign_out, pager
 from broadcaster.api import series as series_api
 from broadcaster.domain import policy, variants
@@ -132,7 +131,7 @@ async def _validate(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
 async def create_campaign(request: web.Request) -> web.Response:
     app = current_app(request)
     body = await read_json(request, required=True)
-    cid = ident(body["id"], "id") if body.get("id") is not None else str(uuid.uuid4())
+    cid = ident(body["id"], "id") if body.get("id") is not None else ids.time_ordered_id()
     data, _ = await _validate(request, body)
     series_api.check_create(cid, data)
     r = await use_cases.create(request.app[POOL], app.id, cid, data)
