@@ -92,7 +92,7 @@ async def _run(
         return "inactive", False, None
     follow = (camp["parent_id"] or camp["id"]) if camp["type"] == "triggered" else None
     # Lease first: a worker killed at any point after this is noticed when the lease ends.
-    n = await fanout.lease(conn, app_id, cid, no)
+    n = await fanout.lease(conn, app_id, cid, no, durable=False)
     if n is None:
         return "done", False, follow
     app_settings = await fanout.app_settings(conn, app_id)
@@ -104,6 +104,12 @@ async def _run(
     events = fanout.webhooks_enabled(camp, app_settings)
     await pressure.mark_busy(redis, queue, app_id, f"{cid}:{no}")
     async with conn.transaction():
+        # The batch commits without waiting for its WAL flush (the writer flushes it within
+        # ~0.2 s). A PostgreSQL crash can lose the last such commits; each loses all its rows
+        # with its done-record (one transaction), so the tick's expired lease redoes it:
+        # still exactly once. What depends on a batch commits durably after it and so flushes
+        # it first: the campaign's completion, the webhook pump's claim (docs/scaling.md).
+        await conn.execute("SET LOCAL synchronous_commit = off")
         camp = await campaigns.get(conn, app_id, cid, lock="KEY SHARE")
         if camp["status"] != "in_progress":
             return "inactive", False, None

@@ -66,11 +66,23 @@ async def requeue_open(conn: Tx, app_id: int, cid: str) -> list[tuple[int, int]]
     return [(r[0], r[1]) for r in rows]
 
 
-async def lease(conn: Tx, app_id: int, cid: str, no: int, seconds: float = RUNNING_LEASE_S) -> int | None:
-    """Claim a batch for running; returns its planned size, None when it is already done."""
+# Set inside a statement of its own implicit transaction, the setting holds until that
+# transaction's commit, which is what reads it: one round trip, no BEGIN/SET/COMMIT.
+ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
+
+
+async def lease(
+    conn: Tx, app_id: int, cid: str, no: int, seconds: float = RUNNING_LEASE_S, *, durable: bool = True,
+) -> int | None:
+    """Claim a batch for running; returns its planned size, None when it is already done.
+    durable=False commits without waiting for the WAL flush: a lease lost with the last
+    moments of a PostgreSQL crash leaves the batch as it was before, queued or lost, and the
+    tick finds it either way (the batch transaction after it commits the same way:
+    services/batches)."""
     r = await conn.fetchval(
         "UPDATE campaign_batches SET lease_until = now() + make_interval(secs => $4), started_at = now()"
-        " WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3 AND NOT done RETURNING n",
+        " WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3 AND NOT done"
+        + ("" if durable else f" AND {ASYNC_COMMIT} IS NOT NULL") + " RETURNING n",
         app_id, cid, no, float(seconds),
     )
     return int(r) if r is not None else None
