@@ -15,7 +15,7 @@ from broadcaster.domain.links import Tracking
 from broadcaster.errors import ApiError
 from broadcaster.services import campaigns as use_cases
 from broadcaster.services import sending, triggers
-from broadcaster.store import campaigns, fanout
+from broadcaster.store import campaigns, fanout, fanwrite
 from broadcaster.store import members as member_store
 from broadcaster.store.ledger import Tx
 
@@ -103,6 +103,19 @@ async def _run(
             return await _defer(redis, conn, app_id, cid, no, wait, True), False, None
     events = fanout.webhooks_enabled(camp, app_settings)
     await pressure.mark_busy(redis, queue, app_id, f"{cid}:{no}")
+    try:
+        return await _send(conn, app_id, cid, no, events, tracking, app_settings, follow, contended=False)
+    except Exception as e:
+        if not fanwrite.pair_taken(e):
+            raise
+    # a distinct pair of this batch was created concurrently: redone, taking that channel
+    return await _send(conn, app_id, cid, no, events, tracking, app_settings, follow, contended=True)
+
+
+async def _send(
+    conn: Tx, app_id: int, cid: str, no: int, events: bool, tracking: Tracking | None,
+    app_settings: dict[str, Any], follow: str | None, *, contended: bool,
+) -> tuple[str, bool, str | None]:
     async with conn.transaction():
         # The batch commits without waiting for its WAL flush (the writer flushes it within
         # ~0.2 s). A PostgreSQL crash can lose the last such commits; each loses all its rows
@@ -117,7 +130,8 @@ async def _run(
         if b is None or b["done"]:
             return "done", False, follow
         sent, errored, skipped, created, others = await sending.write_batch(
-            conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events, tracking, app_settings)
+            conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events, tracking, app_settings,
+            contended=contended)
         if camp["sender_visibility"] or camp["show_channels"]:
             await member_store.apply_campaign_visibility(
                 conn, app_id, cid, camp["sender_id"], camp["sender_visibility"], camp["show_channels"],

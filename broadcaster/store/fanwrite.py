@@ -141,7 +141,7 @@ WITH x AS MATERIALIZED (
   SELECT $1, nc.cid, $10::text, nc.chid, $15, $4, nc.ccu,
          (SELECT count(*) FROM fixed) + CASE WHEN nc.u = ANY($16::text[]) THEN 0 ELSE 1 END, nc.lo, nc.hi
   FROM nc WHERE $34 ORDER BY nc.cid
-  ON CONFLICT (app_id, type, pair_lo, pair_hi) WHERE pair_lo IS NOT NULL DO UPDATE SET pair_lo = EXCLUDED.pair_lo
+  {{pair_conflict}}
   RETURNING cid, id, custom, pair_lo, pair_hi, xmax::text = '0' AS fresh
 ), newc AS (
   -- the channels created, with their receiver; a distinct one's is in its pair (no join of
@@ -203,19 +203,36 @@ SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created,
   CASE WHEN $30 THEN (SELECT json_agg(json_build_array(z.tg, z.cid, z.mid, z.t) ORDER BY z.ord) FROM z)
   END AS rows
 """
+# The distinct channels are inserted plainly: ON CONFLICT makes every row a speculative
+# insertion (a pre-check of the pair index and a second WAL record). A pair created by a
+# concurrent transaction after the snapshot then fails the statement with a unique
+# violation of channels_distinct_pair, and the batch is redone (services/batches) with
+# CONTENDED, whose DO UPDATE takes that channel as the winner.
+PAIR_INDEX = "channels_distinct_pair"
+_CONTENDED = _WRITE.replace("{pair_conflict}", (
+    "ON CONFLICT (app_id, type, pair_lo, pair_hi) WHERE pair_lo IS NOT NULL DO UPDATE SET pair_lo = EXCLUDED.pair_lo"))
+_WRITE = _WRITE.replace("{pair_conflict}", "")
+
+
+def pair_taken(e: BaseException) -> bool:
+    """Whether a batch write failed on a distinct pair created concurrently (redo contended)."""
+    return isinstance(e, asyncpg.UniqueViolationError) and getattr(e, "constraint_name", None) == PAIR_INDEX
 
 
 async def write(
     conn: Tx, camp: asyncpg.Record, no: int, sh: Shape, b: Batch, n: int, events: bool,
     sender: dict[str, Any], ts: str, *, pre: int = 0, test: bool = False, capped_at: datetime | None = None,
+    contended: bool = False,
 ) -> tuple[int, int, int, int, int, Any]:
     """Write a rendered batch in one statement; returns (sent, errored, skipped, created,
     other open batches of the campaign as this transaction saw them, the sent rows of a test
     send as [target, cid, message id, text] lists). n counts the batch's whole range; `pre`
-    the recipients in it that already had a ledger row (excluded before their batch ran)."""
+    the recipients in it that already had a ledger row (excluded before their batch ran).
+    contended (and test sends, whose transaction is the API request's): distinct pairs
+    created concurrently are taken as they are instead of failing the statement."""
     user = {"id": sender["id"], "name": sender.get("name", ""), "role": sender.get("role", "user")}
     r = await conn.fetchrow(
-        _WRITE, camp["app_id"], camp["id"], -1 if test else no, camp["sender_id"], b.targets, b.chids,
+        _CONTENDED if contended or test else _WRITE, camp["app_id"], camp["id"], -1 if test else no, camp["sender_id"], b.targets, b.chids,
         b.texts, b.customs, b.ccustoms, sh.ctype, sh.text, sh.custom, sh.ccustom, sh.attachments,
         sh.team, [m[0] for m in sh.members], [m[1] for m in sh.members], [m[2] for m in sh.members],
         b.other, n, b.errored, bool(camp["create_channels"]) and not b.channel_mode, events, user, ts,
