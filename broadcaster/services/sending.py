@@ -126,7 +126,7 @@ async def _render(
 async def write_batch(
     conn: Tx, camp: asyncpg.Record, no: int, n: int, bounds: tuple[str | None, str], events: bool,
     tracking: links.Tracking | None = None, app_settings: dict[str, Any] | None = None,
-    contended: bool = False,
+    contended: bool = False, prefix: str | None = None,
 ) -> tuple[int, int, int, int, int]:
     """One batch, inside its transaction: (sent, errored, skipped, channels created, other open
     batches as this transaction saw them). The delivery policy (services/policy) filters a
@@ -159,7 +159,7 @@ async def write_batch(
     sent, errored, skipped, created, others, _ = await fanwrite.write(
         conn, camp, no, sh, batch, n, events, sender,
         timefmt.fmt(timefmt.now()) or "", pre=pre, capped_at=gate.at if gate is not None else None,
-        contended=contended)
+        contended=contended, prefix=prefix)
     return sent, errored, skipped, created, others
 
 

@@ -21,7 +21,7 @@ RUNNING_LEASE_S = 10  # a started one not done by then (worker killed) is re-enq
 async def batch_row(conn: Tx, app_id: int, cid: str, no: int) -> asyncpg.Record | None:
     """The batch's range and state, locked: two copies of one job serialise here."""
     return await conn.fetchrow(
-        "SELECT after_id, upto_id, n, done FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2"
+        "SELECT after_id, upto_id, n, done, planned_at FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2"
         " AND batch_no = $3 FOR UPDATE", app_id, cid, no,
     )
 

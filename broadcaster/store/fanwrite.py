@@ -222,7 +222,7 @@ def pair_taken(e: BaseException) -> bool:
 async def write(
     conn: Tx, camp: asyncpg.Record, no: int, sh: Shape, b: Batch, n: int, events: bool,
     sender: dict[str, Any], ts: str, *, pre: int = 0, test: bool = False, capped_at: datetime | None = None,
-    contended: bool = False,
+    contended: bool = False, prefix: str | None = None,
 ) -> tuple[int, int, int, int, int, Any]:
     """Write a rendered batch in one statement; returns (sent, errored, skipped, created,
     other open batches of the campaign as this transaction saw them, the sent rows of a test
@@ -236,7 +236,7 @@ async def write(
         b.texts, b.customs, b.ccustoms, sh.ctype, sh.text, sh.custom, sh.ccustom, sh.attachments,
         sh.team, [m[0] for m in sh.members], [m[1] for m in sh.members], [m[2] for m in sh.members],
         b.other, n, b.errored, bool(camp["create_channels"]) and not b.channel_mode, events, user, ts,
-        idgen.message_id_prefix(), b.receivers, b.channel_mode, sh.include_sender, test, pre,
+        prefix or idgen.message_id_prefix(), b.receivers, b.channel_mode, sh.include_sender, test, pre,
         b.attachments, b.variants, sh.distinct and not b.channel_mode, capped_at, b.variant_customs,
     )
     assert r is not None
