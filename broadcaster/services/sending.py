@@ -5,6 +5,7 @@ without ledger rows or counters."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import asyncpg
@@ -153,14 +154,35 @@ async def write_batch(
     if not channels:
         gate = await policy.before(conn, camp, app_settings or {}, rows, bounds, no)
         rows, pre, n = gate.rows, max(pre, 0), n - gate.held  # held ones are neither counted nor done
-    batch, sh = await _render(conn, camp, rows, sender, channels=channels, test=False, tracking=tracking)
-    if gate is not None:
-        batch.other.extend(gate.skipped)
-    sent, errored, skipped, created, others, _ = await fanwrite.write(
-        conn, camp, no, sh, batch, n, events, sender,
-        timefmt.fmt(timefmt.now()) or "", pre=pre, capped_at=gate.at if gate is not None else None,
-        contended=contended, prefix=prefix)
-    return sent, errored, skipped, created, others
+    # only a contended redo can take a concurrent creator's channel (the first try fails on it)
+    exact = contended and _reads_distinct_channel(camp)
+    for attempt in range(RACE_TRIES):
+        retry = exact and attempt < RACE_TRIES - 1  # the last try keeps what it wrote
+        try:
+            async with conn.transaction() if retry else contextlib.nullcontext():  # a savepoint
+                batch, sh = await _render(conn, camp, rows, sender, channels=channels, test=False, tracking=tracking)
+                if gate is not None:
+                    batch.other.extend(gate.skipped)
+                sent, errored, skipped, created, others, _ = await fanwrite.write(
+                    conn, camp, no, sh, batch, n, events, sender, timefmt.fmt(timefmt.now()) or "",
+                    pre=pre, capped_at=gate.at if gate is not None else None,
+                    contended=contended, prefix=prefix, exact_ids=retry)
+            return sent, errored, skipped, created, others
+        except fanwrite.ChannelRace:
+            continue  # rolled back: rendered again, the probe finds the channels that won
+    raise AssertionError("unreachable: the last try does not raise ChannelRace")
+
+
+# A batch whose 1:1 channel was created concurrently is rendered again: twice at most, then
+# it keeps the text it has (a third concurrent creator of the same pairs in a row).
+RACE_TRIES = 3
+
+
+def _reads_distinct_channel(camp: asyncpg.Record) -> bool:
+    """Templates that may read `{{ channel.* }}` of the 1:1 channels a batch creates: their
+    text must name the channel the message lands in, the one that won a concurrent creation."""
+    return (camp["kind"] != "channel" and bool(camp["create_channels"])
+            and not (camp["channel_template"] or {}).get("id") and "channel" in str(camp["message_template"]))
 
 
 async def send_test(

@@ -197,7 +197,7 @@ WITH x AS MATERIALIZED (
     skipped = json_array_length($19::json) - $21 + $31, channels_created = (SELECT count(*) FROM ch)
   WHERE app_id = $1 AND campaign_id = $2 AND batch_no = $3
 )
-SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created,
+SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created, (SELECT count(*) FROM won) AS won,
   (SELECT count(*) FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2 AND NOT done
    AND batch_no <> $3) AS others,
   CASE WHEN $30 THEN (SELECT json_agg(json_build_array(z.tg, z.cid, z.mid, z.t) ORDER BY z.ord) FROM z)
@@ -219,17 +219,25 @@ def pair_taken(e: BaseException) -> bool:
     return isinstance(e, asyncpg.UniqueViolationError) and getattr(e, "constraint_name", None) == PAIR_INDEX
 
 
+class ChannelRace(Exception):
+    """A 1:1 pair this batch was creating was created by a concurrent transaction first (the
+    statement wrote into that channel), while the texts were rendered with this batch's id."""
+
+
 async def write(
     conn: Tx, camp: asyncpg.Record, no: int, sh: Shape, b: Batch, n: int, events: bool,
     sender: dict[str, Any], ts: str, *, pre: int = 0, test: bool = False, capped_at: datetime | None = None,
-    contended: bool = False, prefix: str | None = None,
+    contended: bool = False, prefix: str | None = None, exact_ids: bool = False,
 ) -> tuple[int, int, int, int, int, Any]:
     """Write a rendered batch in one statement; returns (sent, errored, skipped, created,
     other open batches of the campaign as this transaction saw them, the sent rows of a test
     send as [target, cid, message id, text] lists). n counts the batch's whole range; `pre`
     the recipients in it that already had a ledger row (excluded before their batch ran).
     contended (and test sends, whose transaction is the API request's): distinct pairs
-    created concurrently are taken as they are instead of failing the statement."""
+    created concurrently are taken as they are instead of failing the statement.
+    exact_ids (with contended): the templates read `channel`: a pair won by a concurrent
+    creator raises ChannelRace (call it in a savepoint and render again: the probe then finds
+    the winner)."""
     user = {"id": sender["id"], "name": sender.get("name", ""), "role": sender.get("role", "user")}
     r = await conn.fetchrow(
         _CONTENDED if contended or test else _WRITE, camp["app_id"], camp["id"], -1 if test else no, camp["sender_id"], b.targets, b.chids,
@@ -240,5 +248,7 @@ async def write(
         b.attachments, b.variants, sh.distinct and not b.channel_mode, capped_at, b.variant_customs,
     )
     assert r is not None
+    if exact_ids and r["won"]:
+        raise ChannelRace(f"{r['won']} of the batch's channels were created concurrently")
     sent, created = int(r["sent"]), int(r["created"])
     return sent, b.errored, len(b.other) - b.errored + pre, created, int(r["others"]), r["rows"]
