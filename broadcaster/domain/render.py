@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broadcaster import ids as idgen
-from broadcaster.domain import unsubscribe
+from broadcaster.domain import fastrender, unsubscribe
 from broadcaster.templating import CampaignTemplates, RenderError, user_view
 from broadcaster.validate import ID_RE
 
@@ -153,8 +153,11 @@ def users(
     distinct channel with the sender, where one exists (needed when ids are shipped: without
     create_channels, or when templates read `channel`; others get new time-ordered ids)."""
     ctype = channel_type(camp)
-    ship_chid = tpl.channel_id is not None or existing is not None or mentions_channel(tpl)
     need_channel = mentions_channel(tpl)
+    parts = fastrender.plan(tpl, sender) if fastrender.applies(tpl, existing, need_channel) else None
+    if parts is not None:
+        return _plain_users(tpl, rows, parts, test)
+    ship_chid = tpl.channel_id is not None or existing is not None or need_channel
     known = known or {}
     fresh = idgen.message_id_prefix() if ship_chid and tpl.channel_id is None else ""
     text_const = tpl.text.compiled is None
@@ -195,6 +198,28 @@ def users(
             b.error(uid, uid, None, str(e))
             continue
         b.add(uid, chid=chid, text=text, custom=custom, ccustom=ccustom)
+    return b
+
+
+def _plain_users(tpl: CampaignTemplates, rows: Sequence[Row], parts: list[Any], test: bool) -> Batch:
+    """users() for fastrender's case: the same skips, rows and texts."""
+    b = Batch(texts=[])
+    sent = []
+    for r in rows:
+        uid = r["id"]
+        if not r["found"]:
+            b.skip(uid, uid, None, "user_not_found")
+        elif not test and opted_out(r):
+            b.skip(uid, uid, None, "opted_out")
+        else:
+            sent.append(r)
+    cap, name = tpl.text.cap, tpl.text.name
+    for r, text in zip(sent, fastrender.texts(parts, sent), strict=True):
+        if len(text) > cap:
+            b.error(r["id"], r["id"], None, f"template_budget: {name} output exceeds {cap} characters")
+            continue
+        b.targets.append(r["id"])
+        b.texts.append(text)  # type: ignore[union-attr]
     return b
 
 
