@@ -73,6 +73,16 @@ _TUNED = "# broadcaster: sized for fan-out"
 TOOL_CONF = {"autovacuum_naptime": "10s"}
 
 
+def tool_conf(ram_bytes: int) -> dict[str, str]:
+    """TOOL_CONF, and shared buffers of a quarter of memory up to 8 GB (the tests' clusters
+    keep tuning()'s 2 GB): a 1M fan-out's tables and indexes (2.3 GB with the users and the
+    audience) outgrew 2 GB in its last tenths, whose batch writers then waited for evicted
+    pages to be written and read; with 6 GB on this 24 GB machine the run went from 27,900
+    to 30,821 recipients/s and its last tenths no longer fell (docs/scaling.md)."""
+    mb = max(128, min(8192, ram_bytes // 4 // 2**20))
+    return {**TOOL_CONF, "shared_buffers": f"{mb}MB"}
+
+
 def tuning(ram_bytes: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     """postgresql.conf settings for a fan-out workload on this machine (docs/scaling.md has
     what each did to `broadcaster bench`). Shared buffers: a quarter of memory, at most 2 GB;
@@ -213,7 +223,7 @@ async def servers(base: Path, dbname: str) -> AsyncIterator[tuple[str, str]]:
         dsn = os.environ.get("BROADCASTER_DATABASE_URL")
         if not dsn:
             print(f"starting embedded PostgreSQL in {base}", file=sys.stderr, flush=True)
-            pg = start_postgres(base / "pg", throwaway=True, extra=TOOL_CONF)
+            pg = start_postgres(base / "pg", throwaway=True, extra=tool_conf(_ram_bytes()))
             await ensure_database(pg.admin_url, dbname)
             dsn = pg.url_for(dbname)
         redis_url = os.environ.get("BROADCASTER_REDIS_URL")

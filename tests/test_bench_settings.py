@@ -42,3 +42,10 @@ async def test_embedded_postgres_runs_with_the_fanout_tuning(pool: Any) -> None:
 def test_the_tools_servers_look_for_autovacuum_work_every_10_s_and_the_tests_do_not() -> None:
     assert devstack.tuning(16 * 2**30, devstack.TOOL_CONF)["autovacuum_naptime"] == "10s"
     assert "autovacuum_naptime" not in devstack.tuning(16 * 2**30)
+
+
+def test_the_tools_servers_get_a_quarter_of_memory_for_buffers_up_to_8_gb_and_the_tests_2_gb() -> None:
+    assert devstack.tool_conf(24 * 2**30)["shared_buffers"] == "6144MB"
+    assert devstack.tool_conf(64 * 2**30)["shared_buffers"] == "8192MB"
+    assert devstack.tool_conf(24 * 2**30)["autovacuum_naptime"] == "10s"
+    assert devstack.tuning(24 * 2**30)["shared_buffers"] == "2048MB"
