@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from broadcaster import benchauto, benchfunnel, devstack
+from broadcaster import benchauto, benchfunnel, benchsettle, devstack
 from broadcaster.benchfan import fanout as fanout_run
 from broadcaster.benchfan import plot, targets_query
 from broadcaster.benchhooks import plain_receiver_run, sink_run
@@ -224,7 +224,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
     if "fanout" in todo:
         where = Where(dsn, await pids(dsn, workers), batch) if args.where else None
         wal0 = await lsn(dsn)
-        fanout["settled"] = await benchfunnel.settle(dsn)  # as before the funnel, which compares with it
+        fanout["settled"] = await benchsettle.settle(dsn)  # as before the funnel, which compares with it
         fan = await fanout_run(client, "bench-1", "messaging", n, sampler(), skip_webhook=True, where=where)
         progress(f"fan-out {fan['recipients_per_s']:,.0f} recipients/s, tenths {fan['tenths_recipients_per_s']}")
         fanout.update(_rates(fan))

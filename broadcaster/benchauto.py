@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from broadcaster.benchparts import Client, progress
+from broadcaster.benchsettle import settle
 
 Fanout = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -141,31 +142,6 @@ async def event_to_message(client: Client, dsn: str, app_id: int, n: int, rate: 
 POLICY_IDS = ("bench-pol-1-plain", "bench-pol-2-caps", "bench-pol-3-local", "bench-pol-4-plain")
 
 
-# The tables a campaign fills, and their autovacuum thresholds (0140_campaign_autovacuum.sql).
-_FILLED = ("channels", "members", "messages", "campaign_recipients")
-_PENDING_MAINTENANCE = (
-    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'autovacuum worker')"
-    " OR EXISTS (SELECT 1 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
-    "  WHERE s.relname = ANY($1::text[]) AND (s.n_ins_since_vacuum > 200000 + 0.01 * greatest(c.reltuples, 0)"
-    "   OR s.n_mod_since_analyze > 50 + 0.5 * greatest(c.reltuples, 0)))")
-
-
-async def _settle(dsn: str, timeout_s: float = 90.0) -> float:
-    """Wait (not measured) until autovacuum has done what the previous run's rows call for.
-    Otherwise each run pays for the one before it. The run after the first pays most, for
-    its million new channels and two million members as well. That run was the capped one,
-    compared with a plain run that inherited only a campaign's messages and ledger rows.
-    Returns the seconds waited."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout_s and await conn.fetchval(_PENDING_MAINTENANCE, list(_FILLED)):
-            await asyncio.sleep(0.5)
-        return round(time.monotonic() - t0, 1)
-    finally:
-        await conn.close()
-
-
 async def policy(client: Client, dsn: str, app_id: int, fanout: Fanout) -> dict[str, Any]:
     # the first plain run creates the 1:1 channels when no earlier part did; the policy run,
     # the local-time run and the second plain run all send into existing channels, each once
@@ -190,7 +166,7 @@ async def policy(client: Client, dsn: str, app_id: int, fanout: Fanout) -> dict[
     try:
         await conn.execute(opt + where, app_id, True)
         try:
-            settled = {"policy": await _settle(dsn)}
+            settled = {"policy": (await settle(dsn))["settle_s"]}
             pol = await fanout(POLICY_IDS[1])
         finally:
             await conn.execute(opt + where, app_id, False)
@@ -198,9 +174,9 @@ async def policy(client: Client, dsn: str, app_id: int, fanout: Fanout) -> dict[
     finally:
         await conn.close()
     wall = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    settled["local_time"] = await _settle(dsn)
+    settled["local_time"] = (await settle(dsn))["settle_s"]
     local = await fanout(POLICY_IDS[2], extra={"send_in_local_time": True}, start={"scheduled_for": wall})
-    settled["plain"] = await _settle(dsn)
+    settled["plain"] = (await settle(dsn))["settle_s"]
     plain = await fanout(POLICY_IDS[3])
     out = {"first_plain_recipients_per_s": round(first["recipients_per_s"]),
            "plain_recipients_per_s": round(plain["recipients_per_s"]),

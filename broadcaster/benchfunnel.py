@@ -15,6 +15,7 @@ import aiohttp
 import asyncpg
 
 from broadcaster.benchparts import Client, pct, progress
+from broadcaster.benchsettle import settle
 
 VARIANTS = [
     {"id": "a", "weight": 1, "text": "Hi {{ receiver.name }}: spring sale https://shop.example/spring?u={{ receiver.id }}"},
@@ -24,36 +25,6 @@ TOKEN = re.compile(r"/c/([A-Za-z0-9_-]+)")
 CONCURRENCY = 32
 
 Fanout = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-SETTLE_MAX_S = 180.0
-
-
-async def settle(dsn: str) -> dict[str, Any]:
-    """Wait until no autovacuum worker has run for one autovacuum_naptime and a second (every
-    table looked at once with nothing left to do; at most SETTLE_MAX_S), so
-    that a campaign measured after another one does not also pay for the vacuums and analyzes
-    that the earlier campaign's million inserts set off (the rate of whichever part ran second
-    took them, not the cost of its own options). Returns how long it waited and what ran."""
-    conn = await asyncpg.connect(dsn)
-    quiet_s = float(await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'autovacuum_naptime'")) + 1
-    seen: set[str] = set()
-    t0 = time.perf_counter()
-    quiet_since = t0
-    try:
-        while True:
-            rows = await conn.fetch("SELECT query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-                                    " AND query <> ''")
-            now = time.perf_counter()
-            if rows:
-                seen.update(" ".join(r["query"].removeprefix("autovacuum: ").split()[:3]) for r in rows)
-                quiet_since = now
-            elif now - quiet_since >= quiet_s or now - t0 >= SETTLE_MAX_S:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await conn.close()
-    return {"settle_s": round(max(0.0, quiet_since - t0), 1), "waited_for": sorted(seen)}
 
 
 async def run(client: Client, dsn: str, n: int, plain_rate: float, fanout: Fanout) -> dict[str, Any]:
