@@ -7,6 +7,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 
 def distinct_channel_id(member_ids: Iterable[str]) -> str:
@@ -78,10 +79,12 @@ def message_id_prefix(now_ms: int | None = None, rand: int | None = None) -> str
     return str(uuid.UUID(int=value))[: 36 - SEQ_HEX]
 
 
-def batch_prefix(app_id: int, campaign_id: str, batch_no: int, planned_at_ms: int) -> str:
+def batch_prefix(app_id: int, campaign_id: str, batch_no: int, planned_at: datetime) -> str:
     """A campaign batch's message id prefix, the same at every attempt of the batch: the
-    planned time plus the batch number as the UUIDv7's milliseconds (batches of a campaign in
-    order, later campaigns after), a keyed hash of the batch as its random bits."""
+    planned time (campaign_batches.planned_at) plus the batch number as the UUIDv7's
+    milliseconds (batches of a campaign in order, later campaigns after), a keyed hash of the
+    batch as its random bits."""
+    planned_at_ms = int(planned_at.timestamp() * 1000)
     h = int.from_bytes(hashlib.blake2b(f"{app_id}:{campaign_id}:{batch_no}:{planned_at_ms}".encode(),
                                        digest_size=10, person=b"batch-prefix").digest(), "big")
     return message_id_prefix(planned_at_ms + batch_no, rand=h & (2**74 - 1))

@@ -50,7 +50,7 @@ async def test_a_batch_redone_after_its_commit_was_lost_writes_the_same_ids(
         await tr.start()
         camp = await campaigns.get(conn, app_id, "again", lock="KEY SHARE")
         b = await fanout.batch_row(conn, app_id, "again", 1)
-        prefix = ids.batch_prefix(app_id, "again", 1, int(b["planned_at"].timestamp() * 1000))
+        prefix = ids.batch_prefix(app_id, "again", 1, b["planned_at"])
         sent, *_ = await sending.write_batch(conn, camp, 1, b["n"], (b["after_id"], b["upto_id"]), False,
                                              prefix=prefix)
         assert sent == 20

@@ -132,7 +132,7 @@ async def _send(
             return "done", False, follow
         sent, errored, skipped, created, others = await sending.write_batch(
             conn, camp, no, b["n"], (b["after_id"], b["upto_id"]), events, tracking, app_settings,
-            contended=contended, prefix=idgen.batch_prefix(app_id, cid, no, int(b["planned_at"].timestamp() * 1000)))
+            contended=contended, prefix=idgen.batch_prefix(app_id, cid, no, b["planned_at"]))
         if camp["sender_visibility"] or camp["show_channels"]:
             await member_store.apply_campaign_visibility(
                 conn, app_id, cid, camp["sender_id"], camp["sender_visibility"], camp["show_channels"],

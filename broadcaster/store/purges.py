@@ -55,14 +55,12 @@ async def delete_inline(conn: Tx, app_id: int, ids: Sequence[str]) -> None:
     await conn.execute(
         "INSERT INTO policy_kept (app_id, user_id, at) SELECT app_id, user_id, capped_at FROM campaign_recipients"
         " WHERE app_id = $1 AND campaign_id = ANY($2::text[]) AND capped_at IS NOT NULL", app_id, list(ids))
-    for table in (*LARGE, *SMALL):
-        await conn.execute(_ALL.format(t=table), app_id, list(ids))
+    await _delete_all(conn, app_id, ids, (*LARGE, *SMALL))
 
 
 async def queue(conn: Tx, app_id: int, ids: Sequence[str]) -> None:
     """The large tables are left to purge_chunk; the campaign rows go with the caller's delete."""
-    for table in SMALL:
-        await conn.execute(_ALL.format(t=table), app_id, list(ids))
+    await _delete_all(conn, app_id, ids, SMALL)
     await conn.execute("INSERT INTO campaign_purges (app_id, campaign_id) SELECT $1, unnest($2::text[])"
                        " ON CONFLICT DO NOTHING", app_id, list(ids))
 
@@ -92,8 +90,7 @@ async def purge_chunk(conn: Tx, app_id: int, ids: Sequence[str], chunk: int) -> 
                            " WHERE app_id = $1 AND campaign_id = ANY($2::text[])", app_id, list(ids), n)
         return n, False
     # a click or read that found the last ledger rows may have added a counter row meanwhile
-    for table in SMALL:
-        await conn.execute(_ALL.format(t=table), app_id, list(ids))
+    await _delete_all(conn, app_id, ids, SMALL)
     await _expire_kept(conn, app_id)
     await conn.execute("DELETE FROM campaign_purges WHERE app_id = $1 AND campaign_id = ANY($2::text[])",
                        app_id, list(ids))
@@ -104,6 +101,11 @@ async def pending(conn: Conn, app_id: int) -> list[dict[str, Any]]:
     rows = await conn.fetch("SELECT campaign_id, queued_at, rows_deleted FROM campaign_purges"
                             " WHERE app_id = $1 ORDER BY queued_at", app_id)
     return [dict(r) for r in rows]
+
+
+async def _delete_all(conn: Tx, app_id: int, ids: Sequence[str], tables: Sequence[str]) -> None:
+    for table in tables:
+        await conn.execute(_ALL.format(t=table), app_id, list(ids))
 
 
 async def _expire_kept(conn: Tx, app_id: int) -> None:
