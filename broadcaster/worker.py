@@ -140,6 +140,11 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     )
 
 
+def epoch_marker(queue_name: str) -> str:
+    """The Redis key whose absence tells a starting worker that Redis lost its jobs."""
+    return f"{queue_name}:epoch"
+
+
 async def requeue_after_redis_reset(ctx: dict[str, Any]) -> None:
     """A Redis that came back empty (restarted without persistence, or a new one) lost every
     queued batch. The first worker to start on it (SET NX of a marker key: one of many)
@@ -150,7 +155,7 @@ async def requeue_after_redis_reset(ctx: dict[str, Any]) -> None:
     from broadcaster.store import campaigns
 
     settings: Settings = ctx["settings"]
-    marker = f"{settings.queue_name}:epoch"
+    marker = epoch_marker(settings.queue_name)
     if not await ctx["redis"].set(marker, "1", nx=True):
         return
     try:

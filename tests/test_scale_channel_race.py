@@ -7,7 +7,10 @@ The concurrent creators are get-or-creates held uncommitted by the test (store/c
 with the pair, as POST /channels/{type}/query does): the batch's probe does not see them. Its
 plain insert waits for the first and fails on its pair when it commits (the batch is redone
 contended, services/batches); the redo's insert waits for the second, which wins its pair
-when it commits: that redo is rendered again (services/sending.write_batch)."""
+when it commits: that redo is rendered again (services/sending.write_batch). Both redos run in
+the batch's first job: its batch rows' `tries` (bumped by every re-enqueue, such as the tick's
+after a failed job's lease runs out, or a starting worker's: told here that Redis is not new)
+are the same at the end as while it waited."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from broadcaster.settings import Settings
 from broadcaster.store import channels
 from tests.helpers import Api, await_for
 from tests.test_audience import N, complete, ledger, setup
+from tests.test_distinct_race import batch_tries, redis_not_new
 
 RATE = 1_000_000
 WINNER = "!members-got-there-first"
@@ -41,6 +45,7 @@ async def test_channel_id_in_the_text_is_the_channel_that_won_a_concurrent_creat
     })
     assert st == 201, body
     first, second = ids[5], ids[6]
+    redis_not_new(settings)
     holders = [await pool.acquire(), await pool.acquire()]
     trs = [h.transaction() for h in holders]
     try:
@@ -54,6 +59,7 @@ async def test_channel_id_in_the_text_is_the_channel_that_won_a_concurrent_creat
         start_worker()
         # the batch's first write waits on the first creator, its contended redo on the second
         await await_for(lambda: batch_waits_on(pool, pids[0]), timeout=90)
+        running = await batch_tries(pool, app_id, "race")
         await trs.pop(0).commit()
         await await_for(lambda: batch_waits_on(pool, pids[1]), timeout=90)
         await trs.pop(0).commit()
@@ -68,6 +74,7 @@ async def test_channel_id_in_the_text_is_the_channel_that_won_a_concurrent_creat
     done = await complete(api, "race")
     assert done["stats"]["stats_messages_sent"] == N, done["stats"]
     assert set(await ledger(pool, "race")) == set(ids)
+    assert await batch_tries(pool, app_id, "race") == {no: (tries, True) for no, (tries, _) in running.items()}
     for name, target in ((WINNER, first), (SECOND, second)):
         row = await pool.fetchrow(
             "SELECT r.channel_cid, m.text FROM campaign_recipients r JOIN messages m ON m.app_id = r.app_id"
