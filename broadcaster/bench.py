@@ -20,11 +20,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from broadcaster import benchauto, benchfunnel, benchsettle, devstack
+from broadcaster import benchauto, benchfunnel, benchsettle, benchsetup, devstack
 from broadcaster.benchfan import fanout as fanout_run
 from broadcaster.benchfan import plot, targets_query
 from broadcaster.benchhooks import plain_receiver_run, sink_run
-from broadcaster.benchparts import CEILING_KEYS, Client, RssSampler, Sink, ceiling, pct, progress
+from broadcaster.benchparts import CEILING_KEYS, Client, RssSampler, Sink, ceiling, progress
 from broadcaster.benchwhere import Where, disk, lsn, pids
 from broadcaster.plainreceiver import PlainReceiver
 from broadcaster.store import apps
@@ -90,36 +90,12 @@ async def _run(args: argparse.Namespace, n: int, dsn: str, redis_url: str, sink:
     procs.extend(workers)
     client = Client(f"http://127.0.0.1:{port}", app.api_key, app.api_secret)
     try:
-        await _wait_up(client)
-        machine["redis_version"] = await _redis_version(redis_url)
+        await benchsetup.wait_up(client)
+        machine["redis_version"] = await benchsetup.redis_version(redis_url)
         out = await _measure(client, dsn, app.id, n, workers, sink, args)
     finally:
         await client.close()
     return {"machine": machine, "recipients": n, **out}
-
-
-async def _wait_up(client: Client) -> None:
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            status, _ = await client.call("GET", "/healthz")
-            if status == 200:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("API did not start")
-
-
-async def _redis_version(url: str) -> str:
-    from redis.asyncio import Redis
-
-    r = Redis.from_url(url)
-    try:
-        info = await r.info("server")
-        return str(info.get("redis_version"))
-    finally:
-        await r.aclose()
 
 
 # hooks_fanout comes last: its campaign leaves ~2 events per recipient draining to the sink
@@ -142,45 +118,6 @@ def parts(only: str | None) -> list[str]:
     return [p for p in PARTS if p in chosen]
 
 
-async def _audience(client: Client, dsn: str, app_id: int, ids: list[str]) -> float:
-    """The users (COPY, not measured) and the segment of all of them through addtargets
-    (10,000 a call, 4 in flight); returns the import rate."""
-    n = len(ids)
-    progress(f"creating {n} users (COPY, not measured)")
-    conn = await asyncpg.connect(dsn)
-    await conn.copy_records_to_table(
-        "users", records=[(app_id, u, f"User {u}") for u in [*ids, "sender"]],
-        columns=["app_id", "id", "name"])
-    await conn.close()
-    await client.ok("POST", "/segments", {"type": "user", "id": "bench", "name": "bench"})
-    progress("importing targets through addtargets (10,000 a call, 4 in flight)")
-    t0 = time.perf_counter()
-    done = 0
-    sem = asyncio.Semaphore(4)
-
-    async def add(chunk: list[str]) -> None:
-        nonlocal done
-        async with sem:
-            await client.ok("POST", "/segments/bench/addtargets", {"target_ids": chunk})
-            done += len(chunk)
-            if done % 100_000 < len(chunk) or done == n:
-                progress(f"  {done}/{n} targets, {done / (time.perf_counter() - t0):,.0f}/s")
-
-    await asyncio.gather(*(add(ids[i:i + 10_000]) for i in range(0, n, 10_000)))
-    return n / (time.perf_counter() - t0)
-
-
-async def _addtargets(client: Client) -> dict[str, float]:
-    lat: list[float] = []
-    for k in range(10):
-        extra = [f"x{k}-{i:05d}" for i in range(10_000)]
-        t = time.perf_counter()
-        await client.ok("POST", "/segments/bench/addtargets", {"target_ids": extra})
-        lat.append((time.perf_counter() - t) * 1000)
-        await client.ok("POST", "/segments/bench/deletetargets", {"target_ids": extra})
-    return {"p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
-
-
 def _rates(fan: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     keys = ("start_call_s", "planning_s", "tenths_recipients_per_s", "first_tenth_recipients_per_s",
             "last_tenth_recipients_per_s", "last_to_first_tenth")
@@ -194,7 +131,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
     todo = parts(args.only)
     progress(f"parts: {','.join(todo)}")
     ids = [f"u{i:09d}" for i in range(n)]
-    import_rate = await _audience(client, dsn, app_id, ids)
+    import_rate = await benchsetup.audience(client, dsn, app_id, ids)
     out: dict[str, Any] = {"parts": todo}
     fanout: dict[str, Any] = {}
     samplers: list[RssSampler] = []
@@ -204,7 +141,7 @@ async def _measure(client: Client, dsn: str, app_id: int, n: int,
         return samplers[-1]
 
     if "addtargets" in todo:
-        out["addtargets"] = {**await _addtargets(client), "import_targets_per_s": round(import_rate)}
+        out["addtargets"] = {**await benchsetup.addtargets(client), "import_targets_per_s": round(import_rate)}
         progress(f"addtargets {out['addtargets']}")
     if "targets_query" in todo:
         out["targets_query"] = await targets_query(client)
