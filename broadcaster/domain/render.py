@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broadcaster import ids as idgen
-from broadcaster.domain import fastrender, unsubscribe
+from broadcaster.domain import fastrender, links, trackfast, unsubscribe
 from broadcaster.templating import CampaignTemplates, RenderError, user_view
 from broadcaster.validate import ID_RE
 
@@ -201,9 +201,8 @@ def users(
     return b
 
 
-def _plain_users(tpl: CampaignTemplates, rows: Sequence[Row], parts: list[Any], test: bool) -> Batch:
-    """users() for fastrender's case: the same skips, rows and texts."""
-    b = Batch(texts=[])
+def _sent(rows: Sequence[Row], test: bool, b: Batch) -> list[Row]:
+    """The rows that are sent, the others skipped into b as users() skips them."""
     sent = []
     for r in rows:
         uid = r["id"]
@@ -213,9 +212,55 @@ def _plain_users(tpl: CampaignTemplates, rows: Sequence[Row], parts: list[Any], 
             b.skip(uid, uid, None, "opted_out")
         else:
             sent.append(r)
+    return sent
+
+
+def _plain_users(tpl: CampaignTemplates, rows: Sequence[Row], parts: list[Any], test: bool) -> Batch:
+    """users() for fastrender's case: the same skips, rows and texts."""
+    b = Batch(texts=[])
+    sent = _sent(rows, test, b)
     cap, name = tpl.text.cap, tpl.text.name
     for r, text in zip(sent, fastrender.texts(parts, sent), strict=True):
         if len(text) > cap:
+            b.error(r["id"], r["id"], None, f"template_budget: {name} output exceeds {cap} characters")
+            continue
+        b.targets.append(r["id"])
+        b.texts.append(text)  # type: ignore[union-attr]
+    return b
+
+
+def tracked_users(
+    camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dict[str, Any], tracking: links.Tracking,
+    lits: tuple[str, ...],
+) -> Batch | None:
+    """users() and links.track_rows in one pass for fastrender's case (domain/trackfast): the
+    texts with their links tracked, or None where that does not apply (the caller renders and
+    tracks the batch the general way)."""
+    if not camp["create_channels"] or not fastrender.applies(tpl, None, mentions_channel(tpl)):
+        return None
+    if links.has_links("", (camp["message_template"] or {}).get("attachments")):
+        return None  # attachments tracked per row: links.track_rows
+    const = tpl.text.compiled is None
+    parts: list[Any] | None = [tpl.text.source] if const else fastrender.plan(tpl, sender)
+    if parts is None or any(isinstance(p, str) and unsubscribe.MARK in p for p in parts):
+        return None  # {{ unsubscribe_url }} is filled in (and then tracked) after rendering
+    ops = trackfast.plan(parts, tracking.base.rstrip("/") + "/c/")
+    if ops is None:
+        return None
+    b = Batch(texts=[])
+    sent = _sent(rows, False, b)
+    cap, name = tpl.text.cap, tpl.text.name
+    # a constant text is not rendered, so not held to the cap either
+    out, general = trackfast.texts(ops, trackfast.fields_of(parts), sent, tracking, camp["app_id"], camp["id"],
+                                   lits, len(tpl.text.source) if const else cap)
+    if general:  # fields that could start or end a link: these rows' whole texts are searched
+        rest = [sent[i] for i in general]
+        done, _ = links.track_rows(tracking, camp["app_id"], camp["id"], [r["id"] for r in rest],
+                                   fastrender.texts(parts, rest), "", None, lits=lits)
+        for i, done_text in zip(general, done or [], strict=True):
+            out[i] = done_text
+    for r, text in zip(sent, out, strict=True):
+        if text is None:
             b.error(r["id"], r["id"], None, f"template_budget: {name} output exceeds {cap} characters")
             continue
         b.targets.append(r["id"])

@@ -79,12 +79,18 @@ async def _render_one(
     conn: Tx, camp: Any, tpl: CampaignTemplates, rows: list[asyncpg.Record], sender: dict[str, Any],
     channels: bool, test: bool, tracking: links.Tracking | None, lits: tuple[str, ...],
 ) -> tuple[render.Batch, render.Shape]:
+    sh = render.shape(camp, tpl, test=test)
+    if (not channels and not test and camp["track_clicks"] and tracking is not None
+            and "unsubscribe_url" not in str(camp["message_template"])):
+        with batch_budget():  # rendered and tracked in one pass where it applies
+            fused = render.tracked_users(camp, tpl, rows, sender, tracking, lits)
+        if fused is not None:
+            return fused, sh
     if channels:
         with batch_budget():
             batch = render.channels(camp, tpl, rows, sender)
     else:
         batch = await _render_users(conn, camp, tpl, rows, sender, test)
-    sh = render.shape(camp, tpl, test=test)
     if tracking is not None and not channels and "unsubscribe_url" in str(camp["message_template"]):
         # {{ unsubscribe_url }}: each user's signed /u/ link
         batch.texts = unsubscribe.fill(batch.texts, batch.targets, tracking.base, tracking.secret, camp["app_id"])
