@@ -117,17 +117,17 @@ class BatchSigner:
         if idx is not None:
             mid = bytes((no, idx)) + url_hash(url)
             return self.v3, mid, mid, self.head3
-        bit, rest = 0, url
-        for b, prefix in linktoken.SCHEMES:
-            if url.startswith(prefix):
-                bit, rest = b, url[len(prefix):]
-                break
+        bit, cut = scheme(url)
+        after = bytes((no,)) + url[cut:].encode()
+        return self.keyed2(bit), after, after, self.heads[bit]
+
+    def keyed2(self, bit: int) -> Any:
+        """The v2 MAC state fed the head of a URL scheme's tokens (once per batch)."""
         keyed = self._keyed2.get(bit)
         if keyed is None:
             keyed = self._keyed2[bit] = self.v2.copy()
             keyed.update(self.heads[bit])
-        after = bytes((no,)) + rest.encode()
-        return keyed, after, after, self.heads[bit]
+        return keyed
 
     def sign(self, tb: bytes | None, target: str, no: int, url: str) -> str:
         k = (no, url)
@@ -141,6 +141,14 @@ class BatchSigner:
         h.update(tb)
         h.update(after)
         return b64(h.digest() + head + tb + mid)
+
+
+def scheme(url: str) -> tuple[int, int]:
+    """The version byte's bit of a URL's scheme, and how many characters of it that bit stands for."""
+    for b, prefix in linktoken.SCHEMES:
+        if url.startswith(prefix):
+            return b, len(prefix)
+    return 0, 0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,34 +66,36 @@ def template_of(mt: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def chooser(campaign_id: str, variants: Sequence[dict[str, Any]]) -> Callable[[str], str]:
-    """choose(target) for one campaign: the hash state fed the campaign once and the
-    cumulative weights summed once (per batch, not per recipient)."""
+def chooser(campaign_id: str, variants: Sequence[dict[str, Any]]) -> Callable[[Sequence[str]], list[str]]:
+    """assign(targets) -> each one's variant, for one campaign: the hash state fed the campaign
+    once and the cumulative weights summed once (per batch, not per recipient), then one
+    hash and one bisection per recipient."""
     base = hashlib.blake2b(f"{campaign_id}\x00".encode(), digest_size=8)
     total = sum(float(v.get("weight", 1)) for v in variants)
-    bounds: list[tuple[float, str]] = []
+    bounds: list[float] = []
     acc = 0.0
     for v in variants:
         acc += float(v.get("weight", 1)) / total
-        bounds.append((acc, str(v["id"])))
-    last = str(variants[-1]["id"])
+        bounds.append(acc)
+    # the first variant whose bound is above the point; past the last bound (rounding): the last
+    ids = [str(v["id"]) for v in variants] + [str(variants[-1]["id"])]
+    scale = 2.0**-64
 
-    def pick(target_id: str) -> str:
+    def point(target_id: str) -> float:
         h = base.copy()
         h.update(target_id.encode())
-        u = int.from_bytes(h.digest(), "big") / 2**64
-        for bound, vid in bounds:
-            if u < bound:
-                return vid
-        return last
+        return int.from_bytes(h.digest(), "big") * scale
 
-    return pick
+    def assign(targets: Sequence[str]) -> list[str]:
+        return [ids[bisect_right(bounds, point(t))] for t in targets]
+
+    return assign
 
 
 def choose(campaign_id: str, target_id: str, variants: Sequence[dict[str, Any]]) -> str:
     """The recipient's variant: a uniform point from a hash of (campaign, recipient) placed on
     the cumulative weights, so it never changes for that pair and splits by weight."""
-    return chooser(campaign_id, variants)(target_id)
+    return chooser(campaign_id, variants)([target_id])[0]
 
 
 def merge(parts: list[tuple[str, Batch, Shape]]) -> tuple[Batch, Shape]:

@@ -114,9 +114,9 @@ async def _render(
         return await _render_one(conn, camp, templates_for(camp), rows, sender, channels, test, tracking, lits)
     groups: dict[str, list[asyncpg.Record]] = {v["id"]: [] for v in vs}
     won = camp["winner_variant"] if camp["winner_variant"] in groups else None  # everyone after the test
-    pick = variants.chooser(camp["id"], vs)
-    for r in rows:
-        groups[won or pick(r["id"])].append(r)
+    chosen = [won] * len(rows) if won else variants.chooser(camp["id"], vs)([r["id"] for r in rows])
+    for r, vid in zip(rows, chosen, strict=True):
+        groups[vid].append(r)
     parts: list[tuple[str, render.Batch, render.Shape]] = []
     for v in vs:
         if not groups[v["id"]] and parts:
