@@ -26,6 +26,29 @@ def test_choice_is_deterministic_and_follows_weights() -> None:
     assert abs(n_x - 2500) <= 300, n_x
 
 
+def test_the_choice_is_the_hash_point_on_the_cumulative_weights() -> None:
+    """The batch assignment places int(blake2b(campaign, target)) / 2**64 on the cumulative
+    weights, as campaigns started before it were assigned (a recipient keeps its variant)."""
+    import hashlib
+
+    vs = [{"id": "x", "weight": 0.3}, {"id": "y", "weight": 2.7}, {"id": "z", "weight": 1e-6}]
+    total, acc, bounds = 3.000001, 0.0, []
+    for v in vs:
+        acc += float(v["weight"]) / total
+        bounds.append(acc)
+    ids = [f"u{i}" for i in range(20_000)]
+
+    def want(t: str) -> str:
+        u = int.from_bytes(hashlib.blake2b(f"camp\x00{t}".encode(), digest_size=8).digest(), "big") / 2**64
+        return next((str(v["id"]) for v, b in zip(vs, bounds, strict=True) if u < b), "z")
+
+    assert variants.chooser("camp", vs)(ids) == [want(t) for t in ids]
+    for b in (0.5, 1 / 3, 1.0, 1e-300):  # each edge: the least 8-byte value whose point reaches it
+        e = variants._edge(b)
+        x = int.from_bytes(e, "big") if len(e) == 8 else 2**64
+        assert x / 2**64 >= b > (x - 1) / 2**64
+
+
 async def test_variants_split_record_and_stats(api: Api, pool: Any, start_worker: Any) -> None:
     n = 10_000
     await seed_everyone(api, pool, n)

@@ -79,17 +79,32 @@ def chooser(campaign_id: str, variants: Sequence[dict[str, Any]]) -> Callable[[S
         bounds.append(acc)
     # the first variant whose bound is above the point; past the last bound (rounding): the last
     ids = [str(v["id"]) for v in variants] + [str(variants[-1]["id"])]
-    scale = 2.0**-64
-
-    def point(target_id: str) -> float:
-        h = base.copy()
-        h.update(target_id.encode())
-        return int.from_bytes(h.digest(), "big") * scale
+    # the point is int(digest) / 2**64 as a float; compared as the digest's bytes instead,
+    # against the least 8-byte value whose point reaches each bound (the same choices)
+    edges = [_edge(b) for b in bounds]
 
     def assign(targets: Sequence[str]) -> list[str]:
-        return [ids[bisect_right(bounds, point(t))] for t in targets]
+        out = []
+        for t in targets:
+            h = base.copy()
+            h.update(t.encode())
+            out.append(ids[bisect_right(edges, h.digest())])
+        return out
 
     return assign
+
+
+def _edge(bound: float) -> bytes:
+    """The least x with x / 2**64 >= bound (as floats), as 8 big-endian bytes (9 when no
+    8-byte value reaches it, so that every digest compares below)."""
+    lo, hi = 0, 2**64  # x / 2**64 is monotonic in x: bisect for the edge
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mid / 2**64 >= bound:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo.to_bytes(8, "big") if lo < 2**64 else b"\xff" * 8 + b"\x00"
 
 
 def choose(campaign_id: str, target_id: str, variants: Sequence[dict[str, Any]]) -> str:
