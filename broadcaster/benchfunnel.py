@@ -1,5 +1,7 @@
 """The funnel part of `broadcaster bench` (issue 17): a campaign with `track_clicks` and two
-A/B variants (each with a link) against the plain fan-out of the same run, then the tracked
+A/B variants (each with a link) against the plain fan-out of the same run and against the
+same plain campaign run again just before it (to the same audience, into new channels: the
+like-for-like reference of a campaign that is not the audience's first), then the tracked
 links its messages really carry followed through `GET /c/{token}` (redirects/s at concurrency
 32, latency one at a time), and `POST /conversions` of 1,000 attributed to it."""
 
@@ -21,12 +23,13 @@ VARIANTS = [
     {"id": "a", "weight": 1, "text": "Hi {{ receiver.name }}: spring sale https://shop.example/spring?u={{ receiver.id }}"},
     {"id": "b", "weight": 1, "text": "{{ receiver.name }}, 20 % off https://shop.example/b and https://shop.example/faq"},
 ]
-# New channels of a type that sorts after the plain run's `messaging`, so that their keys
-# (channels' cid and pair, members' and messages' cid) grow at the right edge of the indexes
-# as the plain run's did, and the ratio compares the funnel's cost, not where its keys land
-# (`benchf` sorted before it: a million keys into the middle of the plain run's indexes,
-# half-full page splits, every insert descending from the root).
+# New channels of types that sort after the plain run's `messaging` (and the reference's
+# before the funnel's), so that their keys (channels' cid and pair, members' and messages'
+# cid) grow at the right edge of the indexes as the plain run's did, and the ratio compares
+# the funnel's cost, not where its keys land (`benchf` sorted before `messaging`: a million
+# keys into the middle of the plain run's indexes, half-full page splits).
 CHANNEL_TYPE = "promo"
+REFERENCE_TYPE = "plain2"
 TOKEN = re.compile(r"/c/([A-Za-z0-9_-]+)")
 CONCURRENCY = 32
 
@@ -35,16 +38,33 @@ Fanout = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 async def run(client: Client, dsn: str, n: int, plain_rate: float, fanout: Fanout) -> dict[str, Any]:
     cid = "bench-funnel"
+    # The reference in the funnel's place: the plain fan-out's campaign again, to the same
+    # audience into new channels, just before it. A campaign to users who have channels
+    # already adds its keys beside theirs in indexes led by the user (members_app_user,
+    # campaign_recipients_capped): in the middle of them, where the first campaign's went
+    # to the right edge; both runs pay that here.
+    ref_quiet = await settle(dsn)
+    ref = await fanout("bench-1c", REFERENCE_TYPE, {})  # ids sorting between bench-1 and bench-funnel
+    progress(f"plain campaign to the same audience into new channels {round(ref['recipients_per_s']):,}/s, "
+             f"tenths {ref['tenths_recipients_per_s']}")
     quiet = await settle(dsn)
     progress(f"funnel: waited {quiet['settle_s']} s for autovacuum to finish {quiet['waited_for']}")
     fan = await fanout(cid, CHANNEL_TYPE, {"track_clicks": True,
                                        "message_template": {"text": "base", "variants": VARIANTS}})
-    out: dict[str, Any] = {"recipients_per_s": round(fan["recipients_per_s"]),
-                           "ratio_to_plain": round(fan["recipients_per_s"] / plain_rate, 3) if plain_rate else None,
+    rate = fan["recipients_per_s"]
+    out: dict[str, Any] = {"recipients_per_s": round(rate),
+                           "ratio_to_plain": round(rate / plain_rate, 3) if plain_rate else None,
+                           "plain_again_recipients_per_s": round(ref["recipients_per_s"]),
+                           "plain_again_tenths_recipients_per_s": ref["tenths_recipients_per_s"],
+                           "plain_again_settled": ref_quiet,
+                           "ratio_to_plain_again": round(rate / ref["recipients_per_s"], 3),
                            "settled": quiet, "start_call_s": fan["start_call_s"],
                            "tenths_recipients_per_s": fan["tenths_recipients_per_s"]}
     progress(f"fan-out with track_clicks and two variants {out['recipients_per_s']:,}/s "
-             f"({out['ratio_to_plain']} of the plain fan-out), tenths {fan['tenths_recipients_per_s']}")
+             f"({out['ratio_to_plain']} of the plain fan-out, {out['ratio_to_plain_again']} of the plain "
+             f"campaign just before it), tenths {fan['tenths_recipients_per_s']}")
+    if "where" in ref:
+        out["plain_again_where"] = ref["where"]
     if "where" in fan:  # --where: CPU per process and the sampled statements of this run
         out["where"] = fan["where"]
         progress(f"  where: {fan['where']}")

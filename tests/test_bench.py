@@ -61,6 +61,7 @@ def test_bench_smoke_prints_the_documented_json(settings, tmp_path):
     assert result["memory"]["rss_mb_at_10pct"] > 0 and result["memory"]["rss_mb_at_100pct"] > 0
     funnel = result["funnel"]  # broadcaster/benchfunnel.py (issue 17): real tokens from the messages
     assert funnel["ratio_to_plain"] > 0 and funnel["follow_link"]["clicks"] == 2000
+    assert funnel["plain_again_recipients_per_s"] > 0 and funnel["ratio_to_plain_again"] > 0
     assert funnel["follow_link"]["non_302"] == 0 and funnel["follow_link_one_at_a_time"]["p50_ms"] > 0
     assert funnel["conversions"]["attributed"] == 20_000 and funnel["conversions"]["p50_ms"] > 0
     assert funnel["stats"]["stats_users_clicked"] == 2000 and set(funnel["stats"]["variants"]) == {"a", "b"}
