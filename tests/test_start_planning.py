@@ -2,7 +2,7 @@
 audience is still the one of the start call (SPEC 5): targets added right after it do not
 receive the campaign, targets removed right after it do. The copy runs under the planner's
 snapshot, outlives the API's command timeout, and a copy interrupted by the API process
-dying is finished by the workers' tick; one committed but not marked is marked by it."""
+dying is redone by the workers' tick; one committed but not marked is marked by it."""
 
 from __future__ import annotations
 
@@ -102,16 +102,13 @@ async def test_api_killed_mid_copy_recovers(
     proc.kill()
     proc.wait(30)
 
-    # PostgreSQL ends the dead process's planner and rolls back what it had not committed:
-    # its counts. The audience's chunks were committed as they were copied.
+    # PostgreSQL ends the dead process's planner and rolls its copy back.
     async def planner_gone() -> bool:
         return not await pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
     await await_for(planner_gone, timeout=60)
     await blocker.release()
-    assert await pool.fetchval("SELECT count(*) FROM campaign_audience WHERE campaign_id = 'kill'") == N
-    assert not await pool.fetchval("SELECT count(*) FROM campaign_plans WHERE campaign_id = 'kill'")
-    c = await campaign(api, "kill")
-    assert c["status"] == "in_progress" and c["stats"]["stats_recipients_total"] == 0, c
+    assert not await pool.fetchval("SELECT count(*) FROM campaign_audience WHERE campaign_id = 'kill'")
+    assert (await campaign(api, "kill"))["status"] == "in_progress"
 
     start_worker()  # its tick finds the campaign without a planner and fixes the audience again
     done = await complete(api, "kill")

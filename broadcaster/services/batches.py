@@ -91,8 +91,6 @@ async def _run(
         return "gone", False, None
     if camp["status"] != "in_progress":
         return "inactive", False, None
-    if camp["winner"] and not camp["planned"] and camp["type"] != "triggered":
-        return "inactive", False, None  # an A/B test's passes count on its plan: enqueued once marked
     follow = (camp["parent_id"] or camp["id"]) if camp["type"] == "triggered" else None
     # Lease first: a worker killed at any point after this is noticed when the lease ends.
     n = await fanout.lease(conn, app_id, cid, no, durable=False)

@@ -9,11 +9,8 @@ Now the start call:
    statement takes the campaign's planning lock (an advisory lock) and with it the snapshot;
 2. then flips the campaign to in_progress, not planned, in its own transaction, and commits;
 3. copies the audience and its batch boundaries under the planner's snapshot in a task of
-   the API process (store/recipients.fix): in chunks of ascending ids, each committed by a
-   second connection that imports the snapshot (SET TRANSACTION SNAPSHOT), its batches
-   enqueued at once, so batch 0 runs while the rest is copied (the copy took ~3 s of a ~33 s
-   1M campaign with the worker idle); then records the counts in campaign_plans and commits,
-   and marks the campaign planned (recipients_total exact: 0 until then).
+   the API process (store/recipients.fix), records the counts in campaign_plans and commits;
+   then marks the campaign planned (recipients_total exact) and enqueues its batches.
 
 The request waits up to `start_wait_s` for step 3 (a small audience answers planned), then
 answers the campaign in progress with its audience still being fixed. The snapshot predates
@@ -22,23 +19,18 @@ audience and targets removed after it are, however long the copy takes; nothing 
 either (the segments are not locked).
 
 Recovery (`reap`, from the 1 s tick): a campaign in progress or paused, not planned, whose
-planning lock is free has lost its planner (the API process died; PostgreSQL rolled back
-what it had not committed when its connections closed). When campaign_plans holds its
-counts, only the marking was lost and it is done now. Otherwise the copy is continued after
-the last committed chunk, from the segments as they are at that moment: the one case in
-which the audience is not the start call's (targets added between the start and the
-recovery receive it, targets removed in between do not, among the ids not yet copied). It
-is logged as a warning. A late commit of the dead planner's chunk is never copied twice: the
-continuation's overlapping rows fail on campaign_audience's key, and the tick retries.
-An A/B test's batches (its passes count on plan_batches) and releases of held recipients
-(store/policy) wait for the plan; other batches run before it.
+planning lock is free has lost its planner (the API process died; PostgreSQL rolled the
+planner back when its connection closed). When campaign_plans holds its counts, only the
+marking was lost and it is done now. Otherwise the copy is redone from the segments as they
+are at that moment: the one case in which the audience is not the start call's (targets
+added between the start and the recovery receive it, targets removed in between do not).
+It is logged as a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -54,19 +46,13 @@ logger = logging.getLogger("broadcaster.services.planning")
 # The copy's own bound (the pools' command timeouts are for requests): 10M took 89 s.
 PLAN_TIMEOUT_S = 6 * 3600.0
 Flip = Callable[[Tx, asyncpg.Record], Awaitable[asyncpg.Record]]
-OnChunk = Callable[[int, int], Awaitable[None]]
-# The first chunk is small so that batch 0 starts within ~0.1 s of the copy; the later ones
-# double up to a size whose commit and index descent cost nothing next to its rows.
-FIRST_CHUNK_BATCHES = 4
-MAX_CHUNK_BATCHES = 128
 
 
 class Planner:
     """A connection in a REPEATABLE READ transaction holding a campaign's planning lock."""
 
-    def __init__(self, conn: asyncpg.Connection, tr: asyncpg.transaction.Transaction, dsn: str,
-                 snapshot: str) -> None:
-        self.conn, self.tr, self.dsn, self.snapshot = conn, tr, dsn, snapshot
+    def __init__(self, conn: asyncpg.Connection, tr: asyncpg.transaction.Transaction) -> None:
+        self.conn, self.tr = conn, tr
 
     @classmethod
     async def open(cls, dsn: str, app_id: int, cid: str) -> Planner:
@@ -95,56 +81,26 @@ class Planner:
             elif not await audience_plans.try_hold(conn, app_id, cid):
                 conn.terminate()
                 return None
-            snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
-            if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):  # it is spliced into SET TRANSACTION SNAPSHOT
-                raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
         except BaseException:
             conn.terminate()
             raise
-        return cls(conn, tr, dsn, snapshot)
+        return cls(conn, tr)
 
-    async def copy(self, r: asyncpg.Record, batch_size: int, on_chunk: OnChunk | None = None) -> bool:
-        """Copy the audience in chunks, each committed under this planner's snapshot by a
-        second connection and handed to `on_chunk(first batch_no, batches)` (which enqueues
-        them: batch 0 runs while the rest is copied); then record the counts and commit.
-        Continues after the chunks an interrupted planner committed; returns whether it did."""
-        app_id, cid = r["app_id"], r["id"]
-        done = await recipients.fixed(self.conn, app_id, cid)
-        resumed = done.batches > 0
-        chunk = FIRST_CHUNK_BATCHES
-        writer = await db.connect(self.dsn)
-        try:
-            await writer.execute("SET client_connection_check_interval = 1000")
-            while True:
-                limit = chunk * batch_size
-                # Explicit BEGIN/COMMIT: a chunk whose process dies before its COMMIT is rolled back.
-                async with writer.transaction(isolation="repeatable_read"):
-                    await writer.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
-                    got = await _fix(writer, r, batch_size, done, limit)
-                if got.batches and on_chunk is not None:
-                    await on_chunk(done.batches, got.batches)
-                done = recipients.Fixed(done.recipients + got.recipients, done.batches + got.batches,
-                                        got.last or done.last)
-                if got.recipients < limit:
-                    break
-                chunk = min(2 * chunk, MAX_CHUNK_BATCHES)
-        finally:
-            writer.terminate()
-        await audience_plans.record(self.conn, app_id, cid, done.recipients, done.batches)
+    async def copy(self, r: asyncpg.Record, batch_size: int) -> None:
+        total, batches = await _fix(self.conn, r, batch_size)
+        await audience_plans.record(self.conn, r["app_id"], r["id"], total, batches)
         await self.tr.commit()
-        return resumed
 
     def close(self) -> None:
         """Uncommitted work is rolled back by the server when the connection closes."""
         self.conn.terminate()
 
 
-async def _fix(conn: Tx, r: asyncpg.Record, batch_size: int, after: recipients.Fixed,
-               limit: int) -> recipients.Fixed:
+async def _fix(conn: Tx, r: asyncpg.Record, batch_size: int) -> tuple[int, int]:
     return await recipients.fix(
         conn, r["app_id"], r["id"], kind=r["kind"] or "user", segment_ids=r["segment_ids"],
         user_ids=r["user_ids"], sender_id=r["sender_id"], batch_size=batch_size,
-        lease_s=campaigns.QUEUED_LEASE_S, snapshot=True, timeout=PLAN_TIMEOUT_S, after=after, limit=limit)
+        lease_s=campaigns.QUEUED_LEASE_S, snapshot=True, timeout=PLAN_TIMEOUT_S)
 
 
 def _needs_plan(r: asyncpg.Record) -> bool:
@@ -223,16 +179,9 @@ async def _plan(planner: Planner, pool: asyncpg.Pool, redis: ArqRedis, r: asyncp
     """The task: copy, commit, mark, enqueue. Returns the ApiError that stopped the campaign
     (an audience PostgreSQL cannot evaluate), or None."""
     app_id, cid = r["app_id"], r["id"]
-    # An A/B test's passes are counted from the plan (plan_batches): its batches wait for it.
-    early = r["winner"] is None
-
-    async def enqueue(first: int, count: int) -> None:
-        if early:
-            for no in range(first, first + count):
-                await use_cases.enqueue_batch(redis, app_id, cid, no, 0)
     try:
         try:
-            resumed = await planner.copy(r, batch_size, enqueue)
+            await planner.copy(r, batch_size)
         finally:
             planner.close()
     except ApiError as e:
@@ -242,11 +191,7 @@ async def _plan(planner: Planner, pool: asyncpg.Pool, redis: ArqRedis, r: asyncp
         logger.exception("audience copy failed; the tick redoes it", extra={"fields": {"campaign": cid}})
         return None
     async with pool.acquire() as conn:
-        marked = await audience_plans.mark(conn, app_id, cid)
-        if resumed or not early:  # batches an interrupted planner committed may never have been enqueued
-            await _kick(conn, redis, marked)
-        elif marked is not None and marked["status"] == "in_progress":
-            await use_cases.complete(conn, app_id, cid)  # an empty audience, or every batch done already
+        await _kick(conn, redis, await audience_plans.mark(conn, app_id, cid))
     return None
 
 

@@ -68,11 +68,8 @@ async def add_release_batch(
     open batch overlaps the range (it reads them itself, or this range's release is already
     queued). Its n is every recipient still held in the range: the batch reads all of them
     as pending and holds again the ones not due yet. Returns the batch number."""
-    # Not while the planner still numbers the audience's batches (services/planning.py):
-    # the held ones are released once the campaign is planned.
     status = await conn.fetchval(
-        "SELECT CASE WHEN planned OR type = 'triggered' THEN status END FROM campaigns"
-        " WHERE app_id = $1 AND id = $2 FOR NO KEY UPDATE", app_id, cid)
+        "SELECT status FROM campaigns WHERE app_id = $1 AND id = $2 FOR NO KEY UPDATE", app_id, cid)
     if status != "in_progress":
         return None
     busy = await conn.fetchval(

@@ -122,11 +122,9 @@ async def _run(
     return [r[0] for r in await targets.fetch_index_ordered(conn, sql, params.values)]
 
 
-# One statement fixes a chunk of the audience: the distinct ordered ids after the chunk's
-# lower bound (up to a limit) are numbered once (a window over the already ordered merge of
-# index scans: no sort), copied into campaign_audience, and every batch_size-th id (and the
-# last) becomes a batch boundary (after, upto] with its size, numbered on from the chunks
-# before it. A chunk whose limit is a multiple of batch_size ends on a full batch.
+# One statement fixes the audience: the distinct ordered ids are numbered once (a window over
+# the already ordered merge of index scans: no sort), copied into campaign_audience, and
+# every batch_size-th id (and the last) becomes a batch boundary (after, upto] with its size.
 _FIX = """
 WITH src AS MATERIALIZED (
   SELECT s.id, row_number() OVER (ORDER BY s.id) AS rn FROM ({source}) s
@@ -138,45 +136,22 @@ WITH src AS MATERIALIZED (
   SELECT src.id, src.rn FROM src, total WHERE src.rn % $3 = 0 OR src.rn = total.n
 ), b AS (
   INSERT INTO campaign_batches (app_id, campaign_id, batch_no, after_id, upto_id, n, lease_until)
-  SELECT $1, $2, {base}::int + row_number() OVER w - 1, coalesce(lag(id) OVER w, {after}::text), id,
-         rn - coalesce(lag(rn) OVER w, 0), now() + make_interval(secs => $4)
+  SELECT $1, $2, row_number() OVER w - 1, lag(id) OVER w, id, rn - coalesce(lag(rn) OVER w, 0),
+         now() + make_interval(secs => $4)
   FROM bounds WINDOW w AS (ORDER BY rn)
-  RETURNING batch_no, upto_id
+  RETURNING 1
 )
-SELECT (SELECT n FROM total) AS recipients, (SELECT count(*) FROM b) AS batches,
-       (SELECT upto_id FROM b ORDER BY batch_no DESC LIMIT 1) AS last
+SELECT (SELECT n FROM total) AS recipients, (SELECT count(*) FROM b) AS batches
 """
-
-
-@dataclass(frozen=True)
-class Fixed:
-    """What a copy (or the chunks committed so far) fixed: recipients, batches, and the last
-    batch's upper bound (None: nothing yet), where the next chunk continues."""
-    recipients: int
-    batches: int
-    last: str | None
-
-
-async def fixed(conn: Tx, app_id: int, campaign_id: str) -> Fixed:
-    """The chunks of an unplanned campaign's audience committed so far (an interrupted planner's)."""
-    r = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM campaign_audience WHERE app_id = $1 AND campaign_id = $2) AS recipients,"
-        " count(*) AS batches, (SELECT upto_id FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2"
-        "  ORDER BY batch_no DESC LIMIT 1) AS last FROM campaign_batches WHERE app_id = $1 AND campaign_id = $2",
-        app_id, campaign_id)
-    assert r is not None
-    return Fixed(int(r["recipients"]), int(r["batches"]), r["last"])
 
 
 async def fix(
     conn: Tx, app_id: int, campaign_id: str, *, kind: str, segment_ids: Sequence[str],
     user_ids: Sequence[str], sender_id: str, batch_size: int, lease_s: float,
     snapshot: bool = False, timeout: float | None = None,
-    after: Fixed = Fixed(0, 0, None), limit: int | None = None,
-) -> Fixed:
+) -> tuple[int, int]:
     """Fix a starting campaign's audience and its batch boundaries, inside the caller's
-    transaction: the ids after `after.last` (all, or the first `limit`), batches numbered
-    from `after.batches`. Returns what this call fixed.
+    transaction; returns (recipients, batches).
 
     snapshot: the caller's transaction is REPEATABLE READ with its snapshot taken before
     the start (services/planning.py): that snapshot is the consistent state, nothing is
@@ -189,10 +164,8 @@ async def fix(
 
     params = filters.Params([app_id, campaign_id, batch_size, float(lease_s)])
     if user_ids:
-        cond = f" AND u > {params.add(after.last)}" if after.last is not None else ""
-        lim = f" ORDER BY 1 LIMIT {params.add(limit)}" if limit is not None else ""
         source = (f"SELECT DISTINCT u AS id FROM unnest({params.add(list(user_ids))}::text[]) u"
-                  f" WHERE u <> {params.add(sender_id)}{cond}{lim}")
+                  f" WHERE u <> {params.add(sender_id)}")
     else:
         if not snapshot:
             await conn.execute(
@@ -200,9 +173,8 @@ async def fix(
                 app_id, list(segment_ids))
         rows = await segments.get_many(conn, app_id, list(segment_ids))
         aud = Audience(app_id, "user" if kind == "user" else "channel", tuple(segment_ids), sender_id)
-        sql = _union_sql(rows, aud, params, after.last, None, limit)
+        sql = _union_sql(rows, aud, params, None, None, None)
         source = sql if sql is not None else "SELECT NULL::text AS id WHERE false"
-    sql = _FIX.format(source=source, base=params.add(after.batches), after=params.add(after.last))
     try:
         # As targets.fetch_index_ordered (sorts and bitmap scans priced out: fresh imports have
         # no statistics), in a savepoint that a refused cast rolls back, settings included.
@@ -211,16 +183,16 @@ async def fix(
                 "SELECT current_setting('enable_sort') AS s, current_setting('enable_bitmapscan') AS b,"
                 " set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)")
             assert prev is not None
-            r = await conn.fetchrow(sql, *params.values, timeout=timeout)
+            r = await conn.fetchrow(_FIX.format(source=source), *params.values, timeout=timeout)
             assert r is not None
             await conn.execute("SELECT set_config('enable_sort', $1, true), set_config('enable_bitmapscan', $2, true)",
                                prev["s"], prev["b"])
     except asyncpg.DataError as e:
         # A stored value the filter cannot compare (a cast PostgreSQL refuses): the campaign
-        # does not start (or, past its first chunk, stops), rather than failing later.
+        # does not start, rather than failing later.
         raise bad_request(
             f"the audience of segments {list(segment_ids)} cannot be evaluated: {e}") from None
-    return Fixed(int(r["recipients"]), int(r["batches"]), r["last"])
+    return int(r["recipients"]), int(r["batches"])
 
 
 async def page(
