@@ -31,7 +31,10 @@ from broadcaster.domain import linktoken
 
 V3 = 3
 MAX_LITERALS = 256  # the index is one byte
-_LINK_RE = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+# A link runs to whitespace or a character that cannot appear unescaped in one.
+_STOPS = r"\s<>\"'`"
+LINK_RE = re.compile(rf"https?://[^{_STOPS}]+", re.IGNORECASE)
+LINK_STOP_RE = re.compile(rf"[{_STOPS}]")
 _TEMPLATE_CHARS = frozenset("{}%")
 B64_TABLE = bytes.maketrans(b"+/", b"-_")
 
@@ -53,9 +56,9 @@ def literals(message_template: Any, trim: Callable[[str], str]) -> tuple[str, ..
     and the API that opens, from the same stored template."""
     found: set[str] = set()
     for s in _strings(message_template):
-        for m in _LINK_RE.finditer(s):
+        for m in LINK_RE.finditer(s):
             link = trim(m.group(0))
-            if link and not _TEMPLATE_CHARS.intersection(link) and _LINK_RE.fullmatch(link):
+            if link and not _TEMPLATE_CHARS.intersection(link) and LINK_RE.fullmatch(link):
                 found.add(link)
     return tuple(sorted(found))[:MAX_LITERALS]
 

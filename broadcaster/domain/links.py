@@ -22,9 +22,8 @@ from broadcaster.domain import linkbatch, linktoken
 from broadcaster.domain.linkbatch import Ref
 
 MAX_TOKEN_CHARS = 8192
-# A link runs to whitespace or a character that cannot appear unescaped in one; trailing
-# sentence punctuation is cut afterwards (see _trim).
-_LINK_RE = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+# Trailing sentence punctuation is cut from a matched link afterwards (see _trim).
+_LINK_RE = linkbatch.LINK_RE
 _TRAILING = ".,;:!?*_~"
 _ENDS = frozenset(_TRAILING + ")]}")
 _SPLIT_RE = re.compile(f"({_LINK_RE.pattern})", re.IGNORECASE)  # text, link, text, ...
@@ -167,6 +166,11 @@ class Tracking:
     base: str
     secret: str
 
+    @property
+    def click_prefix(self) -> str:
+        """What every tracked link starts with (links already so are left alone)."""
+        return self.base.rstrip("/") + "/c/"
+
 
 def _prepared(prepare: Callable[[int, str], Any], skip: str, no: int, whole: str) -> Any:
     """(keyed state, token bytes after the target, MAC bytes after it, head, text after the
@@ -190,7 +194,7 @@ def track_rows(
     if texts is None and not has_links(const_text, attachments):
         return None, None
     att_links = rewrite_attachments(attachments, lambda i, u: u)[1] > 0
-    skip = tracking.base.rstrip("/") + "/c/"
+    skip = tracking.click_prefix
     signer = linkbatch.BatchSigner(tracking.secret, app_id, campaign_id, () if test else lits, test=test)
     prepare, sign, v3, head3 = signer.prepare, signer.sign, signer.v3, signer.head3
     b2a, tr = binascii.b2a_base64, linkbatch.B64_TABLE

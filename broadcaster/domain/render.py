@@ -221,9 +221,15 @@ def _plain_users(tpl: CampaignTemplates, rows: Sequence[Row], parts: list[Any], 
     """users() for fastrender's case: the same skips, rows and texts."""
     b = Batch(texts=[])
     sent = _sent(rows, test, b)
+    cap = tpl.text.cap
+    return _filled(b, tpl, sent, [t if len(t) <= cap else None for t in fastrender.texts(parts, sent)])
+
+
+def _filled(b: Batch, tpl: CampaignTemplates, sent: Sequence[Row], texts: Sequence[str | None]) -> Batch:
+    """b with each sent row's text (None: over the text's cap, an error row)."""
     cap, name = tpl.text.cap, tpl.text.name
-    for r, text in zip(sent, fastrender.texts(parts, sent), strict=True):
-        if len(text) > cap:
+    for r, text in zip(sent, texts, strict=True):
+        if text is None:
             b.error(r["id"], r["id"], None, f"template_budget: {name} output exceeds {cap} characters")
             continue
         b.targets.append(r["id"])
@@ -246,12 +252,12 @@ def tracked_users(
     parts: list[Any] | None = [tpl.text.source] if const else fastrender.plan(tpl, sender)
     if parts is None or any(isinstance(p, str) and unsubscribe.MARK in p for p in parts):
         return None  # {{ unsubscribe_url }} is filled in (and then tracked) after rendering
-    ops = trackfast.plan(parts, tracking.base.rstrip("/") + "/c/")
+    ops = trackfast.plan(parts, tracking.click_prefix)
     if ops is None:
         return None
     b = Batch(texts=[])
     sent = _sent(rows, False, b)
-    cap, name = tpl.text.cap, tpl.text.name
+    cap = tpl.text.cap
     # a constant text is not rendered, so not held to the cap either
     out, general = trackfast.texts(ops, trackfast.fields_of(parts), sent, tracking, camp["app_id"], camp["id"],
                                    lits, len(tpl.text.source) if const else cap)
@@ -261,13 +267,7 @@ def tracked_users(
                                    fastrender.texts(parts, rest), "", None, lits=lits)
         for i, done_text in zip(general, done or [], strict=True):
             out[i] = done_text
-    for r, text in zip(sent, out, strict=True):
-        if text is None:
-            b.error(r["id"], r["id"], None, f"template_budget: {name} output exceeds {cap} characters")
-            continue
-        b.targets.append(r["id"])
-        b.texts.append(text)  # type: ignore[union-attr]
-    return b
+    return _filled(b, tpl, sent, out)
 
 
 def channels(camp: Row, tpl: CampaignTemplates, rows: Sequence[Row], sender: dict[str, Any]) -> Batch:

@@ -25,7 +25,7 @@ from broadcaster.domain import linkbatch, links
 
 Row = Any
 Part = str | Callable[[Row], str]
-_TERM = re.compile(r"[\s<>\"'`]")
+_TERM = linkbatch.LINK_STOP_RE
 _SCHEMES = ("https://", "http://")
 _SEP = re.compile("(?=://)")
 # what a literal after a field may not begin "://" with: the scheme's letters would come from
@@ -84,7 +84,7 @@ def _safe_edges(parts: list[Part]) -> bool:
         if before_field:
             tail = _TERM.split(low)[-1]
             # (a tail holding a link runs into the field: a span, where anything may follow)
-            if not links._LINK_RE.search(tail) and any(tail.endswith(s[:k]) for s in _SCHEMES for k in range(1, len(s) + 1)):
+            if not linkbatch.LINK_RE.search(tail) and any(tail.endswith(s[:k]) for s in _SCHEMES for k in range(1, len(s) + 1)):
                 return False  # `htt` + field, or `https://` + field with nothing after
             if low.endswith((":", ":/")) and i + 2 < len(parts) and str(parts[i + 2]).startswith("/"):
                 return False  # `:` + empty field + `//`
@@ -113,7 +113,7 @@ def plan(parts: Sequence[Part], skip: str) -> list[Op] | None:
             continue
         text, pos = p[lead:], 0
         lead = 0
-        for m in links._LINK_RE.finditer(text):
+        for m in linkbatch.LINK_RE.finditer(text):
             ops.append(Lit(text[pos:m.start()]))
             pos = m.end()
             if m.end() < len(text) or i + 1 == len(ps):
@@ -154,7 +154,7 @@ def texts(
 
     Column by column (each field's values, each link's tokens over the rows), then one
     %-format per row: a loop over the ops per row cost as much as searching the text."""
-    skip = tracking.base.rstrip("/") + "/c/"
+    skip = tracking.click_prefix
     signer = linkbatch.BatchSigner(tracking.secret, app_id, campaign_id, lits, test=False)
     const = sum(len(o.text) if isinstance(o, Lit) else len(o.url) + len(o.rest) if isinstance(o, Link)
                 else len(o.pre) + len(o.post) for o in ops if not isinstance(o, Field))

@@ -12,8 +12,8 @@ all the app's channel entries, the in-flight batches' too, while they grow. Such
 A reltuples of 0 is therefore cleared before a batch write (pg_clear_relation_stats, PG 18):
 "never analyzed" makes the planner estimate from the table's real size, which plans the probe
 on `channels_distinct_pair` in every state, until autoanalyze records committed rows. One
-catalog row per batch; the clear waits for no lock (a running VACUUM or ANALYZE of the table
-holds it, and corrects the statistics itself)."""
+catalog row per batch; the clear waits at most 50 ms for its lock (a running VACUUM or
+ANALYZE of the table holds it, and corrects the statistics itself)."""
 
 from __future__ import annotations
 
