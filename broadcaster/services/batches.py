@@ -16,7 +16,7 @@ from broadcaster.domain.links import Tracking
 from broadcaster.errors import ApiError
 from broadcaster.services import campaigns as use_cases
 from broadcaster.services import sending, triggers
-from broadcaster.store import campaigns, fanout, fanwrite, planstats
+from broadcaster.store import campaigns, fanout, fanwrite
 from broadcaster.store import members as member_store
 from broadcaster.store.ledger import Tx
 
@@ -104,7 +104,6 @@ async def _run(
             return await _defer(redis, conn, app_id, cid, no, wait, True), False, None
     events = fanout.webhooks_enabled(camp, app_settings)
     await pressure.mark_busy(redis, queue, app_id, f"{cid}:{no}")
-    await planstats.refresh(conn)  # before the write plans its pair probe
     try:
         return await _send(conn, app_id, cid, no, events, tracking, app_settings, follow, contended=False)
     except Exception as e:

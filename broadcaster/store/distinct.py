@@ -20,7 +20,7 @@ HI = "CASE WHEN {r} COLLATE \"C\" < {s} COLLATE \"C\" THEN {s} ELSE {r} END"
 def probe(r: str, s: str, app: str = "$1", ctype: str = "$2") -> str:
     """A scalar subquery: the id of the distinct channel of users r and s (SQL expressions),
     soft-deleted ones included (they are revived, not duplicated), through the pair index."""
-    return (f"(SELECT c.id FROM channels c WHERE c.app_id = {app} AND c.type = {ctype}"
+    return (f"(SELECT c.id FROM channels c WHERE c.app_id + 0 = {app} AND c.type = {ctype}"
             f" AND c.pair_lo = {LO.format(r=r, s=s)} AND c.pair_hi = {HI.format(r=r, s=s)}"
             " AND c.pair_lo IS NOT NULL)")
 
@@ -28,7 +28,7 @@ def probe(r: str, s: str, app: str = "$1", ctype: str = "$2") -> str:
 async def find(conn: Conn, app_id: int, ctype: str, lo: str, hi: str) -> str | None:
     """The id of the distinct channel of the pair (lo, hi), deleted or not."""
     v = await conn.fetchval(
-        "SELECT id FROM channels WHERE app_id = $1 AND type = $2 AND pair_lo = $3 AND pair_hi = $4"
+        "SELECT id FROM channels WHERE app_id + 0 = $1 AND type = $2 AND pair_lo = $3 AND pair_hi = $4"
         " AND pair_lo IS NOT NULL", app_id, ctype, lo, hi)
     return str(v) if v is not None else None
 
@@ -40,7 +40,7 @@ async def ids_with(
     (live: not soft-deleted). One statement; the probes walk the pair index in order."""
     rows = await conn.fetch(
         "SELECT r.u, c.id FROM unnest($3::text[]) AS r(u) JOIN LATERAL (SELECT c.id, c.deleted_at"
-        " FROM channels c WHERE c.app_id = $1 AND c.type = $2"
+        " FROM channels c WHERE c.app_id + 0 = $1 AND c.type = $2"
         f" AND c.pair_lo = {LO.format(r='r.u', s='$4')} AND c.pair_hi = {HI.format(r='r.u', s='$4')}"
         " AND c.pair_lo IS NOT NULL) c ON true WHERE NOT $5 OR c.deleted_at IS NULL",
         app_id, ctype, list(receivers), sender_id, live,

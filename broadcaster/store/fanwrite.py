@@ -210,7 +210,7 @@ SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created, (
 # CONTENDED, whose DO UPDATE takes that channel as the winner.
 PAIR_INDEX = "channels_distinct_pair"
 _CONTENDED = _WRITE.replace("{pair_conflict}", (
-    "ON CONFLICT (app_id, type, pair_lo, pair_hi) WHERE pair_lo IS NOT NULL DO UPDATE SET pair_lo = EXCLUDED.pair_lo"))
+    "ON CONFLICT ((app_id + 0), type, pair_lo, pair_hi) WHERE pair_lo IS NOT NULL DO UPDATE SET pair_lo = EXCLUDED.pair_lo"))
 _WRITE = _WRITE.replace("{pair_conflict}", "")
 
 
