@@ -16,10 +16,11 @@ import pytest
 
 from broadcaster.settings import Settings
 from broadcaster.store.distinct import probe
+from broadcaster.store.fanwrite import _PROBES
 from tests.test_audience import N, complete, messages_per_recipient, setup
 
 # As the batch write runs it: the receivers an array, the sender and the type parameters,
-# sequential and bitmap scans off (store/fanwrite._PROBES).
+# under the batch transaction's forced settings (store/fanwrite._PROBES).
 PROBE = ("EXPLAIN SELECT " + probe("x.u", "$2", "$1", "$4::text") + " FROM unnest($3::text[]) x(u)")
 FILL = ("INSERT INTO channels (app_id, cid, type, id, created_by_id, member_count, pair_lo, pair_hi)"
         " SELECT $1, 'messaging:' || $2 || g, 'messaging', $2 || g, 'boss', 2, 'boss', $2 || g"
@@ -29,8 +30,7 @@ FILL = ("INSERT INTO channels (app_id, cid, type, id, created_by_id, member_coun
 async def probe_plan(pool: Any, app_id: int) -> str:
     receivers = [f"r{i:05d}" for i in range(2000)]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL enable_seqscan = off")
-        await conn.execute("SET LOCAL enable_bitmapscan = off")
+        await conn.execute(_PROBES)
         return "\n".join(r[0] for r in await conn.fetch(PROBE, app_id, "boss", receivers, "messaging"))
 
 

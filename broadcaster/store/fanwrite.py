@@ -27,7 +27,7 @@ import asyncpg
 from broadcaster import ids as idgen
 from broadcaster.domain.render import Batch, Shape
 from broadcaster.store import variant_counts
-from broadcaster.store.distinct import HI, LO, probe
+from broadcaster.store.distinct import HI, LO, PAIR_KEY, probe
 from broadcaster.store.ledger import Tx
 
 # Tables filled moments ago have no statistics, and a plan that thinks them tiny scans them
@@ -210,7 +210,7 @@ SELECT (SELECT count(*) FROM y) AS sent, (SELECT count(*) FROM ch) AS created, (
 # CONTENDED, whose DO UPDATE takes that channel as the winner.
 PAIR_INDEX = "channels_distinct_pair"
 _CONTENDED = _WRITE.replace("{pair_conflict}", (
-    "ON CONFLICT ((app_id + 0), type, pair_lo, pair_hi) WHERE pair_lo IS NOT NULL DO UPDATE SET pair_lo = EXCLUDED.pair_lo"))
+    f"ON CONFLICT {PAIR_KEY} DO UPDATE SET pair_lo = EXCLUDED.pair_lo"))
 _WRITE = _WRITE.replace("{pair_conflict}", "")
 
 
