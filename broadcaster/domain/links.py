@@ -25,7 +25,7 @@ MAX_TOKEN_CHARS = 8192
 # Trailing sentence punctuation is cut from a matched link afterwards (see _trim).
 _LINK_RE = linkbatch.LINK_RE
 _TRAILING = ".,;:!?*_~"
-_ENDS = frozenset(_TRAILING + ")]}")
+ENDS = frozenset(_TRAILING + ")]}")
 _SPLIT_RE = re.compile(f"({_LINK_RE.pattern})", re.IGNORECASE)  # text, link, text, ...
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 # Attachment fields that are followed by a click. Image, asset and thumbnail URLs are left as
@@ -110,11 +110,11 @@ def _trim(link: str) -> str:
     return link
 
 
-def _link_in(whole: str, skip_prefix: str) -> str | None:
+def link_in(whole: str, skip_prefix: str) -> str | None:
     """The link a regex match holds (trailing punctuation trimmed), or None when it is not
     one to track: nothing left after trimming, or already ours (starts with skip_prefix)."""
     # most links end in neither punctuation nor a bracket: no trimming to do
-    link = _trim(whole) if whole[-1] in _ENDS else whole
+    link = _trim(whole) if whole[-1] in ENDS else whole
     if (link is not whole and not is_link(link)) or (skip_prefix and link.startswith(skip_prefix)):
         return None
     return link
@@ -175,7 +175,7 @@ class Tracking:
 def _prepared(prepare: Callable[[int, str], Any], skip: str, no: int, whole: str) -> Any:
     """(keyed state, token bytes after the target, MAC bytes after it, head, text after the
     link) for a matched link at this number, or None when it is not one to track."""
-    link = _link_in(whole, skip)
+    link = link_in(whole, skip)
     if link is None:
         return None
     return (*prepare(no, link), whole[len(link):])

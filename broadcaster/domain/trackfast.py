@@ -117,7 +117,7 @@ def plan(parts: Sequence[Part], skip: str) -> list[Op] | None:
             ops.append(Lit(text[pos:m.start()]))
             pos = m.end()
             if m.end() < len(text) or i + 1 == len(ps):
-                link = links._link_in(m.group(0), skip)
+                link = links.link_in(m.group(0), skip)
                 if link is None:
                     ops.append(Lit(m.group(0)))
                 else:
@@ -176,7 +176,7 @@ def texts(
         else:
             general.update(i for i, v in enumerate(col) if ":" in v or "/" in v)
     for w in wholes.values():  # a link trimmed or left alone here shifts the numbers after it
-        general.update(i for i, x in enumerate(w) if x[-1] in links._ENDS or x.startswith(skip))
+        general.update(i for i, x in enumerate(w) if x[-1] in links.ENDS or x.startswith(skip))
     general -= bad
     keep = [i for i in range(len(rows)) if i not in bad and i not in general] if bad or general else None
 
