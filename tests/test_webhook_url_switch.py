@@ -5,9 +5,12 @@ go to the new URL too (PATCH re-points them), as replay does."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from aiohttp import web
 
+from broadcaster.store import deliveries
 from tests.helpers import Api, await_for
 from tests.test_webhook_adaptive import _users
 from tests.test_webhook_delivery import Receiver, add_events, ev
@@ -93,3 +96,48 @@ async def test_pending_retries_follow_the_url_to_the_new_receiver(api: Api, pool
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_url_switch_and_recorded_results_on_the_same_rows_wait_instead_of_deadlocking(
+        api: Api, pool) -> None:
+    """The PATCH re-points the receiver's pending rows while a worker records results for some
+    of them (one delivered, one to retry): both lock the rows in id order, so whichever comes
+    second waits. Rows a < c < b; c is held by a third transaction so the PATCH stops holding
+    a; the worker's results then ask for b and a. Locked in any other order, each would hold
+    what the other waits for, and PostgreSQL would abort one: the PATCH's 500, or results
+    lost until their lease runs out and the events go out twice."""
+    old, new = "http://127.0.0.1:9/old", "http://127.0.0.1:9/new"
+    st, body = await api.patch("/app", {"webhook_url": old, "webhook_rate_limit": 0})
+    assert st == 200, body
+    a, c, b = [r["id"] for r in await pool.fetch(
+        "INSERT INTO webhook_deliveries (app_id, event_id, receiver, url, event_type, barrier,"
+        " payload, next_at) SELECT $1, g, 'webhook_url', $2, 'message.new', false, '{}',"
+        " now() + interval '1 hour' FROM generate_series(1, 3) g RETURNING id",
+        api.creds.app_id, old)]
+
+    async def waiting_on(pid: int) -> int | None:
+        return await pool.fetchval(  # type: ignore[no-any-return]
+            "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid)
+
+    async with pool.acquire() as hold, pool.acquire() as worker:
+        tx = hold.transaction()
+        await tx.start()
+        await hold.execute("SELECT 1 FROM webhook_deliveries WHERE id = $1 FOR UPDATE", c)
+        patch = asyncio.create_task(api.patch("/app", {"webhook_url": new}))
+        patch_pid = await await_for(lambda: waiting_on(hold.get_server_pid()), timeout=30, interval=0.01)
+
+        async def record() -> None:
+            async with worker.transaction():
+                await deliveries.finish(worker, delivered=[(b, 0)],
+                                        retries=[(a, 0, 60.0, 503, "busy")], failures=[], released=[])
+
+        results = asyncio.create_task(record())
+        await await_for(lambda: waiting_on(patch_pid), timeout=30, interval=0.01)
+        await tx.rollback()
+        st, body = await patch
+        await results  # raises DeadlockDetectedError if PostgreSQL had to break a cycle
+    assert st == 200, body
+    rows = {r["id"]: r for r in await pool.fetch("SELECT id, url, last_status FROM webhook_deliveries")}
+    assert sorted(rows) == [a, c]  # b delivered
+    assert rows[a]["url"] == new and rows[a]["last_status"] == 503
+    assert rows[c]["url"] == new

@@ -59,11 +59,12 @@ async def update_app(request: web.Request) -> web.Response:
             old = await apps.settings_for_update(conn, row.id)
             new = await apps.update_settings(conn, row.id, patch)
             ended = policy.ended_receivers(old, new)
+            moved = policy.moved_receivers(old, new)
+            await whstore.lock_receivers(conn, row.id, [*ended, *moved])
             if ended:  # their retries must not go on to a URL the tenant took away
                 await whstore.end_receivers(conn, row.id, ended)
                 await webhook_secrets.forget(conn, row.id, [r for r, why in ended.items()
                                                             if why == "receiver removed"])
-            moved = policy.moved_receivers(old, new)
             if moved:  # their next attempts go to the new URL
                 await whstore.repoint(conn, row.id, moved)
             created = await webhook_secrets.create_missing(conn, row.id, policy.configured(new))

@@ -27,6 +27,11 @@ SELECT r.app_id, r.receiver FROM r WHERE EXISTS (SELECT 1 FROM webhook_deliverie
   AND d.next_at <= now())
 LIMIT $1"""
 
+# Every transaction that changes several delivery rows locks them in id order first, so two
+# of them (a worker recording results, a settings change re-pointing or ending a receiver's
+# rows) wait for each other instead of deadlocking; each statement's own order is its plan's.
+_LOCK_IDS = "SELECT id FROM webhook_deliveries WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
+
 _CLAIMED = ("d.id, d.app_id, d.webhook_id, d.receiver, d.url, d.campaign_id, d.payload, d.attempt,"
             " extract(epoch FROM now() - d.series_started_at)::float8 AS age_s")
 
@@ -60,8 +65,8 @@ async def unclaim(conn: Conn, ids: Sequence[int]) -> None:
     """Give back claimed rows this worker will not send now (over the receiver's pace)."""
     if ids:
         await conn.execute(
-            "UPDATE webhook_deliveries SET attempt = attempt - 1, next_at = now()"
-            " WHERE id = ANY($1::bigint[]) AND state = 'pending'", list(ids),
+            f"WITH l AS ({_LOCK_IDS}) UPDATE webhook_deliveries d SET attempt = d.attempt - 1,"
+            " next_at = now() FROM l WHERE d.id = l.id AND d.state = 'pending'", list(ids),
         )
 
 
@@ -76,6 +81,9 @@ async def finish(
     state. Call in a transaction."""
     if released:
         await order_lock(conn)
+    ids = [d[0] for d in delivered] + [r[0] for r in retries] + [f[0] for f in failures]
+    if ids:
+        await conn.execute(_LOCK_IDS, ids)
     if delivered:
         await conn.execute(
             "DELETE FROM webhook_deliveries d USING unnest($1::bigint[], $2::int[]) AS x(id, attempt)"
@@ -140,6 +148,15 @@ async def replay(
         list(receivers), list(receivers.values()),
     )
     return int(n or 0)
+
+
+async def lock_receivers(conn: Tx, app_id: int, receivers: Sequence[str]) -> None:
+    """Lock the pending rows of these receivers in id order, before end_receivers and
+    repoint change them in the same transaction (see _LOCK_IDS)."""
+    if receivers:
+        await conn.execute(
+            "SELECT id FROM webhook_deliveries WHERE app_id = $1 AND receiver = ANY($2::text[])"
+            " AND state = 'pending' ORDER BY id FOR UPDATE", app_id, list(receivers))
 
 
 async def repoint(conn: Tx, app_id: int, moved: dict[str, str]) -> int:
