@@ -118,7 +118,7 @@ def _field(name: str, value: Any, schema: Schema, params: Params, path: str, dep
         keys = name.split(".")
         if not all(_PATH_PART.match(k) for k in keys):
             raise bad_request(f"{path}: invalid field name {name!r}")
-        exprs = [_custom_op(schema.custom, keys, op, v, params, f"{path}.{op}") for op, v in ops.items()]
+        exprs = [_custom_op(schema, keys, op, v, params, f"{path}.{op}") for op, v in ops.items()]
     else:
         exprs = [_column_op(col, op, v, params, f"{path}.{op}") for op, v in ops.items()]
     return exprs[0] if len(exprs) == 1 else "(" + " AND ".join(exprs) + ")"
@@ -245,20 +245,24 @@ def _nest(keys: list[str], v: Any) -> dict[str, Any]:
     return out
 
 
-def _custom_op(custom: str, keys: list[str], op: str, v: Any, params: Params, path: str) -> str:
+def _custom_op(schema: Schema, keys: list[str], op: str, v: Any, params: Params, path: str) -> str:
     """Custom JSONB fields: equality through @> (GIN jsonb_path_ops), comparisons by JSON type."""
     _check_op(op, path)
+    custom = schema.custom
+    assert custom is not None
+    # every document tested is non-empty (keys is), so no row with custom = '{}' contains one
+    guard = f"{schema.custom_guard} AND " if schema.custom_guard else ""
     if op in ("$eq", "$ne"):
-        expr = f"({custom} @> {params.add(_nest(keys, v))}::jsonb)"
+        expr = f"({guard}{custom} @> {params.add(_nest(keys, v))}::jsonb)"
         return expr if op == "$eq" else f"(NOT {expr})"
     if op in ("$in", "$nin"):
         docs = [_nest(keys, x) for x in _list(v, path)]
         if not docs:
             return "FALSE" if op == "$in" else "TRUE"
-        expr = f"({custom} @> ANY({params.add(docs)}::jsonb[]))"
+        expr = f"({guard}{custom} @> ANY({params.add(docs)}::jsonb[]))"
         return expr if op == "$in" else f"(NOT {expr})"
     if op == "$contains":
-        return f"({custom} @> {params.add(_nest(keys, v if isinstance(v, list) else [v]))}::jsonb)"
+        return f"({guard}{custom} @> {params.add(_nest(keys, v if isinstance(v, list) else [v]))}::jsonb)"
     e = f"({custom} #> {params.add(keys)}::text[])"
     if op == "$exists":
         if not isinstance(v, bool):
