@@ -39,10 +39,30 @@ _PENDING = (" FROM campaign_audience a {join} WHERE a.app_id = $1 AND a.campaign
             " AND a.target_id NOT IN (SELECT r.target_id FROM campaign_recipients r WHERE r.app_id = $1"
             "   AND r.campaign_id = $2 AND r.target_id > coalesce($3, '') AND r.target_id <= $4)"
             " ORDER BY a.target_id")
+# The app as the per-recipient lookups compare it: an InitPlan's output, whose value the
+# planner cannot see, so `app_id = ?` is estimated at the average app's share of the table
+# (1 / n_distinct) rather than at the share ANALYZE last saw for this app. For an app new to
+# the statistics that share is ~1 row, every index leading with app_id then looks as cheap as
+# the primary key, and a lookup planned on users_app_name, channels_app_created or
+# members_app_user walked all the app's rows for each recipient (docs/scaling.md; the pair
+# probe has its own index expression, migration 0250).
+APP = "(SELECT $1::bigint)"
 # LATERAL ... LIMIT 1 cannot be flattened into a join, so each id is one index probe.
 _USER = ("LEFT JOIN LATERAL (SELECT u.id, u.name, u.role, u.teams, u.language, u.custom FROM users u"
-         "   WHERE u.app_id = $1 AND u.id = {id} AND u.deleted_at IS NULL LIMIT 1) u ON true")
+         f"   WHERE u.app_id = {APP} AND u.id = {{id}} AND u.deleted_at IS NULL LIMIT 1) u ON true")
 _USER_COLS = "u.id IS NOT NULL AS found, u.name, u.role, u.teams, u.language, u.custom"
+PENDING_USERS = f"SELECT a.target_id AS id, {_USER_COLS}" + _PENDING.format(join=_USER.format(id="a.target_id"))
+_CHANNEL_JOIN = (
+    "LEFT JOIN LATERAL (SELECT c.type, c.id AS chid, c.team, c.custom AS ccustom FROM channels c"
+    f"   WHERE c.app_id = {APP} AND c.cid = a.target_id AND c.deleted_at IS NULL LIMIT 1) c ON true"
+    " LEFT JOIN LATERAL (SELECT CASE WHEN count(*) = 2 AND bool_or(m.user_id = $5)"
+    "   THEN max(m.user_id) FILTER (WHERE m.user_id <> $5) END AS other FROM members m"
+    f"   WHERE m.app_id = {APP} AND m.cid = a.target_id AND c.chid IS NOT NULL) o ON true "
+    + _USER.format(id="o.other")
+)
+PENDING_CHANNELS = ("SELECT a.target_id AS id, c.chid IS NOT NULL AS found, c.type, c.chid, c.team, c.ccustom,"
+                    " u.id AS rid, u.name, u.role, u.teams, u.language, u.custom"
+                    + _PENDING.format(join=_CHANNEL_JOIN))
 
 
 async def pending_users(
@@ -52,10 +72,7 @@ async def pending_users(
     row yet, in order, with their live user if any. Call inside the batch's transaction;
     ledger rows of a batch not yet done are rare (excluded recipients): one range scan."""
     await conn.execute(_PROBES)
-    return list(await conn.fetch(
-        f"SELECT a.target_id AS id, {_USER_COLS}" + _PENDING.format(join=_USER.format(id="a.target_id")),
-        app_id, cid, after, upto,
-    ))
+    return list(await conn.fetch(PENDING_USERS, app_id, cid, after, upto))
 
 
 async def pending_channels(
@@ -64,19 +81,7 @@ async def pending_channels(
     """As pending_users for a channel audience: each live channel, and the other member of a
     1:1 channel with the sender (two members, one the sender) with its live user."""
     await conn.execute(_PROBES)
-    join = (
-        "LEFT JOIN LATERAL (SELECT c.type, c.id AS chid, c.team, c.custom AS ccustom FROM channels c"
-        "   WHERE c.app_id = $1 AND c.cid = a.target_id AND c.deleted_at IS NULL LIMIT 1) c ON true"
-        " LEFT JOIN LATERAL (SELECT CASE WHEN count(*) = 2 AND bool_or(m.user_id = $5)"
-        "   THEN max(m.user_id) FILTER (WHERE m.user_id <> $5) END AS other FROM members m"
-        "   WHERE m.app_id = $1 AND m.cid = a.target_id AND c.chid IS NOT NULL) o ON true "
-        + _USER.format(id="o.other")
-    )
-    return list(await conn.fetch(
-        "SELECT a.target_id AS id, c.chid IS NOT NULL AS found, c.type, c.chid, c.team, c.ccustom,"
-        " u.id AS rid, u.name, u.role, u.teams, u.language, u.custom" + _PENDING.format(join=join),
-        app_id, cid, after, upto, sender_id,
-    ))
+    return list(await conn.fetch(PENDING_CHANNELS, app_id, cid, after, upto, sender_id))
 
 
 async def users_by_ids(conn: Tx, app_id: int, ids: list[str]) -> list[asyncpg.Record]:
