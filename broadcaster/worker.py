@@ -176,8 +176,7 @@ async def requeue_after_redis_reset(ctx: dict[str, Any]) -> None:
 # A batch allocates tens of thousands of short-lived containers (records, render dicts, row
 # lists), nearly all freed by reference counting. At the default thresholds (700, 10, 10)
 # the cycle collector still ran every few hundred allocations and a full pass over every
-# live object every few batches: gc_collect_main was 2.6 % of the whole machine's CPU in a
-# 10M fan-out's perf profile. What is alive once the process has imported everything
+# live object every few batches. What is alive once the process has imported everything
 # (modules, settings, the pools' classes) is frozen out of those passes.
 GC_THRESHOLDS = (50_000, 20, 20)
 

@@ -4,9 +4,8 @@ campaign's app is new to the statistics: another app's rows analyzed, this app's
 so ANALYZE last saw ~0 rows of it. Compared with the app id as a plain parameter, the planner
 estimated the app at ~1 row, every index leading with app_id looked as cheap as the primary
 key, and the lookups ran on users_app_name and members_app_user, each walking all the app's
-rows (466 ms for 200 user lookups in an app of 40,000, against 1.7 ms). The lookups now compare
-an InitPlan's value (fanwrite.APP). Autovacuum is off for the tables here, so the statistics
-stay as the test left them."""
+rows. The lookups now compare an InitPlan's value (fanwrite.LOOKUP_APP). Autovacuum is off for
+the tables here, so the statistics stay as the test left them."""
 
 from __future__ import annotations
 

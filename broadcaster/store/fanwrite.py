@@ -46,18 +46,18 @@ _PENDING = (" FROM campaign_audience a {join} WHERE a.app_id = $1 AND a.campaign
 # the primary key, and a lookup planned on users_app_name, channels_app_created or
 # members_app_user walked all the app's rows for each recipient (docs/scaling.md; the pair
 # probe has its own index expression, migration 0250).
-APP = "(SELECT $1::bigint)"
+LOOKUP_APP = "(SELECT $1::bigint)"
 # LATERAL ... LIMIT 1 cannot be flattened into a join, so each id is one index probe.
 _USER = ("LEFT JOIN LATERAL (SELECT u.id, u.name, u.role, u.teams, u.language, u.custom FROM users u"
-         f"   WHERE u.app_id = {APP} AND u.id = {{id}} AND u.deleted_at IS NULL LIMIT 1) u ON true")
+         f"   WHERE u.app_id = {LOOKUP_APP} AND u.id = {{id}} AND u.deleted_at IS NULL LIMIT 1) u ON true")
 _USER_COLS = "u.id IS NOT NULL AS found, u.name, u.role, u.teams, u.language, u.custom"
 PENDING_USERS = f"SELECT a.target_id AS id, {_USER_COLS}" + _PENDING.format(join=_USER.format(id="a.target_id"))
 _CHANNEL_JOIN = (
     "LEFT JOIN LATERAL (SELECT c.type, c.id AS chid, c.team, c.custom AS ccustom FROM channels c"
-    f"   WHERE c.app_id = {APP} AND c.cid = a.target_id AND c.deleted_at IS NULL LIMIT 1) c ON true"
+    f"   WHERE c.app_id = {LOOKUP_APP} AND c.cid = a.target_id AND c.deleted_at IS NULL LIMIT 1) c ON true"
     " LEFT JOIN LATERAL (SELECT CASE WHEN count(*) = 2 AND bool_or(m.user_id = $5)"
     "   THEN max(m.user_id) FILTER (WHERE m.user_id <> $5) END AS other FROM members m"
-    f"   WHERE m.app_id = {APP} AND m.cid = a.target_id AND c.chid IS NOT NULL) o ON true "
+    f"   WHERE m.app_id = {LOOKUP_APP} AND m.cid = a.target_id AND c.chid IS NOT NULL) o ON true "
     + _USER.format(id="o.other")
 )
 PENDING_CHANNELS = ("SELECT a.target_id AS id, c.chid IS NOT NULL AS found, c.type, c.chid, c.team, c.ccustom,"
